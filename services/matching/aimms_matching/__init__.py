@@ -1,0 +1,1 @@
+"""Matching: mentor directory, preferences, the matching engine, proposals and the mentoring term."""

@@ -1,0 +1,24 @@
+"""Composition root of the matching service: `uvicorn --factory aimms_matching.app:create_app`."""
+
+from fastapi import FastAPI
+
+from aimms_matching import handlers
+from aimms_matching.settings import MatchingSettings
+from aimms_shared.consumer import Subscriptions
+from aimms_shared.service import Runtime, create_service_app
+
+
+def create_app(settings: MatchingSettings | None = None) -> FastAPI:
+    """Build the matching app from settings (environment when not given)."""
+    settings = settings or MatchingSettings()
+
+    async def setup(app: FastAPI, runtime: Runtime) -> Subscriptions:
+        return handlers.subscriptions()
+
+    return create_service_app(
+        "matching",
+        settings,
+        routers=[],
+        setup=setup,
+        description="Mentor directory, preferences, the matching engine, proposals and the mentoring term.",
+    )

@@ -1,0 +1,1 @@
+"""Notifications: turns the scheme's events into emails, each sent exactly once."""

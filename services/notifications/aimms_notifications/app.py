@@ -1,0 +1,36 @@
+"""Composition root of the notifications service: `uvicorn --factory aimms_notifications.app:create_app`."""
+
+from fastapi import FastAPI
+
+from aimms_notifications import handlers, routes
+from aimms_notifications.mailer import Mailer
+from aimms_notifications.settings import NotificationsSettings
+from aimms_notifications.store import NOTIFICATIONS, NotificationStore
+from aimms_notifications.templates import Templates
+from aimms_notifications.use_cases import DeliveryWorker
+from aimms_shared.consumer import Subscriptions
+from aimms_shared.contracts.notifications import NotificationFailed, NotificationSent
+from aimms_shared.service import Runtime, create_service_app
+
+
+def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
+    """Build the notifications app from settings (environment when not given)."""
+    settings = settings or NotificationsSettings()
+
+    async def setup(app: FastAPI, runtime: Runtime) -> Subscriptions:
+        store = NotificationStore(runtime.db)
+        await store.ensure_indexes()
+        app.state.store = store
+        deliveries = DeliveryWorker(store, Mailer(settings), settings, on_events=runtime.relay.nudge)
+        runtime.run_in_background(deliveries.run)
+        return handlers.subscriptions(store, Templates(), deliveries, message_id_domain=settings.message_id_domain)
+
+    return create_service_app(
+        "notifications",
+        settings,
+        routers=[routes.router],
+        setup=setup,
+        outbox_collections=[NOTIFICATIONS],
+        produces=[NotificationSent, NotificationFailed],
+        description="Every message the scheme sends, once, over SMTP.",
+    )

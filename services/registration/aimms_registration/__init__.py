@@ -1,0 +1,1 @@
+"""Registration: where medical schools' portals send people who want to join a programme."""

@@ -1,0 +1,1 @@
+"""Event contracts and the plumbing every AIMMS service is built on."""

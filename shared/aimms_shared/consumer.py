@@ -1,0 +1,253 @@
+"""Idempotent, at-least-once event consumption with a dead-letter topic.
+
+Offsets are committed only after the effect is stored. A processed-event ledger makes a
+redelivered event a no-op. A message that cannot be decoded, or whose handler keeps failing
+after bounded retries, is parked on `<topic>.dlq` with the reason and the consumer moves on.
+An unavailable store or broker is not the message's fault: that is retried until it recovers,
+so nothing is parked (or lost) because of an outage. See docs/idempotency.md.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import structlog
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
+
+import aimms_shared.contracts  # noqa: F401 - registers every contract, so any event can be decoded
+from aimms_shared import context
+from aimms_shared.events import Envelope, Event, UnknownEvent, dead_letter, decode, in_namespace, payload
+from aimms_shared.metrics import Metrics
+from aimms_shared.mongo import utcnow
+from aimms_shared.retry import backoff_delay
+
+Handler = Callable[[Event, Envelope], Awaitable[None]]
+T = TypeVar("T")
+
+log = structlog.get_logger(__name__)
+
+
+class TemporaryFailure(Exception):
+    """A dependency is unavailable (SMTP, a store): retry until it is back, never park."""
+
+
+# Failures of infrastructure rather than of the message: retried without limit.
+OUTAGES: tuple[type[BaseException], ...] = (
+    ConnectionFailure,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    TemporaryFailure,
+)
+
+DLQ_REASON = "dlq_reason"
+
+
+class Subscriptions:
+    """The table of every event a service consumes and the handler for each."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, dict[str, tuple[str, Handler]]] = {}
+
+    def on(self, *event_classes: type[Event]) -> Callable[[Handler], Handler]:
+        """Decorator: `handler(event, envelope)` handles each of `event_classes`."""
+
+        def register(handler: Handler) -> Handler:
+            for event_cls in event_classes:
+                by_type = self._handlers.setdefault(event_cls.topic.name, {})
+                if event_cls.event_type in by_type:
+                    raise ValueError(f"{event_cls.event_type} already has a handler")
+                by_type[event_cls.event_type] = (handler.__name__, handler)
+            return handler
+
+        return register
+
+    @property
+    def topics(self) -> list[str]:
+        """Topics the service subscribes to."""
+        return sorted(self._handlers)
+
+    def handler_for(self, topic: str, event_type: str) -> tuple[str, Handler] | None:
+        """The (name, handler) for an event type on a topic, or None if the service ignores it."""
+        return self._handlers.get(topic, {}).get(event_type)
+
+    def describe(self, topic: str) -> str:
+        """A line for the AsyncAPI document: which events of the topic are handled."""
+        return "Handles " + ", ".join(sorted(self._handlers.get(topic, {})))
+
+
+class ProcessedEvents:
+    """Ledger of handled event ids; the service prunes it itself (no TTL indexes on FerretDB)."""
+
+    def __init__(self, collection: AsyncCollection, retention: timedelta) -> None:
+        self._collection = collection
+        self._retention = retention
+
+    async def ensure_indexes(self) -> None:
+        """Index the time of processing for pruning; `_id` is already unique."""
+        await self._collection.create_index([("processed_at", ASCENDING)])
+
+    async def seen(self, handler: str, event_id: str) -> bool:
+        """Whether `handler` already handled the event."""
+        return await self._collection.find_one({"_id": f"{handler}:{event_id}"}, {"_id": 1}) is not None
+
+    async def record(self, handler: str, event_id: str) -> None:
+        """Remember that `handler` handled the event (a second record is harmless)."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self._collection.insert_one({"_id": f"{handler}:{event_id}", "processed_at": utcnow()})
+
+    async def prune(self) -> int:
+        """Forget entries older than the retention; a redelivery is far younger than that."""
+        result = await self._collection.delete_many({"processed_at": {"$lt": utcnow() - self._retention}})
+        return result.deleted_count
+
+
+class EventConsumer:
+    """Runs a service's subscriptions on a FastStream Kafka broker, one consumer group per service."""
+
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        subscriptions: Subscriptions,
+        namespace: str,
+        ledger: ProcessedEvents,
+        broker: KafkaBroker,
+        metrics: Metrics,
+        max_attempts: int,
+        retry_base_seconds: float,
+    ) -> None:
+        self._group_id = group_id
+        self._subscriptions = subscriptions
+        self._namespace = namespace
+        self._ledger = ledger
+        self._broker = broker
+        self._metrics = metrics
+        self._max_attempts = max_attempts
+        self._retry_base = retry_base_seconds
+
+    def bind(self) -> None:
+        """Declare one subscriber per topic; offsets are committed by hand after the effect."""
+        for topic in self._subscriptions.topics:
+            subscriber = self._broker.subscriber(
+                in_namespace(topic, self._namespace),
+                group_id=self._group_id,
+                auto_offset_reset="earliest",
+                ack_policy=AckPolicy.MANUAL,
+                title=f"{self._group_id}:{topic}",
+                description=self._subscriptions.describe(topic),
+            )
+
+            async def on_message(msg: KafkaMessage) -> None:
+                await self.consume(msg)
+                await msg.ack()
+
+            subscriber(on_message)
+
+    async def consume(self, msg: Any) -> None:
+        """Process one message to a final outcome: handled, duplicate, ignored or dead-lettered."""
+        record = msg.raw_message
+        topic = record.topic.removeprefix(f"{self._namespace}.") if self._namespace else record.topic
+        try:
+            envelope = decode(msg.body)
+        except ValidationError as exc:
+            await self._dead_letter(msg, f"malformed envelope: {_summary(exc)}", "unknown")
+            return
+        with structlog.contextvars.bound_contextvars(
+            event_id=str(envelope.event_id), event_type=envelope.event_type, correlation_id=envelope.correlation_id
+        ):
+            route = self._subscriptions.handler_for(topic, envelope.event_type)
+            if route is None:
+                self._metrics.events_consumed.labels(topic, envelope.event_type, "ignored").inc()
+                return
+            name, handler = route
+            try:
+                event = payload(envelope)
+            except (UnknownEvent, ValidationError) as exc:
+                reason = str(exc) if isinstance(exc, UnknownEvent) else f"invalid payload: {_summary(exc)}"
+                await self._dead_letter(msg, reason, envelope.event_type)
+                return
+            event_id = str(envelope.event_id)
+            if await self._retry_outages(lambda: self._ledger.seen(name, event_id)):
+                log.info("event.duplicate_ignored", handler=name)
+                self._metrics.events_consumed.labels(topic, envelope.event_type, "duplicate").inc()
+                return
+            error = await self._run(handler, event, envelope, topic)
+            if error is not None:
+                await self._dead_letter(
+                    msg, f"handler {name} failed {self._max_attempts} times: {error!r}", envelope.event_type
+                )
+                return
+            await self._retry_outages(lambda: self._ledger.record(name, event_id))
+            self._metrics.events_consumed.labels(topic, envelope.event_type, "processed").inc()
+            log.info("event.handled", handler=name)
+
+    async def _run(self, handler: Handler, event: Event, envelope: Envelope, topic: str) -> Exception | None:
+        """Call the handler with bounded retries; outages are waited out. Returns the last error."""
+        correlation = context.correlation_id.set(envelope.correlation_id)
+        causation = context.causation_id.set(str(envelope.event_id))
+        try:
+            attempt = 0
+            outages = 0
+            while True:
+                try:
+                    await handler(event, envelope)
+                    return None
+                except OUTAGES as exc:
+                    outages += 1
+                    self._metrics.events_failed.labels(topic, envelope.event_type).inc()
+                    delay = backoff_delay(self._retry_base, outages)
+                    log.warning("event.dependency_unavailable", error=repr(exc), retry_in_seconds=delay)
+                    await asyncio.sleep(delay)
+                except Exception as exc:  # noqa: BLE001 - bounded, then parked with the reason
+                    attempt += 1
+                    self._metrics.events_failed.labels(topic, envelope.event_type).inc()
+                    if attempt >= self._max_attempts:
+                        return exc
+                    delay = backoff_delay(self._retry_base, attempt)
+                    log.warning("event.handler_failed", error=repr(exc), attempt=attempt, retry_in_seconds=delay)
+                    await asyncio.sleep(delay)
+        finally:
+            context.causation_id.reset(causation)
+            context.correlation_id.reset(correlation)
+
+    async def _retry_outages(self, operation: Callable[[], Awaitable[T]]) -> T:
+        outages = 0
+        while True:
+            try:
+                return await operation()
+            except OUTAGES as exc:
+                outages += 1
+                delay = backoff_delay(self._retry_base, outages)
+                log.warning("event.dependency_unavailable", error=repr(exc), retry_in_seconds=delay)
+                await asyncio.sleep(delay)
+
+    async def _dead_letter(self, msg: Any, reason: str, event_type: str) -> None:
+        record = msg.raw_message
+        headers = {
+            **(msg.headers or {}),
+            DLQ_REASON: reason[:2000],
+            "dlq_source_topic": record.topic,
+            "dlq_source_partition": str(record.partition),
+            "dlq_source_offset": str(record.offset),
+            "dlq_consumer_group": self._group_id,
+            "dlq_failed_at": utcnow().isoformat(),
+        }
+        await self._retry_outages(
+            lambda: self._broker.publish(msg.body, topic=dead_letter(record.topic), key=record.key, headers=headers)
+        )
+        self._metrics.events_consumed.labels(record.topic, event_type, "dead_lettered").inc()
+        log.error("event.dead_lettered", reason=reason, topic=record.topic, offset=record.offset)
+
+
+def _summary(exc: ValidationError) -> str:
+    """A validation error in one line: field locations and messages, no input values (personal data)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())

@@ -1,0 +1,8 @@
+"""Integration event contracts, one module per producing service.
+
+Importing this package registers every contract, so any consumer can decode any event.
+"""
+
+from aimms_shared.contracts import notifications, registration
+
+__all__ = ["notifications", "registration"]

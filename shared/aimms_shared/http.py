@@ -1,0 +1,101 @@
+"""HTTP conventions of every service: problem+json errors and per-request context."""
+
+import time
+import uuid
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.responses import Response
+
+from aimms_shared import context
+from aimms_shared.errors import DomainError
+from aimms_shared.metrics import Metrics
+
+PROBLEM_JSON = "application/problem+json"
+REQUEST_ID_HEADER = "X-Request-ID"
+CORRELATION_ID_HEADER = "X-Correlation-ID"
+
+log = structlog.get_logger(__name__)
+
+
+def problem(status: int, title: str, detail: str, *, code: str, instance: str, **extra: Any) -> JSONResponse:
+    """An RFC 9457 problem details response."""
+    body = {
+        "type": f"/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Every error leaves the service as problem+json saying what was wrong."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Field locations and messages only: the rejected values may be personal data.
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]} for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return problem(
+            422, "The request is invalid", detail, code="validation", instance=request.url.path, errors=errors
+        )
+
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        return problem(exc.status, exc.title, exc.detail, code=exc.code, instance=request.url.path, **exc.extra)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+        return problem(
+            exc.status_code, title, str(exc.detail), code=f"http-{exc.status_code}", instance=request.url.path
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("http.unhandled_error")
+        return problem(
+            500,
+            "Internal error",
+            "The service failed; the error is logged with the request id.",
+            code="internal",
+            instance=request.url.path,
+        )
+
+
+class RequestContextMiddleware(BaseHTTPMiddleware):
+    """Binds request and correlation ids to logs and raised events; records latency."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        super().__init__(app)
+        self._metrics = metrics
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        correlation_id = request.headers.get(CORRELATION_ID_HEADER) or request_id
+        token = context.correlation_id.set(correlation_id)
+        started = time.perf_counter()
+        status = 500
+        try:
+            with structlog.contextvars.bound_contextvars(request_id=request_id, correlation_id=correlation_id):
+                response = await call_next(request)
+                status = response.status_code
+        finally:
+            context.correlation_id.reset(token)
+            route = request.scope.get("route")
+            self._metrics.http_latency.labels(request.method, getattr(route, "path", "unmatched"), str(status)).observe(
+                time.perf_counter() - started
+            )
+        response.headers[REQUEST_ID_HEADER] = request_id
+        response.headers[CORRELATION_ID_HEADER] = correlation_id
+        return response

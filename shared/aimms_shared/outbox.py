@@ -1,0 +1,141 @@
+"""Transactional outbox without transactions.
+
+A use case stores the events it raises *inside* the aggregate document it changes, in the same
+single-document write (atomic in MongoDB and FerretDB alike). The relay then claims documents
+with pending events under an expiring lease, publishes each event with an idempotent, acks=all
+producer, and removes it only after Kafka acknowledged it. A relay that dies after publishing but
+before removing leaves the event in place: it is published again, and consumers drop the copy by
+its `event_id`. Nothing is ever removed unpublished. See docs/outbox.md.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+
+from aimms_shared.events import Envelope, Event
+from aimms_shared.mongo import claim_due, utcnow
+from aimms_shared.retry import backoff_delay
+from aimms_shared.wakeup import Wakeup
+
+OUTBOX = "outbox"
+OUTBOX_DUE = "outbox_due"
+
+OutboxEntry = dict[str, Any]
+Publish = Callable[[OutboxEntry], Awaitable[None]]
+
+log = structlog.get_logger(__name__)
+
+
+def outbox_entry(event: Event, envelope: Envelope) -> OutboxEntry:
+    """An event as stored in an outbox: ready-made topic, key, value and headers.
+
+    The value is kept as a JSON string so payload keys never meet the store's key restrictions.
+    """
+    return {
+        "event_id": str(envelope.event_id),
+        "event_type": envelope.event_type,
+        "topic": event.topic.name,
+        "key": event.key(),
+        "value": envelope.encode().decode(),
+        "headers": envelope.headers(),
+    }
+
+
+def outbox_fields(entries: Sequence[OutboxEntry]) -> dict[str, Any]:
+    """Fields to put in a newly inserted aggregate document that raised `entries`."""
+    return {OUTBOX: list(entries), OUTBOX_DUE: utcnow()}
+
+
+def outbox_push(entries: Sequence[OutboxEntry]) -> dict[str, Any]:
+    """Update operators appending `entries` to an existing aggregate document's outbox."""
+    return {"$push": {OUTBOX: {"$each": list(entries)}}, "$set": {OUTBOX_DUE: utcnow()}}
+
+
+async def ensure_outbox_index(collection: AsyncCollection) -> None:
+    """Index the due time so the relay finds pending documents without a scan."""
+    await collection.create_index([(OUTBOX_DUE, ASCENDING)])
+
+
+async def outbox_backlog(collection: AsyncCollection) -> int:
+    """Events waiting in a collection's outboxes (summed in the store: it can count)."""
+    rows = await (
+        await collection.aggregate(
+            [{"$match": {OUTBOX_DUE: {"$exists": True}}}, {"$unwind": f"${OUTBOX}"}, {"$count": "n"}]
+        )
+    ).to_list()
+    return rows[0]["n"] if rows else 0
+
+
+class OutboxRelay:
+    """Publishes pending outbox events from a service's aggregate collections, in order."""
+
+    def __init__(
+        self,
+        collections: Sequence[AsyncCollection],
+        publish: Publish,
+        *,
+        lease: timedelta,
+        idle_seconds: float = 1.0,
+        max_backoff_seconds: float = 15.0,
+    ) -> None:
+        self._collections = list(collections)
+        self._publish = publish
+        self._lease = lease
+        self._idle_seconds = idle_seconds
+        self._max_backoff = max_backoff_seconds
+        self._wakeup = Wakeup()
+
+    def nudge(self) -> None:
+        """Publish now rather than at the next poll (called after a use case stored events)."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Relay until cancelled; back off while Kafka or the store is unavailable."""
+        failures = 0
+        while True:
+            try:
+                published = await self.drain()
+            except Exception as exc:  # noqa: BLE001 - any failure is retried, nothing is dropped
+                failures += 1
+                delay = backoff_delay(0.25, failures, self._max_backoff)
+                log.warning("outbox.relay_failed", error=repr(exc), retry_in_seconds=delay)
+                await asyncio.sleep(delay)
+                continue
+            if failures:
+                log.info("outbox.relay_recovered", after_failures=failures)
+                failures = 0
+            if not published:
+                await self._wakeup.sleep(self._idle_seconds)
+
+    async def drain(self) -> int:
+        """Publish every pending event that is due now; return how many were published."""
+        published = 0
+        for collection in self._collections:
+            while (document := await claim_due(collection, OUTBOX_DUE, self._lease)) is not None:
+                published += await self._publish_document(collection, document)
+        return published
+
+    async def _publish_document(self, collection: AsyncCollection, document: dict[str, Any]) -> int:
+        doc_id = document["_id"]
+        entries = document.get(OUTBOX, [])
+        try:
+            for entry in entries:
+                await self._publish(entry)
+                # The exact entry, not a condition: FerretDB 1.24's $pull matches whole values only.
+                await collection.update_one({"_id": doc_id}, {"$pull": {OUTBOX: entry}})
+        except Exception:
+            # Hand the document straight back instead of waiting for the lease to expire.
+            await collection.update_one({"_id": doc_id}, {"$set": {OUTBOX_DUE: utcnow()}})
+            raise
+        # Events appended while we were publishing keep the document due; otherwise it is done.
+        await collection.update_one(
+            {"_id": doc_id, "$or": [{OUTBOX: {"$size": 0}}, {OUTBOX: {"$exists": False}}]},
+            {"$unset": {OUTBOX_DUE: ""}},
+        )
+        await collection.update_one({"_id": doc_id, f"{OUTBOX}.0": {"$exists": True}}, {"$set": {OUTBOX_DUE: utcnow()}})
+        return len(entries)

@@ -1,0 +1,31 @@
+"""Settings every service shares; each service subclasses with its own env prefix."""
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Connections and tuning common to all services. Hosts have no default: fail fast."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str
+    mongodb_uri: str
+    mongodb_database: str
+
+    # Prefix of every topic and consumer group, so several deployments (or test runs) can share
+    # one Kafka cluster without seeing each other's events. Empty in a normal deployment.
+    topic_namespace: str = Field(default="", pattern=r"^[A-Za-z0-9_-]*$")
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+
+    # How long a relay or worker owns a claimed document before another may take it over.
+    lease_seconds: float = Field(default=30.0, gt=0)
+    # Attempts of a failing event handler before the message is parked on the dead-letter topic.
+    consumer_max_attempts: int = Field(default=5, ge=1)
+    consumer_retry_base_seconds: float = Field(default=0.2, ge=0)
+    # Processed-event ids are kept this long to recognise redeliveries (TTL indexes are not available).
+    processed_event_retention_hours: float = Field(default=24 * 14, gt=0)
