@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
@@ -84,6 +84,14 @@ class Subscriptions:
         return "Handles " + ", ".join(sorted(self._handlers.get(topic, {})))
 
 
+class Ledger(Protocol):
+    """Remembers which handler processed which event."""
+
+    async def seen(self, handler: str, event_id: str) -> bool: ...
+
+    async def record(self, handler: str, event_id: str) -> None: ...
+
+
 class ProcessedEvents:
     """Ledger of handled event ids; the service prunes it itself (no TTL indexes on FerretDB)."""
 
@@ -119,7 +127,7 @@ class EventConsumer:
         group_id: str,
         subscriptions: Subscriptions,
         namespace: str,
-        ledger: ProcessedEvents,
+        ledger: Ledger,
         broker: KafkaBroker,
         metrics: Metrics,
         max_attempts: int,

@@ -97,9 +97,12 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop background loops, the broker and the store client."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending = set(self._tasks)
+        while pending:
+            # Cancel again until they end: a client library may turn a cancellation into an error.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1)
         await self.broker.stop()
         await self.mongo.close()
 
@@ -119,8 +122,11 @@ class Runtime:
 
     async def _prune_ledger(self) -> None:
         while True:
-            with contextlib.suppress(Exception):
+            try:
                 pruned = await self.ledger.prune()
+            except Exception as exc:  # noqa: BLE001 - pruning again next hour is good enough
+                log.warning("ledger.prune_failed", error=repr(exc))
+            else:
                 if pruned:
                     log.info("ledger.pruned", entries=pruned)
             await asyncio.sleep(PRUNE_INTERVAL_SECONDS)

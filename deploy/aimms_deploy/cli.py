@@ -1,0 +1,149 @@
+"""The ``aimms`` command line: a root app with a ``local`` group for the local infrastructure."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from enum import StrEnum
+from typing import Annotated, NoReturn
+
+import typer
+
+from .local_stack import LocalStack, LocalStackError, StepResult
+
+app = typer.Typer(no_args_is_help=True, help="AIMMS development, test and deployment commands.")
+local_app = typer.Typer(
+    no_args_is_help=True,
+    help=(
+        "Local infrastructure (Kafka, FerretDB, SMTP sink) with all state under <repo>/var/ "
+        "(or $AIMMS_VAR_DIR). A KAFKA_BOOTSTRAP_SERVERS or MONGODB_URI pointing elsewhere is used "
+        "instead of the local server; AIMMS_KAFKA_PORT, AIMMS_KAFKA_CONTROLLER_PORT, "
+        "AIMMS_FERRETDB_PORT and AIMMS_SMTP_PORT move the local ports."
+    ),
+)
+app.add_typer(local_app, name="local")
+
+
+class Component(StrEnum):
+    """Components accepted on the command line."""
+
+    kafka = "kafka"
+    ferretdb = "ferretdb"
+    smtp = "smtp"
+
+
+def _stack(quiet: bool = False) -> LocalStack:
+    try:
+        return LocalStack(progress=None if quiet else typer.echo)
+    except LocalStackError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def _summary(title: str, results: list[StepResult], total: float) -> None:
+    typer.echo(f"\n{title} ({total:.1f} s):")
+    for r in results:
+        detail = f"  {r.detail}" if r.detail else ""
+        typer.echo(f"  {r.name:<9} {r.action:<16} {r.seconds:6.1f} s{detail}")
+
+
+def _print_endpoints(stack: LocalStack) -> None:
+    typer.echo("\nEndpoints:")
+    for key, value in stack.endpoints().items():
+        typer.echo(f"  {key}={value}")
+
+
+@local_app.command()
+def install() -> None:
+    """Fetch the Kafka jars and build FerretDB (cached; safe to rerun)."""
+    stack = _stack()
+    t0 = time.monotonic()
+    try:
+        results = stack.install()
+    except LocalStackError as exc:
+        _fail(str(exc))
+    _summary("Install", results, time.monotonic() - t0)
+
+
+@local_app.command()
+def start(
+    components: Annotated[list[Component] | None, typer.Argument(help="Default: all.")] = None,
+) -> None:
+    """Install if needed, start what is not running, and wait until everything answers."""
+    stack = _stack()
+    t0 = time.monotonic()
+    try:
+        results = stack.start([c.value for c in components] if components else None)
+    except LocalStackError as exc:
+        _fail(str(exc))
+    _summary("Local stack up", results, time.monotonic() - t0)
+    _print_endpoints(stack)
+
+
+@local_app.command()
+def stop(
+    components: Annotated[list[Component] | None, typer.Argument(help="Default: all.")] = None,
+) -> None:
+    """Stop the components started by aimms (SIGTERM, then SIGKILL after a grace period)."""
+    stack = _stack()
+    t0 = time.monotonic()
+    try:
+        results = stack.stop([c.value for c in components] if components else None)
+    except LocalStackError as exc:
+        _fail(str(exc))
+    _summary("Stop", results, time.monotonic() - t0)
+
+
+@local_app.command()
+def status() -> None:
+    """Show each component's state; exit code 0 only if all of them answer."""
+    stack = _stack(quiet=True)
+    statuses = stack.status()
+    for s in statuses:
+        colour = typer.colors.GREEN if s.up else typer.colors.RED
+        state = typer.style(f"{s.state:<9}", fg=colour)
+        pid = str(s.pid) if s.pid else "-"
+        note = f"  ({s.note})" if s.note else ""
+        typer.echo(f"{s.name:<9} {state} pid={pid:<8} answers={'yes' if s.ready else 'no ':<3} {s.endpoint}{note}")
+    raise typer.Exit(0 if all(s.up for s in statuses) else 1)
+
+
+@local_app.command()
+def logs(
+    component: Component,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many past lines to show.")] = 50,
+) -> None:
+    """Print a component's log (var/log/<component>.log)."""
+    stack = _stack(quiet=True)
+    try:
+        for line in stack.tail_log(component.value, lines=lines, follow=follow):
+            typer.echo(line)
+    except LocalStackError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
+@local_app.command()
+def env() -> None:
+    """Print `export` lines for the endpoints (use: eval "$(aimms local env)")."""
+    for key, value in _stack(quiet=True).endpoints().items():
+        typer.echo(f"export {key}={shlex.quote(value)}")
+
+
+@local_app.command()
+def reset() -> None:
+    """Stop everything and delete data, mail, logs (keeps the Kafka jars and FerretDB binary)."""
+    stack = _stack()
+    try:
+        removed = stack.reset()
+    except LocalStackError as exc:
+        _fail(str(exc))
+    for path in removed:
+        typer.echo(f"removed {path}")
+    typer.echo("Local stack reset.")

@@ -1,0 +1,235 @@
+"""Real infrastructure for integration tests, and the services running in-process against it.
+
+Endpoints come from the environment first (KAFKA_BOOTSTRAP_SERVERS, MONGODB_URI, and SMTP_HOST /
+SMTP_PORT / SMTP_SINK_DIR for an SMTP sink that stores messages as files), then from
+testcontainers where a Docker engine answers. Otherwise the tests fail and say how to get either.
+Each test runs in its own topic namespace and databases, so tests never see each other's events.
+"""
+
+import asyncio
+import contextlib
+import inspect
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
+from pymongo import AsyncMongoClient
+
+from aimms_deploy.smtp_sink import read_messages
+from aimms_notifications.app import create_app as create_notifications
+from aimms_notifications.settings import NotificationsSettings
+from aimms_registration.app import create_app as create_registration
+from aimms_registration.demo import DEMO_INSTITUTIONS, DEMO_PROGRAMMES
+from aimms_registration.settings import RegistrationSettings
+from aimms_registration.store import RegistrationStore
+from aimms_shared.settings import ServiceSettings
+
+HOW_TO_GET_INFRASTRUCTURE = """
+Integration tests need a Kafka broker and a MongoDB-wire store, and found neither in the
+environment nor a Docker engine for testcontainers. Either:
+  * run `make test`, which installs and starts the local stack (Kafka, FerretDB, SMTP sink)
+    and exports its endpoints; or start it yourself with `.venv/bin/aimms local start`
+    and `eval "$(.venv/bin/aimms local env)"`; or
+  * set KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI to servers you run; or
+  * run a Docker engine, and testcontainers will start Kafka and MongoDB containers.
+"""
+
+T = TypeVar("T")
+S = TypeVar("S", bound=ServiceSettings)
+
+
+@dataclass(frozen=True)
+class Infrastructure:
+    """Where the real Kafka, store and SMTP sink answer."""
+
+    kafka: str
+    mongodb_uri: str
+    smtp_host: str
+    smtp_port: int
+    maildir: Path
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:  # noqa: BLE001 - no engine, no client config, no permission: all mean "no"
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
+    """Resolve (or start) Kafka, the store and an SMTP sink for the whole session."""
+    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    mongodb_uri = os.environ.get("MONGODB_URI")
+    with contextlib.ExitStack() as cleanup:
+        if not (kafka and mongodb_uri):
+            if not _docker_answers():
+                pytest.fail(HOW_TO_GET_INFRASTRUCTURE, pytrace=False)
+            from testcontainers.community.kafka import KafkaContainer
+            from testcontainers.community.mongodb import MongoDbContainer
+
+            if not kafka:
+                kafka = cleanup.enter_context(KafkaContainer().with_kraft()).get_bootstrap_server()
+            if not mongodb_uri:
+                mongodb_uri = cleanup.enter_context(MongoDbContainer("mongo:7.0")).get_connection_url()
+
+        if os.environ.get("SMTP_HOST") and os.environ.get("SMTP_SINK_DIR"):
+            smtp_host, smtp_port = os.environ["SMTP_HOST"], int(os.environ.get("SMTP_PORT", "25"))
+            maildir = Path(os.environ["SMTP_SINK_DIR"])
+        else:  # the project's own sink, in this process
+            from aiosmtpd.controller import Controller
+
+            from aimms_deploy.smtp_sink import MaildirHandler
+
+            smtp_host, smtp_port = "127.0.0.1", _free_port()
+            maildir = tmp_path_factory.mktemp("mail")
+            controller = Controller(MaildirHandler(maildir), hostname=smtp_host, port=smtp_port)
+            controller.start()
+            cleanup.callback(controller.stop)
+        yield Infrastructure(kafka, mongodb_uri, smtp_host, smtp_port, maildir)
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A topic namespace and database prefix of this test's own."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def service_settings(settings_cls: type[S], infra: Infrastructure, namespace: str, **overrides: Any) -> S:
+    """Settings of one service for this test: real endpoints, its own namespace and database."""
+    service = settings_cls.__name__.removesuffix("Settings").lower()
+    values: dict[str, Any] = {
+        "kafka_bootstrap_servers": infra.kafka,
+        "mongodb_uri": infra.mongodb_uri,
+        "mongodb_database": f"{namespace}_{service}",
+        "topic_namespace": namespace,
+        "consumer_retry_base_seconds": 0.05,
+        "log_format": "console",
+    }
+    if settings_cls is NotificationsSettings:
+        values |= {
+            "smtp_host": infra.smtp_host,
+            "smtp_port": infra.smtp_port,
+            "sender": "AIMMS Mentoring <mentoring@aimms.test>",
+            "delivery_retry_base_seconds": 0.2,
+            "delivery_retry_cap_seconds": 1.0,
+        }
+    return settings_cls(**(values | overrides))
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run a service app's lifespan and give an HTTP client for it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            yield client
+
+
+async def seed_reference_data(settings: RegistrationSettings) -> None:
+    """The demo institutions and programme, in this test's registration database."""
+    client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_uri)
+    try:
+        store = RegistrationStore(client[settings.mongodb_database])
+        for institution in DEMO_INSTITUTIONS:
+            await store.save_institution(institution)
+        for programme in DEMO_PROGRAMMES:
+            await store.save_programme(programme)
+    finally:
+        await client.close()
+
+
+@dataclass
+class Platform:
+    """Registration and notifications running in this test, with their settings."""
+
+    namespace: str
+    registration_settings: RegistrationSettings
+    notifications_settings: NotificationsSettings
+    registration_app: FastAPI
+    notifications_app: FastAPI
+    registration: httpx.AsyncClient
+    notifications: httpx.AsyncClient
+
+
+@pytest.fixture
+async def platform(infrastructure: Infrastructure, namespace: str) -> AsyncIterator[Platform]:
+    """Registration and notifications wired through the real broker, store and SMTP sink."""
+    reg_settings = service_settings(RegistrationSettings, infrastructure, namespace)
+    notif_settings = service_settings(NotificationsSettings, infrastructure, namespace)
+    await seed_reference_data(reg_settings)
+    reg_app, notif_app = create_registration(reg_settings), create_notifications(notif_settings)
+    async with running(reg_app) as registration, running(notif_app) as notifications:
+        yield Platform(namespace, reg_settings, notif_settings, reg_app, notif_app, registration, notifications)
+
+
+def interest_of(namespace: str, who: str = "amina") -> dict[str, str]:
+    """An expression of interest with an address unique to this test."""
+    return {
+        "name": f"Dr {who.title()} Test",
+        "email": f"{who}.{namespace}@example.org",
+        "institution_id": "demo-university",
+        "programme_id": "aimms-mentoring",
+    }
+
+
+def mails_to(infra: Infrastructure, address: str) -> list[EmailMessage]:
+    """Messages the SMTP sink received for one address."""
+    return [m for m in read_messages(infra.maildir) if address in str(m["To"])]
+
+
+async def eventually(probe: Callable[[], T | Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.1) -> T:
+    """Poll `probe` (plain or async) until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last result: {result!r})")
+        await asyncio.sleep(interval)
+
+
+async def read_topic(infra: Infrastructure, topic: str, *, expect: int, timeout: float = 20.0) -> list[Any]:
+    """Read a topic from the beginning until `expect` records arrived (or the deadline passed)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=infra.kafka, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(records) < expect and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def metric(app: FastAPI, name: str, **labels: str) -> float:
+    """A sample of one of the app's Prometheus metrics (0 when it has none yet)."""
+    value = app.state.metrics.registry.get_sample_value(name, labels)
+    return value or 0.0

@@ -1,0 +1,138 @@
+"""The idempotent consumer on FastStream's in-memory broker: dedupe, retries, dead letters."""
+
+from dataclasses import dataclass, field
+
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from aimms_shared.consumer import DLQ_REASON, EventConsumer, Subscriptions
+from aimms_shared.contracts.registration import INTERESTS, InterestExpressed
+from aimms_shared.events import Envelope, dead_letter, wrap
+from aimms_shared.metrics import Metrics
+
+EVENT = InterestExpressed(
+    interest_id="i-1",
+    name="Dr Amina Okafor",
+    email="amina@demo-university.ac.uk",
+    institution_id="demo-university",
+    institution_name="Demo University",
+    programme_id="aimms-mentoring",
+    programme_name="AIMMS Mentoring",
+)
+
+
+@dataclass
+class MemoryLedger:
+    """In-memory stand-in for the processed-event collection."""
+
+    entries: set[str] = field(default_factory=set)
+
+    async def seen(self, handler: str, event_id: str) -> bool:
+        return f"{handler}:{event_id}" in self.entries
+
+    async def record(self, handler: str, event_id: str) -> None:
+        self.entries.add(f"{handler}:{event_id}")
+
+
+@dataclass
+class Harness:
+    broker: KafkaBroker
+    handled: list[Envelope]
+    parked: list[tuple[bytes, dict[str, str]]]
+    failures_before_success: int = 0
+
+
+def harness(*, failures_before_success: int = 0, max_attempts: int = 3) -> Harness:
+    broker = KafkaBroker()
+    h = Harness(broker, [], [], failures_before_success)
+    table = Subscriptions()
+
+    @table.on(InterestExpressed)
+    async def remember(event: InterestExpressed, envelope: Envelope) -> None:
+        if h.failures_before_success > 0:
+            h.failures_before_success -= 1
+            raise RuntimeError("template exploded")
+        h.handled.append(envelope)
+
+    EventConsumer(
+        group_id="unit",
+        subscriptions=table,
+        namespace="",
+        ledger=MemoryLedger(),
+        broker=broker,
+        metrics=Metrics("unit"),
+        max_attempts=max_attempts,
+        retry_base_seconds=0,
+    ).bind()
+
+    @broker.subscriber(dead_letter(INTERESTS.name))
+    async def park(msg: KafkaMessage) -> None:
+        h.parked.append((msg.body, dict(msg.headers)))
+
+    return h
+
+
+async def test_each_event_is_handled_once_however_often_it_is_delivered() -> None:
+    h = harness()
+    envelope = wrap(EVENT, producer="registration")
+    async with TestKafkaBroker(h.broker) as broker:
+        for _ in range(3):
+            await broker.publish(envelope.encode(), INTERESTS.name, key=b"i-1")
+
+    assert [e.event_id for e in h.handled] == [envelope.event_id]
+    assert h.parked == []
+
+
+async def test_a_malformed_message_is_parked_with_its_reason_and_the_next_one_is_handled() -> None:
+    h = harness()
+    envelope = wrap(EVENT, producer="registration")
+    async with TestKafkaBroker(h.broker) as broker:
+        await broker.publish(b'{"event_type": "InterestExpressed"}', INTERESTS.name, key=b"bad")
+        await broker.publish(envelope.encode(), INTERESTS.name, key=b"i-1")
+
+    assert len(h.parked) == 1
+    body, headers = h.parked[0]
+    assert body == b'{"event_type": "InterestExpressed"}'
+    assert headers[DLQ_REASON].startswith("malformed envelope:")
+    assert "event_id" in headers[DLQ_REASON]
+    assert headers["dlq_source_topic"] == INTERESTS.name
+    assert [e.event_id for e in h.handled] == [envelope.event_id]
+
+
+async def test_an_invalid_payload_is_parked_without_calling_the_handler() -> None:
+    h = harness()
+    envelope = wrap(EVENT, producer="registration").model_copy(update={"payload": {"interest_id": "i-1"}})
+    async with TestKafkaBroker(h.broker) as broker:
+        await broker.publish(envelope.encode(), INTERESTS.name, key=b"i-1")
+
+    assert h.handled == []
+    assert h.parked[0][1][DLQ_REASON].startswith("invalid payload:")
+
+
+async def test_a_handler_that_fails_briefly_is_retried_until_it_succeeds() -> None:
+    h = harness(failures_before_success=2, max_attempts=3)
+    async with TestKafkaBroker(h.broker) as broker:
+        await broker.publish(wrap(EVENT, producer="registration").encode(), INTERESTS.name, key=b"i-1")
+
+    assert len(h.handled) == 1
+    assert h.parked == []
+
+
+async def test_a_handler_that_keeps_failing_is_parked_after_bounded_retries() -> None:
+    h = harness(failures_before_success=99, max_attempts=3)
+    async with TestKafkaBroker(h.broker) as broker:
+        await broker.publish(wrap(EVENT, producer="registration").encode(), INTERESTS.name, key=b"i-1")
+
+    assert h.handled == []
+    assert h.failures_before_success == 96
+    assert "failed 3 times" in h.parked[0][1][DLQ_REASON]
+    assert "template exploded" in h.parked[0][1][DLQ_REASON]
+
+
+async def test_events_the_service_does_not_handle_are_skipped() -> None:
+    h = harness()
+    other = wrap(EVENT, producer="registration").model_copy(update={"event_type": "SomethingElseHappened"})
+    async with TestKafkaBroker(h.broker) as broker:
+        await broker.publish(other.encode(), INTERESTS.name, key=b"i-1")
+
+    assert h.handled == [] and h.parked == []

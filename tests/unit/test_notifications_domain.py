@@ -1,0 +1,71 @@
+"""What notifications sends for an event, and how delivery failures are judged."""
+
+import pytest
+from jinja2 import UndefinedError
+
+from aimms_notifications.domain import judge_smtp_error, notification_id, welcome
+from aimms_notifications.templates import Templates
+from aimms_shared.contracts.registration import InterestExpressed
+from aimms_shared.events import wrap
+
+EVENT = InterestExpressed(
+    interest_id="i-1",
+    name="Dr Amina Okafor",
+    email="amina@demo-university.ac.uk",
+    institution_id="demo-university",
+    institution_name="Demo University Medical School",
+    programme_id="aimms-mentoring",
+    programme_name="AIMMS Mentoring",
+)
+
+
+def test_the_same_event_recipient_and_template_always_give_the_same_notification() -> None:
+    assert notification_id("e-1", "A@x.org", "welcome") == notification_id("e-1", "a@x.org", "welcome")
+    assert notification_id("e-1", "a@x.org", "welcome") != notification_id("e-2", "a@x.org", "welcome")
+    assert notification_id("e-1", "a@x.org", "welcome") != notification_id("e-1", "a@x.org", "reminder")
+
+
+def test_a_redelivered_event_maps_to_the_notification_already_recorded() -> None:
+    envelope = wrap(EVENT, producer="registration")
+    assert welcome(EVENT, envelope).notification_id == welcome(EVENT, envelope).notification_id
+
+
+def test_the_welcome_email_explains_the_scheme_matching_and_privacy() -> None:
+    note = welcome(EVENT, wrap(EVENT, producer="registration"))
+    message = Templates().render(note.template, note.context)
+
+    assert message.subject == "Welcome to AIMMS Mentoring"
+    for body in (message.text, message.html):
+        assert "Dr Amina Okafor" in body
+        assert "Demo University Medical School" in body
+        assert "top three" in body
+        assert "first meeting is a trial" in body
+        assert "privacy notice" in body.lower()
+        assert "withdraw" in body
+
+
+def test_html_escapes_what_people_typed() -> None:
+    note = welcome(EVENT.model_copy(update={"name": "<b>Amina</b>"}), wrap(EVENT, producer="registration"))
+    message = Templates().render(note.template, note.context)
+    assert "&lt;b&gt;Amina&lt;/b&gt;" in message.html
+    assert "<b>Amina</b>" in message.text
+
+
+def test_a_missing_template_variable_is_an_error_not_a_blank() -> None:
+    with pytest.raises(UndefinedError):
+        Templates().render("welcome", {"name": "Amina", "programme_name": "AIMMS Mentoring"})
+
+
+@pytest.mark.parametrize(
+    ("code", "attempts", "kind"),
+    [
+        (550, 1, "failed"),  # mailbox does not exist: permanent
+        (553, 1, "failed"),
+        (421, 1, "retry"),  # service not available: temporary
+        (451, 3, "retry"),
+        (None, 1, "retry"),  # server unreachable
+        (None, 12, "failed"),  # ...for too long
+    ],
+)
+def test_permanent_smtp_errors_fail_at_once_and_temporary_ones_are_retried(code, attempts, kind) -> None:
+    assert judge_smtp_error(code, "text", attempts, max_attempts=12).kind == kind
