@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import time
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 
-from .local_stack import LocalStack, LocalStackError, StepResult
+from .local_stack import COMPONENTS, SERVICES, LocalStack, LocalStackError, StepResult
+from .smtp_sink import read_messages
 
 app = typer.Typer(no_args_is_help=True, help="AIMMS development, test and deployment commands.")
 local_app = typer.Typer(
@@ -32,6 +35,10 @@ class Component(StrEnum):
     smtp = "smtp"
 
 
+# Everything that writes a log under var/log: the infrastructure and the services.
+LogSource = StrEnum("LogSource", {name: name for name in (*COMPONENTS, *SERVICES)})
+
+
 def _stack(quiet: bool = False) -> LocalStack:
     try:
         return LocalStack(progress=None if quiet else typer.echo)
@@ -48,7 +55,7 @@ def _summary(title: str, results: list[StepResult], total: float) -> None:
     typer.echo(f"\n{title} ({total:.1f} s):")
     for r in results:
         detail = f"  {r.detail}" if r.detail else ""
-        typer.echo(f"  {r.name:<9} {r.action:<16} {r.seconds:6.1f} s{detail}")
+        typer.echo(f"  {r.name:<14} {r.action:<16} {r.seconds:6.1f} s{detail}")
 
 
 def _print_endpoints(stack: LocalStack) -> None:
@@ -114,7 +121,7 @@ def status() -> None:
 
 @local_app.command()
 def logs(
-    component: Component,
+    component: LogSource,  # type: ignore[valid-type]
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many past lines to show.")] = 50,
 ) -> None:
@@ -147,3 +154,75 @@ def reset() -> None:
     for path in removed:
         typer.echo(f"removed {path}")
     typer.echo("Local stack reset.")
+
+
+@app.command()
+def up() -> None:
+    """Run the whole platform locally: infrastructure, the four services, and demo data."""
+    stack = _stack()
+    t0 = time.monotonic()
+    try:
+        results = stack.start(COMPONENTS)
+        results += stack.start(SERVICES)
+    except LocalStackError as exc:
+        _fail(str(exc))
+    _summary("Platform up", results, time.monotonic() - t0)
+    _seed_demo(stack)
+    endpoints = stack.endpoints()
+    typer.echo("\nServices (OpenAPI docs at /docs, events at /asyncapi.json, health at /readyz):")
+    for name, status in ((s.name, s) for s in stack.status(SERVICES)):
+        typer.echo(f"  {name:<14} {status.endpoint}/docs")
+    typer.echo(f"\nEmails received by the SMTP sink: {endpoints['SMTP_SINK_DIR']}  (list them: aimms mail)")
+    typer.echo("Logs: aimms local logs <component>; stop everything: aimms down")
+    typer.echo("\nTry it:")
+    typer.echo(
+        "  curl -s -X POST http://127.0.0.1:8001/interests -H 'content-type: application/json' \\\n"
+        '    -d \'{"name": "Dr Amina Okafor", "email": "amina@example.org", '
+        '"institution_id": "demo-university", "programme_id": "aimms-mentoring"}\'\n'
+        "  aimms mail"
+    )
+
+
+@app.command()
+def down() -> None:
+    """Stop the services and the local infrastructure (data is kept; `aimms local reset` wipes it)."""
+    stack = _stack()
+    t0 = time.monotonic()
+    try:
+        results = stack.stop(SERVICES) + stack.stop(COMPONENTS)
+    except LocalStackError as exc:
+        _fail(str(exc))
+    _summary("Platform down", results, time.monotonic() - t0)
+
+
+@app.command()
+def demo() -> None:
+    """Load the demo institutions and programme into registration (idempotent)."""
+    _seed_demo(_stack(quiet=True))
+
+
+@app.command()
+def mail(last: Annotated[int, typer.Option("--last", "-n", help="How many messages to list.")] = 20) -> None:
+    """List the newest messages the local SMTP sink received."""
+    stack = _stack(quiet=True)
+    messages = read_messages(Path(stack.endpoints()["SMTP_SINK_DIR"]))
+    for message in messages[-last:]:
+        typer.echo(f"{message['Date'] or '-':<32} {message['To']:<45} {message['Subject']}")
+    typer.echo(f"({len(messages)} message(s) in all)")
+
+
+def _seed_demo(stack: LocalStack) -> None:
+    # Imported here: the platform's packages are only needed by the commands that run it.
+    from aimms_registration.demo import DEMO_INSTITUTIONS, DEMO_PROGRAMMES, seed
+    from aimms_registration.settings import RegistrationSettings
+
+    endpoints = stack.endpoints()
+    settings = RegistrationSettings(
+        kafka_bootstrap_servers=endpoints["KAFKA_BOOTSTRAP_SERVERS"], mongodb_uri=endpoints["MONGODB_URI"]
+    )
+    asyncio.run(seed(settings))
+    typer.echo("\nDemo data loaded:")
+    for institution in DEMO_INSTITUTIONS:
+        typer.echo(f"  institution  {institution.institution_id:<18} {institution.name}")
+    for programme in DEMO_PROGRAMMES:
+        typer.echo(f"  programme    {programme.programme_id:<18} {programme.name}")

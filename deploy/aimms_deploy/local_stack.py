@@ -22,6 +22,7 @@ import string
 import subprocess
 import sys
 import time
+import urllib.request
 import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
@@ -34,7 +35,10 @@ from typing import Any, Literal, TypeVar
 from . import paths
 
 COMPONENTS: tuple[str, ...] = ("kafka", "ferretdb", "smtp")
+# The platform's own services, run by `aimms up` on top of the infrastructure.
+SERVICES: dict[str, int] = {"registration": 8001, "matching": 8002, "surveys": 8003, "notifications": 8004}
 HOST = "127.0.0.1"
+DEMO_SENDER = "AIMMS Mentoring <mentoring@aimms.local>"
 
 Progress = Callable[[str], None]
 State = Literal["running", "external", "stopped", "unhealthy"]
@@ -309,6 +313,10 @@ class _Component:
         """Substrings of /proc/<pid>/cmdline that identify our process (guards against pid reuse)."""
         raise NotImplementedError
 
+    def environment(self) -> dict[str, str]:
+        """Variables the daemon needs beyond the caller's environment."""
+        return {}
+
     def probe(self, timeout: float = 2.0) -> bool:
         """True if the endpoint answers this component's protocol."""
         raise NotImplementedError
@@ -343,7 +351,7 @@ class _Component:
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
             log.write(f"\n===== aimms local start {self.name} at {stamp}: {' '.join(cmd)}\n".encode())
             log.flush()
-            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.environment()}
             try:
                 # Own session: Ctrl-C in the terminal that ran `aimms local start` must not kill it.
                 proc = subprocess.Popen(
@@ -626,6 +634,54 @@ class _SmtpSink(_Component):
             return False
 
 
+class _Service(_Component):
+    """One of the platform's services, run with uvicorn against the local (or given) infrastructure."""
+
+    ready_timeout = 60.0
+
+    def __init__(self, stack: LocalStack, name: str, default_port: int) -> None:
+        self.name = self.title = name
+        super().__init__(stack)
+        self._port = int(stack.environ.get(f"AIMMS_{name.upper()}_PORT") or default_port)
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def local_endpoint(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        endpoints = self.stack.endpoints()
+        prefix = self.name.upper()
+        env = {
+            f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": endpoints["KAFKA_BOOTSTRAP_SERVERS"],
+            f"{prefix}_MONGODB_URI": endpoints["MONGODB_URI"],
+        }
+        if self.name == "notifications":
+            env |= {
+                "NOTIFICATIONS_SMTP_HOST": endpoints["SMTP_HOST"],
+                "NOTIFICATIONS_SMTP_PORT": endpoints["SMTP_PORT"],
+                "NOTIFICATIONS_SENDER": self.stack.environ.get("NOTIFICATIONS_SENDER", DEMO_SENDER),
+            }
+        # Settings already given by the caller (e.g. a real MongoDB for one service) win.
+        return {key: value for key, value in env.items() if key not in self.stack.environ}
+
+    def command(self) -> list[str]:
+        app = f"aimms_{self.name}.app:create_app"
+        return [sys.executable, "-m", "uvicorn", "--factory", app, "--host", HOST, "--port", str(self.port)]
+
+    def cmd_markers(self) -> list[str]:
+        return ["uvicorn", f"aimms_{self.name}.app:create_app"]
+
+    def probe(self, timeout: float = 2.0) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.local_endpoint()}/readyz", timeout=timeout) as response:
+                return response.status == 200
+        except (OSError, ValueError):
+            return False
+
+
 # --------------------------------------------------------------------------- the stack
 
 
@@ -648,7 +704,9 @@ class LocalStack:
             raise LocalStackError(
                 f"{paths.KAFKA_SRC_DIR} not found: install aimms-deploy editable (pip install -e deploy)"
             )
-        self._components: dict[str, _Component] = {c.name: c for c in (_Kafka(self), _FerretDB(self), _SmtpSink(self))}
+        infrastructure: list[_Component] = [_Kafka(self), _FerretDB(self), _SmtpSink(self)]
+        services = [_Service(self, name, port) for name, port in SERVICES.items()]
+        self._components: dict[str, _Component] = {c.name: c for c in (*infrastructure, *services)}
 
     # -- helpers
 
@@ -656,8 +714,8 @@ class LocalStack:
         names = list(COMPONENTS if components is None else components)
         unknown = [n for n in names if n not in self._components]
         if unknown:
-            raise LocalStackError(f"unknown component(s) {unknown}; choose from {list(COMPONENTS)}")
-        return [self._components[n] for n in COMPONENTS if n in names]
+            raise LocalStackError(f"unknown component(s) {unknown}; choose from {list(self._components)}")
+        return [c for n, c in self._components.items() if n in names]
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
@@ -707,7 +765,6 @@ class LocalStack:
                 return StepResult(c.name, "cached", time.monotonic() - t0)
             progress("Building FerretDB (first build compiles SQLite, takes a few minutes)…")
         else:
-            progress(f"{c.title}: nothing to install")
             return StepResult(c.name, "nothing to do", 0.0)
         c.install(progress)
         seconds = time.monotonic() - t0

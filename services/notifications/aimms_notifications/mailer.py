@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formataddr
+from email.utils import formataddr, formatdate
 
 import aiosmtplib
 
@@ -32,6 +32,7 @@ class Mailer:
         message["To"] = formataddr((to_name, to_email))
         message["Subject"] = subject
         message["Message-ID"] = message_id
+        message["Date"] = formatdate(usegmt=True)
         message.set_content(text)
         message.add_alternative(html, subtype="html")
         return message
