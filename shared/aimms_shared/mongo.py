@@ -6,7 +6,7 @@ Only features FerretDB 1.24 supports are used (no transactions, change streams o
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
 
@@ -20,16 +20,23 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-async def claim_due(collection: AsyncCollection, field: str, lease: timedelta) -> dict[str, Any] | None:
-    """Atomically take the most overdue document whose `field` time has passed.
+async def claim_due(collection: AsyncCollection, field: str, lease: timedelta, limit: int) -> list[dict[str, Any]]:
+    """Atomically take up to `limit` documents whose `field` time has passed.
 
-    The claim pushes `field` forward by the lease, so a worker that dies mid-task releases
-    the document by simply letting the lease run out; no lock table is needed.
+    A claim pushes `field` forward by the lease, so a worker that dies mid-task releases the
+    document by simply letting the lease run out; no lock table is needed. One query finds the
+    candidates (FerretDB answers range queries by scanning, so it is done once per batch), then each
+    is claimed only if its due time is still the one we saw: a competing worker's claim wins.
     """
     now = utcnow()
-    return await collection.find_one_and_update(
-        {field: {"$lte": now}},
-        {"$set": {field: now + lease}},
-        sort=[(field, ASCENDING)],
-        return_document=ReturnDocument.AFTER,
-    )
+    candidates = await collection.find({field: {"$lte": now}}, {field: 1}).limit(limit).to_list()
+    claimed = []
+    for candidate in candidates:
+        document = await collection.find_one_and_update(
+            {"_id": candidate["_id"], field: candidate[field]},
+            {"$set": {field: now + lease}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if document is not None:
+            claimed.append(document)
+    return claimed

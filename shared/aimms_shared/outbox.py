@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
 from aimms_shared.events import Envelope, Event
@@ -24,6 +24,8 @@ from aimms_shared.wakeup import Wakeup
 
 OUTBOX = "outbox"
 OUTBOX_DUE = "outbox_due"
+# Documents claimed per round trip; their events are published concurrently.
+CLAIM_BATCH = 50
 
 OutboxEntry = dict[str, Any]
 Publish = Callable[[OutboxEntry], Awaitable[None]]
@@ -116,26 +118,32 @@ class OutboxRelay:
         """Publish every pending event that is due now; return how many were published."""
         published = 0
         for collection in self._collections:
-            while (document := await claim_due(collection, OUTBOX_DUE, self._lease)) is not None:
-                published += await self._publish_document(collection, document)
+            while documents := await claim_due(collection, OUTBOX_DUE, self._lease, CLAIM_BATCH):
+                # Documents in parallel, each one's events in order: per-aggregate order is kept.
+                counts = await asyncio.gather(*(self._publish_document(collection, d) for d in documents))
+                published += sum(counts)
         return published
 
     async def _publish_document(self, collection: AsyncCollection, document: dict[str, Any]) -> int:
-        doc_id = document["_id"]
+        doc_id, leased_until = document["_id"], document[OUTBOX_DUE]
         entries = document.get(OUTBOX, [])
+        after: dict[str, Any] | None = document
         try:
             for entry in entries:
                 await self._publish(entry)
                 # The exact entry, not a condition: FerretDB 1.24's $pull matches whole values only.
-                await collection.update_one({"_id": doc_id}, {"$pull": {OUTBOX: entry}})
+                after = await collection.find_one_and_update(
+                    {"_id": doc_id}, {"$pull": {OUTBOX: entry}}, return_document=ReturnDocument.AFTER
+                )
         except Exception:
             # Hand the document straight back instead of waiting for the lease to expire.
             await collection.update_one({"_id": doc_id}, {"$set": {OUTBOX_DUE: utcnow()}})
             raise
-        # Events appended while we were publishing keep the document due; otherwise it is done.
-        await collection.update_one(
-            {"_id": doc_id, "$or": [{OUTBOX: {"$size": 0}}, {OUTBOX: {"$exists": False}}]},
-            {"$unset": {OUTBOX_DUE: ""}},
-        )
-        await collection.update_one({"_id": doc_id, f"{OUTBOX}.0": {"$exists": True}}, {"$set": {OUTBOX_DUE: utcnow()}})
+        if after is None:  # the aggregate was deleted meanwhile (erasure): nothing left to do
+            return len(entries)
+        if after.get(OUTBOX):  # events appended while we published: due again at once
+            await collection.update_one({"_id": doc_id}, {"$set": {OUTBOX_DUE: utcnow()}})
+        else:
+            # Done, unless a use case appended (and so reset the due time) since our last read.
+            await collection.update_one({"_id": doc_id, OUTBOX_DUE: leased_until}, {"$unset": {OUTBOX_DUE: ""}})
         return len(entries)

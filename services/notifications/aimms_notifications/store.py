@@ -51,9 +51,9 @@ class NotificationStore:
             return False
         return True
 
-    async def claim_due(self, lease: timedelta) -> dict[str, Any] | None:
-        """Take one pending notification whose send time has come."""
-        return await claim_due(self._notifications, SEND_DUE, lease)
+    async def claim_due(self, lease: timedelta, limit: int) -> list[dict[str, Any]]:
+        """Take up to `limit` pending notifications whose send time has come."""
+        return await claim_due(self._notifications, SEND_DUE, lease, limit)
 
     async def get(self, notification_id: str) -> dict[str, Any] | None:
         """One notification's record."""

@@ -1,5 +1,6 @@
 """Notifications use cases: queue a message for an event; deliver queued messages."""
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,8 @@ from aimms_shared.wakeup import Wakeup
 PRODUCER = "notifications"
 # How often the worker looks for due notifications when nothing woke it (retries come due this way).
 POLL_SECONDS = 1.0
+# Notifications claimed at once and sent concurrently (one SMTP connection each).
+DELIVERY_BATCH = 10
 
 log = structlog.get_logger(__name__)
 
@@ -69,9 +72,9 @@ class DeliveryWorker:
         """Attempt every notification that is due; return how many attempts were made."""
         attempts = 0
         lease = timedelta(seconds=self._settings.lease_seconds)
-        while (doc := await self._store.claim_due(lease)) is not None:
-            await self._attempt(doc)
-            attempts += 1
+        while due := await self._store.claim_due(lease, DELIVERY_BATCH):
+            await asyncio.gather(*(self._attempt(doc) for doc in due))
+            attempts += len(due)
         return attempts
 
     async def _attempt(self, doc: dict[str, Any]) -> None:
