@@ -1,7 +1,7 @@
 """Benchmark: from an expression of interest (HTTP) to the welcome email accepted by SMTP.
 
 Runs registration and notifications in this process against the real Kafka and store named by
-KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI (`eval "$(.venv/bin/aimms local env)"`), with an SMTP
+KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI, else the local stack's (`aimms local start`), with an SMTP
 server in-process that notes when each message arrives. Prints latency percentiles and throughput.
 
     .venv/bin/python bench/welcome_latency.py --count 200 --concurrency 20
@@ -19,6 +19,7 @@ import httpx
 from aiosmtpd.controller import Controller
 from pymongo import AsyncMongoClient
 
+from aimms_deploy.local_stack import LocalStack
 from aimms_notifications.app import create_app as create_notifications
 from aimms_notifications.settings import NotificationsSettings
 from aimms_registration.app import create_app as create_registration
@@ -46,7 +47,9 @@ def free_port() -> int:
 
 
 async def run(count: int, concurrency: int) -> None:
-    kafka, mongodb_uri = os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["MONGODB_URI"]
+    local = LocalStack().endpoints()  # the local stack's, unless the environment names others
+    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", local["KAFKA_BOOTSTRAP_SERVERS"])
+    mongodb_uri = os.environ.get("MONGODB_URI", local["MONGODB_URI"])
     namespace = f"bench{uuid.uuid4().hex[:8]}"
     common = {
         "kafka_bootstrap_servers": kafka,
