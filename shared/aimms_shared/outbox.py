@@ -17,6 +17,7 @@ import structlog
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
+from aimms_shared.errors import Conflict
 from aimms_shared.events import Envelope, Event
 from aimms_shared.mongo import claim_due, utcnow
 from aimms_shared.retry import backoff_delay
@@ -56,6 +57,34 @@ def outbox_fields(entries: Sequence[OutboxEntry]) -> dict[str, Any]:
 def outbox_push(entries: Sequence[OutboxEntry]) -> dict[str, Any]:
     """Update operators appending `entries` to an existing aggregate document's outbox."""
     return {"$push": {OUTBOX: {"$each": list(entries)}}, "$set": {OUTBOX_DUE: utcnow()}}
+
+
+class ConcurrentUpdate(Conflict):
+    """The aggregate changed since it was read: reload it and decide again."""
+
+    code = "concurrent-update"
+    title = "Changed by someone else meanwhile"
+
+
+async def save_aggregate(
+    collection: AsyncCollection,
+    aggregate_id: str,
+    *,
+    expected_version: int,
+    changes: dict[str, Any],
+    events: Sequence[OutboxEntry] = (),
+) -> None:
+    """Apply `changes` and append `events` in one write, only if nobody saved since we read it.
+
+    Every aggregate document carries a `version`; the write matches on the version that was read
+    and increments it, so of two concurrent decisions on the same state only the first is stored.
+    """
+    update: dict[str, Any] = outbox_push(events) if events else {"$set": {}}
+    update["$set"] |= changes
+    update["$inc"] = {"version": 1}
+    result = await collection.update_one({"_id": aggregate_id, "version": expected_version}, update)
+    if result.matched_count == 0:
+        raise ConcurrentUpdate(f"{collection.name} {aggregate_id} is no longer at version {expected_version}")
 
 
 async def ensure_outbox_index(collection: AsyncCollection) -> None:

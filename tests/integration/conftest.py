@@ -109,9 +109,17 @@ def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrast
 
 
 @pytest.fixture
-def namespace() -> str:
-    """A topic namespace and database prefix of this test's own."""
-    return f"t{uuid.uuid4().hex[:10]}"
+async def namespace(infrastructure: Infrastructure) -> AsyncIterator[str]:
+    """A topic namespace and database prefix of this test's own; its databases are dropped after."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    yield name
+    client: AsyncMongoClient = AsyncMongoClient(infrastructure.mongodb_uri)
+    try:
+        for database in await client.list_database_names():
+            if database.startswith(name):
+                await client.drop_database(database)
+    finally:
+        await client.close()
 
 
 def service_settings(settings_cls: type[S], infra: Infrastructure, namespace: str, **overrides: Any) -> S:
