@@ -23,9 +23,8 @@ from aimms_deploy.local_stack import LocalStack
 from aimms_notifications.app import create_app as create_notifications
 from aimms_notifications.settings import NotificationsSettings
 from aimms_registration.app import create_app as create_registration
-from aimms_registration.demo import DEMO_INSTITUTIONS, DEMO_PROGRAMMES
+from aimms_registration.demo import seed as seed_demo
 from aimms_registration.settings import RegistrationSettings
-from aimms_registration.store import RegistrationStore
 
 
 class ArrivalClock:
@@ -68,12 +67,7 @@ async def run(count: int, concurrency: int) -> None:
         smtp_port=port,
         sender="bench@aimms.test",
     )
-    mongo: AsyncMongoClient = AsyncMongoClient(mongodb_uri)
-    store = RegistrationStore(mongo[reg_settings.mongodb_database])
-    for institution in DEMO_INSTITUTIONS:
-        await store.save_institution(institution)
-    for programme in DEMO_PROGRAMMES:
-        await store.save_programme(programme)
+    await seed_demo(reg_settings)
 
     registration, notifications = create_registration(reg_settings), create_notifications(notif_settings)
     sent_at: dict[str, float] = {}
@@ -106,6 +100,7 @@ async def run(count: int, concurrency: int) -> None:
             finished = time.perf_counter()
 
     smtp.stop()
+    mongo: AsyncMongoClient = AsyncMongoClient(mongodb_uri)
     for database in (reg_settings.mongodb_database, notif_settings.mongodb_database):
         await mongo.drop_database(database)
     await mongo.close()

@@ -29,9 +29,8 @@ from aimms_deploy.smtp_sink import read_messages
 from aimms_notifications.app import create_app as create_notifications
 from aimms_notifications.settings import NotificationsSettings
 from aimms_registration.app import create_app as create_registration
-from aimms_registration.demo import DEMO_INSTITUTIONS, DEMO_PROGRAMMES
+from aimms_registration.demo import seed as seed_demo
 from aimms_registration.settings import RegistrationSettings
-from aimms_registration.store import RegistrationStore
 from aimms_shared.settings import ServiceSettings
 
 HOW_TO_GET_INFRASTRUCTURE = """
@@ -153,19 +152,6 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-async def seed_reference_data(settings: RegistrationSettings) -> None:
-    """The demo institutions and programme, in this test's registration database."""
-    client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_uri)
-    try:
-        store = RegistrationStore(client[settings.mongodb_database])
-        for institution in DEMO_INSTITUTIONS:
-            await store.save_institution(institution)
-        for programme in DEMO_PROGRAMMES:
-            await store.save_programme(programme)
-    finally:
-        await client.close()
-
-
 @dataclass
 class Platform:
     """Registration and notifications running in this test, with their settings."""
@@ -184,7 +170,7 @@ async def platform(infrastructure: Infrastructure, namespace: str) -> AsyncItera
     """Registration and notifications wired through the real broker, store and SMTP sink."""
     reg_settings = service_settings(RegistrationSettings, infrastructure, namespace)
     notif_settings = service_settings(NotificationsSettings, infrastructure, namespace)
-    await seed_reference_data(reg_settings)
+    await seed_demo(reg_settings)
     reg_app, notif_app = create_registration(reg_settings), create_notifications(notif_settings)
     async with running(reg_app) as registration, running(notif_app) as notifications:
         yield Platform(namespace, reg_settings, notif_settings, reg_app, notif_app, registration, notifications)

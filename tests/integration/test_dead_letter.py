@@ -4,8 +4,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from aimms_shared.consumer import DLQ_REASON
-from aimms_shared.contracts.registration import INTERESTS, InterestExpressed
+from aimms_shared.contracts.registration import INTERESTS
 from aimms_shared.events import dead_letter, in_namespace, wrap
+from tests.factories import interest_expressed
 
 from .conftest import Infrastructure, Platform, eventually, interest_of, mails_to, read_topic
 
@@ -17,15 +18,7 @@ async def test_a_malformed_message_is_parked_with_its_reason_while_the_next_is_p
 ) -> None:
     topic = in_namespace(INTERESTS.name, platform.namespace)
     valid = interest_of(platform.namespace, "grace")
-    event = InterestExpressed(
-        interest_id="i-after-the-poison",
-        name=valid["name"],
-        email=valid["email"],
-        institution_id="demo-university",
-        institution_name="Demo University Medical School",
-        programme_id="aimms-mentoring",
-        programme_name="AIMMS Mentoring",
-    )
+    event = interest_expressed(interest_id="i-after-the-poison", name=valid["name"], email=valid["email"])
     producer = AIOKafkaProducer(bootstrap_servers=infrastructure.kafka)
     await producer.start()
     try:  # same key, so both land on one partition in this order

@@ -12,6 +12,7 @@ from aimms_notifications.app import create_app as create_notifications
 from aimms_notifications.settings import NotificationsSettings
 from aimms_registration import domain, use_cases
 from aimms_registration.app import create_app as create_registration
+from aimms_registration.demo import seed as seed_demo
 from aimms_registration.settings import RegistrationSettings
 from aimms_registration.store import INTERESTS as INTERESTS_COLLECTION
 from aimms_registration.store import RegistrationStore
@@ -27,7 +28,6 @@ from .conftest import (
     metric,
     read_topic,
     running,
-    seed_reference_data,
     service_settings,
 )
 
@@ -43,7 +43,7 @@ async def test_a_relay_killed_after_publishing_publishes_again_and_the_email_is_
 ) -> None:
     lease = 1.0
     reg_settings = service_settings(RegistrationSettings, infrastructure, namespace, lease_seconds=lease)
-    await seed_reference_data(reg_settings)
+    await seed_demo(reg_settings)
     topic = in_namespace(INTERESTS.name, namespace)
     mongo: AsyncMongoClient = AsyncMongoClient(infrastructure.mongodb_uri, tz_aware=True)
     interests = mongo[reg_settings.mongodb_database][INTERESTS_COLLECTION]

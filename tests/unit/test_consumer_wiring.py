@@ -9,16 +9,9 @@ from aimms_shared.consumer import DLQ_REASON, EventConsumer, Subscriptions
 from aimms_shared.contracts.registration import INTERESTS, InterestExpressed
 from aimms_shared.events import Envelope, dead_letter, wrap
 from aimms_shared.metrics import Metrics
+from tests.factories import interest_expressed
 
-EVENT = InterestExpressed(
-    interest_id="i-1",
-    name="Dr Amina Okafor",
-    email="amina@demo-university.ac.uk",
-    institution_id="demo-university",
-    institution_name="Demo University",
-    programme_id="aimms-mentoring",
-    programme_name="AIMMS Mentoring",
-)
+EVENT = interest_expressed()
 
 
 @dataclass

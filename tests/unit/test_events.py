@@ -9,23 +9,11 @@ from pydantic import ValidationError
 from aimms_shared import context
 from aimms_shared.contracts.registration import INTERESTS, InterestExpressed
 from aimms_shared.events import UnknownEvent, decode, in_namespace, payload, wrap
-
-
-def interest(**overrides: str) -> InterestExpressed:
-    fields = {
-        "interest_id": "i-1",
-        "name": "Dr Amina Okafor",
-        "email": "amina@demo-university.ac.uk",
-        "institution_id": "demo-university",
-        "institution_name": "Demo University",
-        "programme_id": "aimms-mentoring",
-        "programme_name": "AIMMS Mentoring",
-    }
-    return InterestExpressed(**(fields | overrides))
+from tests.factories import interest_expressed
 
 
 def test_an_event_survives_the_wire_unchanged() -> None:
-    event = interest()
+    event = interest_expressed()
     envelope = wrap(event, producer="registration", institution_id="demo-university")
 
     received = decode(envelope.encode())
@@ -37,28 +25,28 @@ def test_an_event_survives_the_wire_unchanged() -> None:
 
 
 def test_the_message_key_is_the_aggregate_id_so_its_events_stay_in_order() -> None:
-    assert interest(interest_id="abc").key() == "abc"
+    assert interest_expressed(interest_id="abc").key() == "abc"
     assert InterestExpressed.topic is INTERESTS
 
 
 def test_events_are_immutable() -> None:
     with pytest.raises(ValidationError):
-        interest().name = "someone else"  # type: ignore[misc]
+        interest_expressed().name = "someone else"  # type: ignore[misc]
 
 
 def test_consumers_ignore_fields_they_do_not_know() -> None:
-    envelope = wrap(interest(), producer="registration")
+    envelope = wrap(interest_expressed(), producer="registration")
     raw = json.loads(envelope.encode())
     raw["added_later"] = "envelope field from a newer producer"
     raw["payload"]["added_later"] = "payload field from a newer producer"
 
     received = decode(json.dumps(raw).encode())
 
-    assert payload(received) == interest()
+    assert payload(received) == interest_expressed()
 
 
 def test_an_unknown_schema_version_is_refused_rather_than_misread() -> None:
-    envelope = wrap(interest(), producer="registration").model_copy(update={"schema_version": 2})
+    envelope = wrap(interest_expressed(), producer="registration").model_copy(update={"schema_version": 2})
     with pytest.raises(UnknownEvent):
         payload(envelope)
 
@@ -75,7 +63,7 @@ def test_events_raised_while_handling_another_carry_its_correlation_and_cause() 
     correlation = context.correlation_id.set("request-42")
     causation = context.causation_id.set(cause)
     try:
-        envelope = wrap(interest(), producer="registration")
+        envelope = wrap(interest_expressed(), producer="registration")
     finally:
         context.causation_id.reset(causation)
         context.correlation_id.reset(correlation)
@@ -85,13 +73,13 @@ def test_events_raised_while_handling_another_carry_its_correlation_and_cause() 
 
 
 def test_an_event_with_no_cause_starts_its_own_correlation() -> None:
-    envelope = wrap(interest(), producer="registration")
+    envelope = wrap(interest_expressed(), producer="registration")
     assert envelope.correlation_id == str(envelope.event_id)
     assert envelope.causation_id is None
 
 
 def test_headers_repeat_the_routing_essentials() -> None:
-    envelope = wrap(interest(), producer="registration")
+    envelope = wrap(interest_expressed(), producer="registration")
     assert envelope.headers() == {
         "event_id": str(envelope.event_id),
         "event_type": "InterestExpressed",

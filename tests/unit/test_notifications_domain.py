@@ -5,18 +5,10 @@ from jinja2 import UndefinedError
 
 from aimms_notifications.domain import judge_smtp_error, notification_id, welcome
 from aimms_notifications.templates import Templates
-from aimms_shared.contracts.registration import InterestExpressed
 from aimms_shared.events import wrap
+from tests.factories import interest_expressed
 
-EVENT = InterestExpressed(
-    interest_id="i-1",
-    name="Dr Amina Okafor",
-    email="amina@demo-university.ac.uk",
-    institution_id="demo-university",
-    institution_name="Demo University Medical School",
-    programme_id="aimms-mentoring",
-    programme_name="AIMMS Mentoring",
-)
+EVENT = interest_expressed()
 
 
 def test_the_same_event_recipient_and_template_always_give_the_same_notification() -> None:
