@@ -31,6 +31,8 @@ from aimms_shared.mongo import utcnow
 from aimms_shared.retry import backoff_delay
 
 Handler = Callable[[Event, Envelope], Awaitable[None]]
+# Sends one record (topic, key, value, headers) and waits for Kafka's acknowledgement.
+Send = Callable[[str, bytes | None, bytes | None, dict[str, str]], Awaitable[None]]
 T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
@@ -129,6 +131,7 @@ class EventConsumer:
         namespace: str,
         ledger: Ledger,
         broker: KafkaBroker,
+        send: Send,
         metrics: Metrics,
         max_attempts: int,
         retry_base_seconds: float,
@@ -138,6 +141,7 @@ class EventConsumer:
         self._namespace = namespace
         self._ledger = ledger
         self._broker = broker
+        self._send = send
         self._metrics = metrics
         self._max_attempts = max_attempts
         self._retry_base = retry_base_seconds
@@ -249,9 +253,7 @@ class EventConsumer:
             "dlq_consumer_group": self._group_id,
             "dlq_failed_at": utcnow().isoformat(),
         }
-        await self._retry_outages(
-            lambda: self._broker.publish(msg.body, topic=dead_letter(record.topic), key=record.key, headers=headers)
-        )
+        await self._retry_outages(lambda: self._send(dead_letter(record.topic), record.key, msg.body, headers))
         self._metrics.events_consumed.labels(record.topic, event_type, "dead_lettered").inc()
         log.error("event.dead_lettered", reason=reason, topic=record.topic, offset=record.offset)
 

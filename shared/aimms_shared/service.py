@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI, Request, Response
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
@@ -47,8 +48,11 @@ class Runtime:
         )
         self.db: AsyncDatabase = self.mongo[settings.mongodb_database]
         # Idempotent producer, acks from all in-sync replicas: a retried send never duplicates.
-        self.broker = KafkaBroker(
-            settings.kafka_bootstrap_servers, client_id=service, enable_idempotence=True, acks="all", logger=None
+        # FastStream runs the subscriptions; one idempotent producer (acks from all in-sync
+        # replicas) publishes everything the service sends, so a retried send never duplicates.
+        self.broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=service, logger=None)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, client_id=service, enable_idempotence=True, acks="all"
         )
         self.outbox_collections = [self.db[name] for name in outbox_collections]
         self.relay = OutboxRelay(self.outbox_collections, self.publish, lease=timedelta(seconds=settings.lease_seconds))
@@ -66,14 +70,16 @@ class Runtime:
         """The Kafka topic for a contract's topic name, in this deployment's namespace."""
         return in_namespace(name, self.settings.topic_namespace)
 
-    async def publish(self, entry: OutboxEntry) -> None:
-        """Publish one outbox entry and wait for Kafka's acknowledgement."""
-        await self.broker.publish(
-            entry["value"].encode(),
-            topic=self.topic(entry["topic"]),
-            key=entry["key"].encode(),
-            headers=entry["headers"],
+    async def send(self, topic: str, key: bytes | None, value: bytes | None, headers: dict[str, str]) -> None:
+        """Send one record and wait for Kafka's acknowledgement (a None value is a tombstone)."""
+        await self.producer.send_and_wait(
+            topic, value, key=key, headers=[(name, text.encode()) for name, text in headers.items()]
         )
+
+    async def publish(self, entry: OutboxEntry) -> None:
+        """Publish one outbox entry to its topic in this deployment's namespace."""
+        value = entry["value"].encode() if entry["value"] is not None else None
+        await self.send(self.topic(entry["topic"]), entry["key"].encode(), value, entry["headers"])
         self.metrics.events_published.labels(entry["topic"], entry["event_type"]).inc()
 
     async def start(self, subscriptions: Subscriptions) -> None:
@@ -87,10 +93,12 @@ class Runtime:
             namespace=self.settings.topic_namespace,
             ledger=self.ledger,
             broker=self.broker,
+            send=self.send,
             metrics=self.metrics,
             max_attempts=self.settings.consumer_max_attempts,
             retry_base_seconds=self.settings.consumer_retry_base_seconds,
         ).bind()
+        await self.producer.start()
         await self.broker.start()
         self._tasks = [asyncio.create_task(loop(), name=f"{self.service}:{loop.__name__}") for loop in self._background]
         log.info("service.started", service=self.service, topics=subscriptions.topics)
@@ -104,6 +112,7 @@ class Runtime:
                 task.cancel()
             _, pending = await asyncio.wait(pending, timeout=1)
         await self.broker.stop()
+        await self.producer.stop()
         await self.mongo.close()
 
     async def ready(self) -> dict[str, str]:

@@ -5,7 +5,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from faststream.kafka import KafkaBroker
+from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from aimms_notifications.app import create_app as create_notifications
@@ -55,16 +55,17 @@ async def test_a_relay_killed_after_publishing_publishes_again_and_the_email_is_
     )
 
     # A relay publishes it, Kafka acknowledges, and the process dies before removing it.
-    broker = KafkaBroker(infrastructure.kafka, enable_idempotence=True, acks="all")
-    await broker.start()
+    producer = AIOKafkaProducer(bootstrap_servers=infrastructure.kafka, enable_idempotence=True, acks="all")
+    await producer.start()
 
     async def publish_then_die(entry: OutboxEntry) -> None:
-        await broker.publish(entry["value"].encode(), topic=topic, key=entry["key"].encode(), headers=entry["headers"])
+        headers = [(k, v.encode()) for k, v in entry["headers"].items()]
+        await producer.send_and_wait(topic, entry["value"].encode(), key=entry["key"].encode(), headers=headers)
         raise RelayKilled
 
     with pytest.raises(RelayKilled):
         await OutboxRelay([interests], publish_then_die, lease=timedelta(seconds=lease)).drain()
-    await broker.stop()
+    await producer.stop()
 
     stored = await interests.find_one({"_id": interest_id})
     assert len(stored[OUTBOX]) == 1, "the event must stay in the outbox until its removal is recorded"

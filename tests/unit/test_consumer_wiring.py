@@ -3,7 +3,6 @@
 from dataclasses import dataclass, field
 
 from faststream.kafka import KafkaBroker, TestKafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 
 from aimms_shared.consumer import DLQ_REASON, EventConsumer, Subscriptions
 from aimms_shared.contracts.registration import INTERESTS, InterestExpressed
@@ -38,6 +37,11 @@ class Harness:
 def harness(*, failures_before_success: int = 0, max_attempts: int = 3) -> Harness:
     broker = KafkaBroker()
     h = Harness(broker, [], [], failures_before_success)
+
+    async def send(topic: str, key: bytes | None, value: bytes | None, headers: dict[str, str]) -> None:
+        assert topic == dead_letter(INTERESTS.name)
+        h.parked.append((value, headers))
+
     table = Subscriptions()
 
     @table.on(InterestExpressed)
@@ -53,14 +57,11 @@ def harness(*, failures_before_success: int = 0, max_attempts: int = 3) -> Harne
         namespace="",
         ledger=MemoryLedger(),
         broker=broker,
+        send=send,
         metrics=Metrics("unit"),
         max_attempts=max_attempts,
         retry_base_seconds=0,
     ).bind()
-
-    @broker.subscriber(dead_letter(INTERESTS.name))
-    async def park(msg: KafkaMessage) -> None:
-        h.parked.append((msg.body, dict(msg.headers)))
 
     return h
 
