@@ -15,5 +15,6 @@ def interest_expressed(**overrides: Any) -> InterestExpressed:
         "institution_name": "Demo University Medical School",
         "programme_id": "aimms-mentoring",
         "programme_name": "AIMMS Mentoring",
+        "registration_url": "https://portal.demo-university.ac.uk/aimms",
     }
     return InterestExpressed(**(fields | overrides))

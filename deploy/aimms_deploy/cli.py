@@ -7,9 +7,12 @@ import shlex
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from aimms_registration.demo import DemoPortal
 
 from .local_stack import COMPONENTS, SERVICES, LocalStack, LocalStackError, StepResult
 from .smtp_sink import read_messages
@@ -167,19 +170,21 @@ def up() -> None:
     except LocalStackError as exc:
         _fail(str(exc))
     _summary("Platform up", results, time.monotonic() - t0)
-    _seed_demo(stack)
+    portal = _seed_demo(stack)
+    base = f"http://127.0.0.1:{SERVICES['registration']}"
     endpoints = stack.endpoints()
     typer.echo("\nServices (OpenAPI docs at /docs, events at /asyncapi.json, health at /readyz):")
     for name, status in ((s.name, s) for s in stack.status(SERVICES)):
         typer.echo(f"  {name:<14} {status.endpoint}/docs")
     typer.echo(f"\nEmails received by the SMTP sink: {endpoints['SMTP_SINK_DIR']}  (list them: aimms mail)")
     typer.echo("Logs: aimms local logs <component>; stop everything: aimms down")
-    typer.echo("\nTry it:")
+    typer.echo("\nTry it: a portal's token, then an expression of interest, then the email it caused:")
     typer.echo(
-        "  curl -s -X POST http://127.0.0.1:8001/interests -H 'content-type: application/json' \\\n"
-        '    -d \'{"name": "Dr Amina Okafor", "email": "amina@example.org", '
-        '"institution_id": "demo-university", "programme_id": "aimms-mentoring"}\'\n'
-        "  aimms mail"
+        f"  TOKEN=$(curl -s {base}/oauth/token -d grant_type=client_credentials "
+        f"-d client_id={portal.client_id} -d client_secret={portal.client_secret} | jq -r .access_token)\n"
+        f"  curl -s {base}/interests -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' "
+        '-d \'{"name": "Dr Amina Okafor", "email": "amina@example.org", "programme_id": "aimms-mentoring"}\'\n'
+        "  .venv/bin/aimms mail"
     )
 
 
@@ -211,18 +216,28 @@ def mail(last: Annotated[int, typer.Option("--last", "-n", help="How many messag
     typer.echo(f"({len(messages)} message(s) in all)")
 
 
-def _seed_demo(stack: LocalStack) -> None:
+def _seed_demo(stack: LocalStack) -> DemoPortal:
     # Imported here: the platform's packages are only needed by the commands that run it.
     from aimms_registration.demo import DEMO_INSTITUTIONS, DEMO_PROGRAMMES, seed
     from aimms_registration.settings import RegistrationSettings
 
     endpoints = stack.endpoints()
+    secrets = stack.registration_secrets()
     settings = RegistrationSettings(
-        kafka_bootstrap_servers=endpoints["KAFKA_BOOTSTRAP_SERVERS"], mongodb_uri=endpoints["MONGODB_URI"]
+        kafka_bootstrap_servers=endpoints["KAFKA_BOOTSTRAP_SERVERS"],
+        mongodb_uri=endpoints["MONGODB_URI"],
+        **{key.removeprefix("REGISTRATION_").lower(): value for key, value in secrets.items()},
     )
-    asyncio.run(seed(settings))
+    portal = asyncio.run(seed(settings))
     typer.echo("\nDemo data loaded:")
-    for institution in DEMO_INSTITUTIONS:
-        typer.echo(f"  institution  {institution.institution_id:<18} {institution.name}")
+    for institution_id, name, _ in DEMO_INSTITUTIONS:
+        typer.echo(f"  institution  {institution_id:<18} {name}")
     for programme in DEMO_PROGRAMMES:
         typer.echo(f"  programme    {programme.programme_id:<18} {programme.name}")
+    typer.echo("\nCredentials (local only):")
+    typer.echo(f"  demo-university portal  client_id={portal.client_id}  client_secret={portal.client_secret}")
+    typer.echo(
+        f"  administrator           client_id={secrets['REGISTRATION_BOOTSTRAP_ADMIN_CLIENT_ID']}"
+        f"  client_secret={secrets['REGISTRATION_BOOTSTRAP_ADMIN_SECRET']}"
+    )
+    return portal

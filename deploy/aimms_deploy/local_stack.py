@@ -12,6 +12,7 @@ import base64
 import concurrent.futures
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -657,7 +658,10 @@ class _Service(_Component):
         env = {
             f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": endpoints["KAFKA_BOOTSTRAP_SERVERS"],
             f"{prefix}_MONGODB_URI": endpoints["MONGODB_URI"],
+            f"{prefix}_AUTH_JWKS_URL": f"http://{HOST}:{SERVICES['registration']}/.well-known/jwks.json",
         }
+        if self.name == "registration":
+            env |= self.stack.registration_secrets()
         if self.name == "notifications":
             env |= {
                 "NOTIFICATIONS_SMTP_HOST": endpoints["SMTP_HOST"],
@@ -740,6 +744,28 @@ class LocalStack:
             "SMTP_PORT": str(self.ports.smtp),
             "SMTP_SINK_DIR": str(self.var_dir / "mail"),
         }
+
+    def registration_secrets(self) -> dict[str, str]:
+        """Registration's keys and first administrator for this machine, generated once (var/secrets)."""
+        path = self.var_dir / "secrets" / "registration.json"
+        if not path.exists():
+            # Imported here: only the commands that run the platform need its packages.
+            from aimms_registration.tokens import new_signing_key_pem
+            from aimms_shared.crypto import new_key_spec
+
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            secrets = {
+                "REGISTRATION_TOKEN_SIGNING_KEY": new_signing_key_pem(),
+                "REGISTRATION_ENCRYPTION_KEYS": new_key_spec("local-1"),
+                "REGISTRATION_ENCRYPTION_KEY_ID": "local-1",
+                "REGISTRATION_BOOTSTRAP_ADMIN_CLIENT_ID": "local-admin",
+                "REGISTRATION_BOOTSTRAP_ADMIN_SECRET": base64.urlsafe_b64encode(os.urandom(24)).decode(),
+            }
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(secrets, indent=1))
+            tmp.chmod(0o600)
+            os.replace(tmp, path)
+        return json.loads(path.read_text())
 
     def log_path(self, component: str) -> Path:
         """Log file of ``component``."""

@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
@@ -21,6 +22,37 @@ REQUEST_ID_HEADER = "X-Request-ID"
 CORRELATION_ID_HEADER = "X-Correlation-ID"
 
 log = structlog.get_logger(__name__)
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: what was wrong (`field` and `rule` where one value broke a rule)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    field: str | None = None
+    rule: str | None = None
+    errors: list[dict[str, str]] | None = None
+
+
+_PROBLEM_TEXT = {
+    400: "Bad request",
+    401: "No valid access token",
+    403: "The token lacks the scope, or acts for another institution",
+    404: "Not found (or not yours to see)",
+    409: "Conflicts with the current state",
+    422: "Invalid input: each field and the rule it breaks",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for problem+json errors."""
+    return {
+        status: {"model": Problem, "description": _PROBLEM_TEXT[status], "content": {PROBLEM_JSON: {}}}
+        for status in statuses
+    }
 
 
 def problem(status: int, title: str, detail: str, *, code: str, instance: str, **extra: Any) -> JSONResponse:

@@ -9,6 +9,7 @@ its `event_id`. Nothing is ever removed unpublished. See docs/outbox.md.
 """
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
 from aimms_shared.errors import Conflict
-from aimms_shared.events import Envelope, Event
+from aimms_shared.events import Envelope, Event, Topic
 from aimms_shared.mongo import claim_due, utcnow
 from aimms_shared.retry import backoff_delay
 from aimms_shared.wakeup import Wakeup
@@ -46,6 +47,18 @@ def outbox_entry(event: Event, envelope: Envelope) -> OutboxEntry:
         "key": event.key(),
         "value": envelope.encode().decode(),
         "headers": envelope.headers(),
+    }
+
+
+def outbox_tombstone(topic: Topic, key: str) -> OutboxEntry:
+    """A tombstone (null value) for a key of a compacted topic: Kafka forgets the key's records."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "tombstone",
+        "topic": topic.name,
+        "key": key,
+        "value": None,
+        "headers": {},
     }
 
 

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from aimms_shared.auth import KeyLoader, TokenVerifier, document_scopes, remote_jwks
 from aimms_shared.consumer import EventConsumer, ProcessedEvents, Subscriptions
 from aimms_shared.events import Event, envelope_schema, in_namespace
 from aimms_shared.http import RequestContextMiddleware, install_problem_handlers
@@ -153,6 +154,7 @@ def create_service_app(
     outbox_collections: Sequence[str] = (),
     produces: Sequence[type[Event]] = (),
     description: str = "",
+    token_verifier: TokenVerifier | None = None,
 ) -> FastAPI:
     """Build a service's FastAPI app: lifespan, routers, errors, health, metrics, AsyncAPI."""
     configure_logging(settings.log_format, settings.log_level)
@@ -178,12 +180,24 @@ def create_service_app(
 
     app = FastAPI(title=f"AIMMS {service}", description=description, lifespan=lifespan)
     app.state.metrics = metrics
+    app.state.token_verifier = token_verifier or TokenVerifier(_jwks_from(settings), issuer=settings.auth_issuer)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     install_problem_handlers(app)
     app.include_router(_operations_router(service))
     for router in routers:
         app.include_router(router)
+    document_scopes(app)
     return app
+
+
+def _jwks_from(settings: ServiceSettings) -> KeyLoader:
+    if settings.auth_jwks_url:
+        return remote_jwks(settings.auth_jwks_url)
+
+    async def unconfigured() -> dict[str, Any]:
+        raise KeyError("no AUTH_JWKS_URL configured: this service accepts no tokens")
+
+    return unconfigured
 
 
 def runtime_of(request: Request) -> Runtime:

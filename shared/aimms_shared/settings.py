@@ -29,3 +29,7 @@ class ServiceSettings(BaseSettings):
     consumer_retry_base_seconds: float = Field(default=0.2, ge=0)
     # Processed-event ids are kept this long to recognise redeliveries (TTL indexes are not available).
     processed_event_retention_hours: float = Field(default=24 * 14, gt=0)
+
+    # Access tokens are issued by registration; other services verify them with its public keys.
+    auth_issuer: str = "aimms-registration"
+    auth_jwks_url: str | None = Field(default=None, description="e.g. http://registration:8000/.well-known/jwks.json")

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import secrets
 import socket
 import time
 import uuid
@@ -31,6 +32,9 @@ from aimms_notifications.settings import NotificationsSettings
 from aimms_registration.app import create_app as create_registration
 from aimms_registration.demo import seed as seed_demo
 from aimms_registration.settings import RegistrationSettings
+from aimms_registration.tokens import new_signing_key_pem
+from aimms_shared.auth import TokenVerifier
+from aimms_shared.crypto import new_key_spec
 from aimms_shared.settings import ServiceSettings
 
 HOW_TO_GET_INFRASTRUCTURE = """
@@ -121,6 +125,12 @@ async def namespace(infrastructure: Infrastructure) -> AsyncIterator[str]:
         await client.close()
 
 
+# Keys and the first administrator of registration, for every test of this session.
+SIGNING_KEY = new_signing_key_pem()
+ENCRYPTION_KEYS = new_key_spec("test-1")
+ADMIN_CLIENT_ID, ADMIN_SECRET = "test-admin", secrets.token_urlsafe(32)
+
+
 def service_settings(settings_cls: type[S], infra: Infrastructure, namespace: str, **overrides: Any) -> S:
     """Settings of one service for this test: real endpoints, its own namespace and database."""
     service = settings_cls.__name__.removesuffix("Settings").lower()
@@ -132,6 +142,14 @@ def service_settings(settings_cls: type[S], infra: Infrastructure, namespace: st
         "consumer_retry_base_seconds": 0.05,
         "log_format": "console",
     }
+    if settings_cls is RegistrationSettings:
+        values |= {
+            "token_signing_key": SIGNING_KEY,
+            "encryption_keys": ENCRYPTION_KEYS,
+            "encryption_key_id": "test-1",
+            "bootstrap_admin_client_id": ADMIN_CLIENT_ID,
+            "bootstrap_admin_secret": ADMIN_SECRET,
+        }
     if settings_cls is NotificationsSettings:
         values |= {
             "smtp_host": infra.smtp_host,
@@ -152,6 +170,28 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+async def token(registration: httpx.AsyncClient, client_id: str, secret: str, scope: str | None = None) -> str:
+    """An access token from registration's token endpoint."""
+    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    response = await registration.post("/oauth/token", data=form | ({"scope": scope} if scope else {}))
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def verifier_of(registration: httpx.AsyncClient) -> TokenVerifier:
+    """Verifies tokens with the in-process registration's JWKS (as other services do over HTTP)."""
+
+    async def load() -> dict[str, Any]:
+        return (await registration.get("/.well-known/jwks.json")).json()
+
+    return TokenVerifier(load, issuer="aimms-registration")
+
+
+def bearer(access_token: str) -> dict[str, str]:
+    """The Authorization header for a token."""
+    return {"Authorization": f"Bearer {access_token}"}
+
+
 @dataclass
 class Platform:
     """Registration and notifications running in this test, with their settings."""
@@ -163,6 +203,8 @@ class Platform:
     notifications_app: FastAPI
     registration: httpx.AsyncClient
     notifications: httpx.AsyncClient
+    admin_token: str
+    portal_token: str
 
 
 @pytest.fixture
@@ -170,10 +212,24 @@ async def platform(infrastructure: Infrastructure, namespace: str) -> AsyncItera
     """Registration and notifications wired through the real broker, store and SMTP sink."""
     reg_settings = service_settings(RegistrationSettings, infrastructure, namespace)
     notif_settings = service_settings(NotificationsSettings, infrastructure, namespace)
-    await seed_demo(reg_settings)
+    portal = await seed_demo(reg_settings)
     reg_app, notif_app = create_registration(reg_settings), create_notifications(notif_settings)
     async with running(reg_app) as registration, running(notif_app) as notifications:
-        yield Platform(namespace, reg_settings, notif_settings, reg_app, notif_app, registration, notifications)
+        notif_app.state.token_verifier = verifier_of(registration)
+        admin_token = await token(registration, ADMIN_CLIENT_ID, ADMIN_SECRET)
+        portal_token = await token(registration, portal.client_id, portal.client_secret)
+        registration.headers.update(bearer(portal_token))  # the demo university's portal, unless a test says otherwise
+        yield Platform(
+            namespace,
+            reg_settings,
+            notif_settings,
+            reg_app,
+            notif_app,
+            registration,
+            notifications,
+            admin_token,
+            portal_token,
+        )
 
 
 def interest_of(namespace: str, who: str = "amina") -> dict[str, str]:
@@ -181,7 +237,6 @@ def interest_of(namespace: str, who: str = "amina") -> dict[str, str]:
     return {
         "name": f"Dr {who.title()} Test",
         "email": f"{who}.{namespace}@example.org",
-        "institution_id": "demo-university",
         "programme_id": "aimms-mentoring",
     }
 

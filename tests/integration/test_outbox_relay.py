@@ -10,13 +10,15 @@ from pymongo import AsyncMongoClient
 
 from aimms_notifications.app import create_app as create_notifications
 from aimms_notifications.settings import NotificationsSettings
-from aimms_registration import domain, use_cases
+from aimms_registration import use_cases
 from aimms_registration.app import create_app as create_registration
 from aimms_registration.demo import seed as seed_demo
+from aimms_registration.domain.interests import InterestSubmission
 from aimms_registration.settings import RegistrationSettings
 from aimms_registration.store import INTERESTS as INTERESTS_COLLECTION
 from aimms_registration.store import RegistrationStore
 from aimms_shared.contracts.registration import INTERESTS
+from aimms_shared.crypto import FieldCipher, parse_keys
 from aimms_shared.events import in_namespace
 from aimms_shared.outbox import OUTBOX, OUTBOX_DUE, OutboxEntry, OutboxRelay
 
@@ -47,11 +49,12 @@ async def test_a_relay_killed_after_publishing_publishes_again_and_the_email_is_
     topic = in_namespace(INTERESTS.name, namespace)
     mongo: AsyncMongoClient = AsyncMongoClient(infrastructure.mongodb_uri, tz_aware=True)
     interests = mongo[reg_settings.mongodb_database][INTERESTS_COLLECTION]
-    submission = domain.InterestSubmission(**interest_of(namespace))
+    submission = InterestSubmission(**interest_of(namespace), institution_id="demo-university")
 
     # An interest is stored with its event in the outbox, as the HTTP route does.
+    cipher = FieldCipher(parse_keys(reg_settings.encryption_keys.get_secret_value()), reg_settings.encryption_key_id)
     interest_id, _ = await use_cases.express_interest(
-        RegistrationStore(mongo[reg_settings.mongodb_database]), submission, on_events=lambda: None
+        RegistrationStore(mongo[reg_settings.mongodb_database], cipher), submission, on_events=lambda: None
     )
 
     # A relay publishes it, Kafka acknowledges, and the process dies before removing it.

@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaProducer
 from aimms_shared.contracts.registration import INTERESTS
 from aimms_shared.events import in_namespace
 
-from .conftest import Infrastructure, Platform, eventually, interest_of, mails_to, metric, read_topic
+from .conftest import Infrastructure, Platform, bearer, eventually, interest_of, mails_to, metric, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -36,9 +36,9 @@ async def test_an_expression_of_interest_reaches_her_inbox_as_the_welcome_email(
     assert envelope["payload"]["interest_id"] == interest_id
     assert dict(record.headers)["event_id"].decode() == envelope["event_id"]
 
-    deliveries = (
-        await platform.notifications.get("/deliveries", params={"source_event_id": envelope["event_id"]})
-    ).json()
+    as_admin = bearer(platform.admin_token)
+    query = {"source_event_id": envelope["event_id"]}
+    deliveries = (await platform.notifications.get("/deliveries", params=query, headers=as_admin)).json()
     assert [(d["template"], d["status"]) for d in deliveries] == [("welcome", "sent")]
     assert mail["Message-ID"] == f"<{deliveries[0]['notification_id']}@aimms.local>"
 
@@ -79,8 +79,8 @@ async def test_expressing_interest_twice_welcomes_her_once(platform: Platform, i
     [
         ({"email": "not-an-address"}, 422, "/problems/validation"),
         ({"name": ""}, 422, "/problems/validation"),
-        ({"institution_id": "nowhere"}, 404, "/problems/unknown-institution"),
-        ({"programme_id": "no-such-programme"}, 404, "/problems/unknown-programme"),
+        ({"institution_id": "northgate"}, 422, "/problems/rule-broken"),  # another institution's portal
+        ({"programme_id": "no-such-programme"}, 404, "/problems/not-found"),
         ({"surprise": "field"}, 422, "/problems/validation"),
     ],
 )

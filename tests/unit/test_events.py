@@ -99,4 +99,4 @@ def test_no_contract_carries_special_category_data() -> None:
 
     for event_cls in _CONTRACTS.values():
         fields = " ".join(event_cls.model_fields).lower()
-        assert "ethnic" not in fields and "background" not in fields, event_cls.__name__
+        assert "ethnic" not in fields and "age_band" not in fields, event_cls.__name__

@@ -62,13 +62,14 @@ def test_unknown_routes_and_crashes_are_problems_too() -> None:
     assert "secret internals" not in crash.text
 
 
-def test_a_service_refuses_to_start_without_its_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("REGISTRATION_KAFKA_BOOTSTRAP_SERVERS", "REGISTRATION_MONGODB_URI"):
-        monkeypatch.delenv(name, raising=False)
+def test_a_service_refuses_to_start_without_its_hosts_and_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    required = ("kafka_bootstrap_servers", "mongodb_uri", "token_signing_key", "encryption_keys", "encryption_key_id")
+    for name in required:
+        monkeypatch.delenv(f"REGISTRATION_{name.upper()}", raising=False)
     with pytest.raises(ValidationError) as refused:
         RegistrationSettings()
     missing = {e["loc"][0] for e in refused.value.errors()}
-    assert missing == {"kafka_bootstrap_servers", "mongodb_uri"}
+    assert missing == set(required)
 
 
 def test_each_service_reads_its_own_prefix(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,6 +34,7 @@ def test_the_welcome_email_explains_the_scheme_matching_and_privacy() -> None:
         assert "first meeting is a trial" in body
         assert "privacy notice" in body.lower()
         assert "withdraw" in body
+        assert "https://portal.demo-university.ac.uk/aimms" in body
 
 
 def test_html_escapes_what_people_typed() -> None:
@@ -45,7 +46,7 @@ def test_html_escapes_what_people_typed() -> None:
 
 def test_a_missing_template_variable_is_an_error_not_a_blank() -> None:
     with pytest.raises(UndefinedError):
-        Templates().render("welcome", {"name": "Amina", "programme_name": "AIMMS Mentoring"})
+        Templates().render("welcome", {"name": "Amina", "programme_name": "AIMMS Mentoring", "registration_url": None})
 
 
 @pytest.mark.parametrize(

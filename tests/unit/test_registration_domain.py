@@ -1,48 +1,237 @@
-"""Registration rules for expressions of interest, without I/O."""
+"""Registration's rules, without I/O: institutions, programmes, interests, participants, credentials."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
-from aimms_registration.domain import (
-    Institution,
-    InstitutionSuspended,
-    InterestSubmission,
-    Programme,
-    ProgrammeClosed,
-    UnknownInstitution,
-    UnknownProgramme,
-    express_interest,
+from aimms_registration.domain import credentials, institutions, participants, programmes
+from aimms_registration.domain.errors import Missing, RuleBroken, StateConflict
+from aimms_registration.domain.interests import InterestSubmission, express_interest
+from aimms_registration.domain.participants import Profile, Registration
+from aimms_registration.domain.programmes import EligibilityStatement, Programme
+from aimms_shared.contracts.registration import (
+    MentorCapacityChanged,
+    ParticipantContact,
+    ParticipantProfileUpdated,
+    ParticipantRegistered,
 )
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
-SCHOOL = Institution("demo-university", "Demo University Medical School", ("demo-university.ac.uk",), True)
-AIMMS = Programme("aimms-mentoring", "AIMMS Mentoring", True)
-SUBMISSION = InterestSubmission(
-    "  Dr Amina Okafor ", " Amina@Demo-University.ac.uk ", "demo-university", "aimms-mentoring"
+SCHOOL, _ = institutions.onboard(
+    "demo-university", "Demo University Medical School", ["Demo-University.ac.uk"], "m@demo-university.ac.uk", None
+)
+AIMMS = programmes.define(
+    Programme(
+        programme_id="aimms-mentoring",
+        name="AIMMS Mentoring",
+        eligibility=(EligibilityStatement("woman", "I am a woman."),),
+        roles_offered=("mentor", "mentee"),
+        seniority_scale=("Lecturer", "Senior lecturer", "Professor"),
+        max_mentor_capacity=3,
+        sensitive_fields=("age_band",),
+    )
+)
+PROFILE = Profile(
+    job_title="Senior lecturer",
+    seniority="Senior lecturer",
+    pathway="clinical",
+    research_interests=("Global Health", "global health", "  Epidemiology & Stats "),
+    offers="grant writing",
+    seeks="leadership",
+    mentor_capacity=None,
+    publish_profile=True,
+    background_matching=True,
+)
+REGISTRATION = Registration(
+    name=" Dr Amina Okafor ",
+    email="amina@med.demo-university.ac.uk",
+    institution_id="demo-university",
+    programme_id="aimms-mentoring",
+    role="both",
+    profile=PROFILE,
+    consents={"privacy_notice": "2025-01", "code_of_conduct": "v2", "confidentiality": "v1"},
+    confirmed_eligibility=("woman",),
+    sensitive={"ethnicity": "British Nigerian", "age_band": "30-39"},
 )
 
 
-def test_an_eligible_person_is_recorded_and_owed_a_welcome() -> None:
-    interest, event = express_interest(SUBMISSION, SCHOOL, AIMMS, interest_id="i-1", now=NOW)
+def register(registration: Registration = REGISTRATION, programme: Programme = AIMMS):
+    return participants.register(registration, SCHOOL, programme, participant_id="p-1", now=NOW)
 
-    assert interest.name == "Dr Amina Okafor"
-    assert interest.email_key == "amina@demo-university.ac.uk"
-    assert event.interest_id == "i-1"
-    assert event.programme_name == "AIMMS Mentoring"
-    assert event.institution_name == "Demo University Medical School"
+
+def test_a_registration_records_her_profile_consents_and_raises_two_records() -> None:
+    participant, (registered, contact) = register()
+
+    assert participant.roles == ("mentor", "mentee")
+    assert participant.name == "Dr Amina Okafor"
+    assert participant.profile.research_interests == ("global-health", "epidemiology-stats")
+    assert participant.profile.mentor_capacity == AIMMS.default_mentor_capacity
+    assert [(c.kind, c.version, c.given_at) for c in participant.consents] == [
+        ("privacy_notice", "2025-01", NOW),
+        ("code_of_conduct", "v2", NOW),
+        ("confidentiality", "v1", NOW),
+    ]
+    assert isinstance(registered, ParticipantRegistered) and isinstance(contact, ParticipantContact)
+    assert contact.email == "amina@med.demo-university.ac.uk"
+
+
+def test_no_event_carries_her_special_category_data_or_contact_details() -> None:
+    _, (registered, contact) = register()
+    wire = registered.model_dump_json()
+    assert "Nigerian" not in wire and "30-39" not in wire
+    assert "amina@" not in wire and "Okafor" not in wire
+    assert "Nigerian" not in contact.model_dump_json()
 
 
 @pytest.mark.parametrize(
-    ("institution", "programme", "error"),
+    ("change", "field", "rule"),
     [
-        (None, AIMMS, UnknownInstitution),
-        (Institution("demo-university", "Demo", (), False), AIMMS, InstitutionSuspended),
-        (SCHOOL, None, UnknownProgramme),
-        (SCHOOL, Programme("aimms-mentoring", "AIMMS Mentoring", False), ProgrammeClosed),
+        ({"email": "amina@gmail.com"}, "email", "institution-email-domain"),
+        ({"consents": {"privacy_notice": "2025-01", "code_of_conduct": "v2"}}, "consents", "required-consent"),
+        ({"confirmed_eligibility": ()}, "confirmed_eligibility", "eligibility"),
+        ({"profile": replace(PROFILE, seniority="Dean")}, "seniority", "programme-scale"),
+        ({"profile": replace(PROFILE, mentor_capacity=4)}, "mentor_capacity", "capacity-range"),
+        ({"profile": replace(PROFILE, mentor_capacity=0)}, "mentor_capacity", "capacity-range"),
+        ({"profile": replace(PROFILE, offers=" ")}, "offers", "required-for-mentors"),
+        ({"role": "mentee", "profile": replace(PROFILE, seeks=None)}, "seeks", "required-for-mentees"),
+        ({"role": "mentee", "profile": replace(PROFILE, mentor_capacity=2)}, "mentor_capacity", "mentors-only"),
+        (
+            {"profile": replace(PROFILE, research_interests=tuple(f"t{i}" for i in range(21)))},
+            "research_interests",
+            "at-most-20",
+        ),
     ],
 )
-def test_interest_is_refused_with_the_rule_that_refuses_it(institution, programme, error) -> None:
-    with pytest.raises(error) as refused:
-        express_interest(SUBMISSION, institution, programme, interest_id="i-1", now=NOW)
-    assert refused.value.detail
+def test_a_registration_is_refused_naming_the_field_and_the_rule(change: dict, field: str, rule: str) -> None:
+    with pytest.raises(RuleBroken) as refused:
+        register(replace(REGISTRATION, **change))
+    assert (refused.value.extra["field"], refused.value.extra["rule"]) == (field, rule)
+
+
+def test_a_role_the_programme_does_not_offer_is_refused() -> None:
+    mentees_only = replace(AIMMS, roles_offered=("mentee",))
+    with pytest.raises(RuleBroken) as refused:
+        register(programme=mentees_only)
+    assert refused.value.extra["rule"] == "role-offered"
+
+
+def test_closed_programmes_and_suspended_institutions_refuse_registration() -> None:
+    with pytest.raises(StateConflict):
+        register(programme=replace(AIMMS, open_for_registration=False))
+    suspended, _ = institutions.suspend(SCHOOL)
+    with pytest.raises(StateConflict):
+        participants.register(REGISTRATION, suspended, AIMMS, participant_id="p", now=NOW)
+    with pytest.raises(Missing):
+        participants.register(REGISTRATION, None, AIMMS, participant_id="p", now=NOW)
+
+
+def test_a_mentee_only_registration_has_no_capacity_and_no_published_profile() -> None:
+    participant, _ = register(replace(REGISTRATION, role="mentee", profile=replace(PROFILE, offers=None)))
+    assert participant.profile.mentor_capacity is None
+    assert participant.profile.publish_profile is False
+
+
+def test_profile_updates_raise_what_changed() -> None:
+    participant, _ = register()
+    updated, events = participants.update_profile(
+        participant,
+        AIMMS,
+        replace(participant.profile, mentor_capacity=2, job_title="Professor"),
+        name="Prof Amina Okafor",
+    )
+    assert [type(e) for e in events] == [ParticipantProfileUpdated, ParticipantContact, MentorCapacityChanged]
+    assert updated.name == "Prof Amina Okafor"
+    unchanged, none = participants.update_profile(updated, AIMMS, updated.profile)
+    assert none == [] and unchanged == updated
+
+
+def test_an_empty_answer_withdraws_an_optional_demographic() -> None:
+    participant, _ = register()
+    updated, events = participants.update_profile(participant, AIMMS, participant.profile, sensitive={"ethnicity": ""})
+    assert updated.sensitive == {"age_band": "30-39"}
+    assert events == []
+
+
+def test_a_withdrawn_participant_cannot_change_or_withdraw_again() -> None:
+    participant, _ = register()
+    withdrawn, event = participants.withdraw(participant, "moved abroad", now=NOW)
+    assert withdrawn.status == "withdrawn" and event.reason == "moved abroad"
+    with pytest.raises(StateConflict):
+        participants.withdraw(withdrawn, None, now=NOW)
+    with pytest.raises(StateConflict):
+        participants.update_profile(withdrawn, AIMMS, withdrawn.profile)
+
+
+def test_programmes_are_data_aimms_postgraduate_and_reverse_mentoring() -> None:
+    reverse = programmes.define(
+        replace(
+            AIMMS, programme_id="reverse", name="Reverse", mentor_more_senior=False, term="P3M", follow_up_after="P3M"
+        )
+    )
+    postgraduate = programmes.define(replace(AIMMS, programme_id="pg", name="Postgraduate", term="P1Y"))
+    assert programmes.announcement(reverse, new=True).mentor_more_senior is False
+    assert programmes.announcement(postgraduate, new=False).term == "P1Y"
+    assert AIMMS.sensitive_fields == ("ethnicity", "age_band")  # ethnicity is always sensitive
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"term": "6 months"}, "term"),
+        ({"follow_up_after": "P"}, "follow_up_after"),
+        ({"seniority_scale": ("Lecturer", "Lecturer")}, "seniority_scale"),
+        ({"default_mentor_capacity": 4, "max_mentor_capacity": 3}, "default_mentor_capacity"),
+        ({"roles_offered": ()}, "roles_offered"),
+    ],
+)
+def test_inconsistent_programme_settings_are_refused(change: dict, field: str) -> None:
+    with pytest.raises(RuleBroken) as refused:
+        programmes.define(replace(AIMMS, **change))
+    assert refused.value.extra["field"] == field
+
+
+@pytest.mark.parametrize("duration", ["P6M", "P1Y", "P2W", "PT30S", "P1DT12H"])
+def test_iso_8601_durations_are_accepted(duration: str) -> None:
+    assert programmes.define(replace(AIMMS, term=duration)).term == duration
+
+
+def test_institutions_check_email_domains_including_subdomains() -> None:
+    assert SCHOOL.email_domains == ("demo-university.ac.uk",)
+    assert institutions.email_in_domains("a@demo-university.ac.uk", SCHOOL.email_domains)
+    assert institutions.email_in_domains("a@med.demo-university.ac.uk", SCHOOL.email_domains)
+    assert not institutions.email_in_domains("a@evil-demo-university.ac.uk", SCHOOL.email_domains)
+    with pytest.raises(RuleBroken):
+        institutions.onboard("x", "X", ["not a domain"], "a@x.org", None)
+
+
+def test_suspension_and_reactivation_toggle_and_refuse_repeats() -> None:
+    suspended, _ = institutions.suspend(SCHOOL)
+    with pytest.raises(StateConflict):
+        institutions.suspend(suspended)
+    active, _ = institutions.reactivate(suspended)
+    assert active.active
+
+
+def test_expressions_of_interest_carry_the_registration_link() -> None:
+    school = replace(SCHOOL, registration_url="https://portal.example/aimms")
+    submission = InterestSubmission("Amina", "amina@example.org", "demo-university", "aimms-mentoring")
+    interest, event = express_interest(submission, school, AIMMS, interest_id="i-1", now=NOW)
+    assert event.registration_url == "https://portal.example/aimms"
+    assert interest.email_key == "amina@example.org"
+
+
+def test_secrets_are_stored_as_salted_hashes_and_checked() -> None:
+    stored = credentials.hash_secret("s3cret")
+    assert "s3cret" not in stored and stored != credentials.hash_secret("s3cret")
+    assert credentials.secret_matches("s3cret", stored)
+    assert not credentials.secret_matches("wrong", stored)
+
+
+def test_portal_credentials_cannot_hold_admin_and_admin_credentials_have_no_institution() -> None:
+    assert credentials.check_scopes("demo-university", ["participants:read"]) == ("participants:read",)
+    with pytest.raises(RuleBroken):
+        credentials.check_scopes("demo-university", ["admin"])
+    with pytest.raises(RuleBroken):
+        credentials.check_scopes(None, ["participants:read"])
+    assert credentials.check_scopes(None, ["admin"]) == ("admin",)

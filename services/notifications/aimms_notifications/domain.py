@@ -42,6 +42,7 @@ def welcome(event: InterestExpressed, envelope: Envelope) -> Notification:
             "name": event.name,
             "programme_name": event.programme_name,
             "institution_name": event.institution_name,
+            "registration_url": event.registration_url,
         },
     )
 

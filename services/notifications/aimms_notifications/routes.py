@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from aimms_notifications.store import NotificationStore
+from aimms_shared.auth import ADMIN, Principal, require
 
 router = APIRouter(tags=["deliveries"])
 
@@ -30,7 +31,7 @@ class DeliveryOut(BaseModel):
 
 @router.get("/deliveries", response_model=list[DeliveryOut])
 async def deliveries_of_event(
-    source_event_id: str, store: Annotated[NotificationStore, Depends(get_store)]
+    source_event_id: str, store: Annotated[NotificationStore, Depends(get_store)], caller: Principal = require(ADMIN)
 ) -> list[DeliveryOut]:
     """What one event caused to be sent, and whether it was delivered."""
     return [

@@ -2,30 +2,62 @@
 
 from fastapi import FastAPI
 
-from aimms_registration import handlers, routes
+from aimms_registration import handlers, use_cases
+from aimms_registration.routes import ROUTERS
 from aimms_registration.settings import RegistrationSettings
-from aimms_registration.store import INTERESTS, RegistrationStore
+from aimms_registration.store import OUTBOX_COLLECTIONS, RegistrationStore
+from aimms_registration.tokens import TokenIssuer
+from aimms_shared.auth import TokenVerifier
 from aimms_shared.consumer import Subscriptions
-from aimms_shared.contracts.registration import InterestExpressed
+from aimms_shared.contracts import registration as contracts
+from aimms_shared.crypto import FieldCipher, parse_keys
 from aimms_shared.service import Runtime, create_service_app
 
 
 def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
     """Build the registration app from settings (environment when not given)."""
     settings = settings or RegistrationSettings()
+    cipher = FieldCipher(parse_keys(settings.encryption_keys.get_secret_value()), settings.encryption_key_id)
+    issuer = TokenIssuer(
+        settings.token_signing_key.get_secret_value(),
+        issuer=settings.auth_issuer,
+        ttl_seconds=settings.token_ttl_seconds,
+    )
+
+    async def own_keys() -> dict:
+        return issuer.jwks()
 
     async def setup(app: FastAPI, runtime: Runtime) -> Subscriptions:
-        store = RegistrationStore(runtime.db)
+        store = RegistrationStore(runtime.db, cipher)
         await store.ensure_indexes()
+        if settings.bootstrap_admin_client_id and settings.bootstrap_admin_secret:
+            await use_cases.ensure_admin_credential(
+                store, settings.bootstrap_admin_client_id, settings.bootstrap_admin_secret.get_secret_value()
+            )
         app.state.store = store
+        app.state.token_issuer = issuer
         return handlers.subscriptions()
 
     return create_service_app(
         "registration",
         settings,
-        routers=[routes.router],
+        routers=ROUTERS,
         setup=setup,
-        outbox_collections=[INTERESTS],
-        produces=[InterestExpressed],
-        description="Institutions, programmes, expressions of interest and participants.",
+        outbox_collections=OUTBOX_COLLECTIONS,
+        produces=[
+            contracts.InstitutionOnboarded,
+            contracts.InstitutionSuspended,
+            contracts.InstitutionReactivated,
+            contracts.ProgrammeOpened,
+            contracts.ProgrammeUpdated,
+            contracts.InterestExpressed,
+            contracts.ParticipantRegistered,
+            contracts.ParticipantProfileUpdated,
+            contracts.MentorCapacityChanged,
+            contracts.ParticipantWithdrawn,
+            contracts.ParticipantErased,
+            contracts.ParticipantContact,
+        ],
+        description="Institutions, programmes, credentials, expressions of interest and participants.",
+        token_verifier=TokenVerifier(own_keys, issuer=settings.auth_issuer),
     )

@@ -1,44 +1,104 @@
-"""Demo data: an institution and a programme to try the platform with.
+"""Demo data: institutions, programmes and a portal credential to try the platform with.
 
-Run `python -m aimms_registration.demo` (settings from REGISTRATION_* variables). Idempotent.
+Run `python -m aimms_registration.demo` (settings from REGISTRATION_* variables). Idempotent: what
+exists is left alone, except that the demo portal's secret is rotated so it can be printed.
 """
 
 import asyncio
+from dataclasses import dataclass
 
 from pymongo import AsyncMongoClient
 
-from aimms_registration.domain import Institution, Programme
+from aimms_registration import use_cases
+from aimms_registration.domain.programmes import EligibilityStatement, Programme
 from aimms_registration.settings import RegistrationSettings
 from aimms_registration.store import RegistrationStore
+from aimms_shared.crypto import FieldCipher, parse_keys
 
 DEMO_INSTITUTIONS = (
-    Institution("demo-university", "Demo University Medical School", ("demo-university.ac.uk",), True),
-    Institution("northgate", "Northgate School of Medicine", ("northgate.ac.uk",), True),
+    ("demo-university", "Demo University Medical School", ["demo-university.ac.uk"]),
+    ("northgate", "Northgate School of Medicine", ["northgate.ac.uk"]),
 )
-DEMO_PROGRAMMES = (Programme("aimms-mentoring", "AIMMS Mentoring", True),)
+SENIORITY = (
+    "PhD student",
+    "Postdoctoral researcher",
+    "Lecturer",
+    "Senior lecturer",
+    "Associate professor",
+    "Professor",
+)
+DEMO_PROGRAMMES = (
+    Programme(
+        programme_id="aimms-mentoring",
+        name="AIMMS Mentoring",
+        eligibility=(
+            EligibilityStatement("woman", "I am a woman."),
+            EligibilityStatement("ethnic-minority", "I am from a Black, Asian or other ethnic minority background."),
+            EligibilityStatement("academic-medicine", "I work in academic medicine or health sciences in the UK."),
+        ),
+        roles_offered=("mentor", "mentee"),
+        seniority_scale=SENIORITY,
+        default_mentor_capacity=1,
+        max_mentor_capacity=3,
+        sensitive_fields=("ethnicity", "age_band"),
+    ),
+    Programme(
+        programme_id="reverse-mentoring",
+        name="Reverse Mentoring",
+        eligibility=(
+            EligibilityStatement("under-represented", "I am a student from an under-represented background."),
+        ),
+        roles_offered=("mentor", "mentee"),
+        seniority_scale=("Student", "Lecturer", "Professor", "Dean"),
+        mentor_more_senior=False,
+    ),
+)
 
 
-async def seed(settings: RegistrationSettings) -> None:
-    """Create (or refresh) the demo institutions and programme."""
+@dataclass(frozen=True)
+class DemoPortal:
+    """The demo institution's portal credential."""
+
+    client_id: str
+    client_secret: str
+
+
+async def seed(settings: RegistrationSettings) -> DemoPortal:
+    """Create what is missing of the demo data; return a fresh secret for the demo portal."""
     client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
+    cipher = FieldCipher(parse_keys(settings.encryption_keys.get_secret_value()), settings.encryption_key_id)
     try:
-        store = RegistrationStore(client[settings.mongodb_database])
+        store = RegistrationStore(client[settings.mongodb_database], cipher)
         await store.ensure_indexes()
-        for institution in DEMO_INSTITUTIONS:
-            await store.save_institution(institution)
+        for institution_id, name, domains in DEMO_INSTITUTIONS:
+            if await store.institution(institution_id) is None:
+                await use_cases.onboard_institution(
+                    store,
+                    institution_id=institution_id,
+                    name=name,
+                    email_domains=domains,
+                    contact_email=f"mentoring@{domains[0]}",
+                    registration_url=f"https://portal.{domains[0]}/aimms",
+                    on_events=lambda: None,
+                )
         for programme in DEMO_PROGRAMMES:
-            await store.save_programme(programme)
+            if await store.programme(programme.programme_id) is None:
+                await use_cases.create_programme(store, programme, on_events=lambda: None)
+        [portal, *_] = await store.credentials_of(DEMO_INSTITUTIONS[0][0])
+        _, secret = await use_cases.rotate_credential(store, portal.client_id)
+        return DemoPortal(portal.client_id, secret)
     finally:
         await client.close()
 
 
 def main() -> None:
     """Seed from the environment's settings and say what was created."""
-    asyncio.run(seed(RegistrationSettings()))
-    for institution in DEMO_INSTITUTIONS:
-        print(f"institution  {institution.institution_id:<20} {institution.name}")
+    portal = asyncio.run(seed(RegistrationSettings()))
+    for institution_id, name, _ in DEMO_INSTITUTIONS:
+        print(f"institution  {institution_id:<18} {name}")
     for programme in DEMO_PROGRAMMES:
-        print(f"programme    {programme.programme_id:<20} {programme.name}")
+        print(f"programme    {programme.programme_id:<18} {programme.name}")
+    print(f"portal       client_id={portal.client_id} client_secret={portal.client_secret}")
 
 
 if __name__ == "__main__":

@@ -1,28 +1,56 @@
-"""The registration store: the only code that talks to registration's database."""
+"""The registration store: the only code that talks to registration's database.
+
+Special category fields are encrypted here, on their way into the store, and decrypted on the
+way out: no other layer sees ciphertext, and nothing readable reaches the disk.
+"""
 
 from dataclasses import asdict
+from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from aimms_registration.domain import Institution, Interest, Programme
-from aimms_shared.outbox import OutboxEntry, outbox_fields
+from aimms_registration.domain.credentials import Credential
+from aimms_registration.domain.errors import StateConflict
+from aimms_registration.domain.institutions import Institution
+from aimms_registration.domain.interests import Interest, email_key
+from aimms_registration.domain.participants import Consent, Participant, Profile
+from aimms_registration.domain.programmes import EligibilityStatement, Programme
+from aimms_shared.crypto import FieldCipher
+from aimms_shared.idempotency import IdempotencyKeys
+from aimms_shared.mongo import utcnow
+from aimms_shared.outbox import OutboxEntry, outbox_fields, save_aggregate
 
+INSTITUTIONS = "institutions"
+PROGRAMMES = "programmes"
 INTERESTS = "interests"
+PARTICIPANTS = "participants"
+# Collections whose documents carry outboxes, for the relay.
+OUTBOX_COLLECTIONS = (INSTITUTIONS, PROGRAMMES, INTERESTS, PARTICIPANTS)
 
 
 class RegistrationStore:
-    """Institutions, programmes and expressions of interest."""
+    """Institutions, programmes, credentials, expressions of interest and participants."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
-        self._institutions = db["institutions"]
-        self._programmes = db["programmes"]
+    def __init__(self, db: AsyncDatabase, cipher: FieldCipher) -> None:
+        self._institutions = db[INSTITUTIONS]
+        self._programmes = db[PROGRAMMES]
         self._interests = db[INTERESTS]
+        self._participants = db[PARTICIPANTS]
+        self._credentials = db["credentials"]
+        self._cipher = cipher
+        self.idempotency = IdempotencyKeys(db["idempotency_keys"])
 
     async def ensure_indexes(self) -> None:
-        """One expression of interest per address and programme."""
+        """Uniqueness the rules rely on, and what lists and counts look up."""
         await self._interests.create_index([("programme_id", ASCENDING), ("email_key", ASCENDING)], unique=True)
+        await self._participants.create_index([("programme_id", ASCENDING), ("email_key", ASCENDING)], unique=True)
+        await self._participants.create_index([("institution_id", ASCENDING)])
+        await self._credentials.create_index([("institution_id", ASCENDING)])
+        await self.idempotency.ensure_indexes()
+
+    # -- institutions
 
     async def institution(self, institution_id: str) -> Institution | None:
         """An onboarded institution by id."""
@@ -33,11 +61,29 @@ class RegistrationStore:
         """Every onboarded institution, by name."""
         return [_institution(d) async for d in self._institutions.find().sort("name", ASCENDING)]
 
-    async def save_institution(self, institution: Institution) -> None:
-        """Create or replace an institution."""
-        doc = asdict(institution) | {"email_domains": list(institution.email_domains)}
-        doc["_id"] = doc.pop("institution_id")
-        await self._institutions.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+    async def add_institution(self, institution: Institution, events: list[OutboxEntry]) -> None:
+        """Store a new institution with its events; refuse a taken id."""
+        doc = _institution_doc(institution)
+        try:
+            await self._institutions.insert_one(doc | outbox_fields(events))
+        except DuplicateKeyError:
+            raise StateConflict(
+                "institution_id", "unique", f"institution '{institution.institution_id}' exists"
+            ) from None
+
+    async def save_institution(self, institution: Institution, events: list[OutboxEntry]) -> None:
+        """Store a changed institution with its events, if nobody changed it meanwhile."""
+        doc = _institution_doc(institution)
+        del doc["_id"], doc["version"]
+        await save_aggregate(
+            self._institutions,
+            institution.institution_id,
+            expected_version=institution.version,
+            changes=doc,
+            events=events,
+        )
+
+    # -- programmes
 
     async def programme(self, programme_id: str) -> Programme | None:
         """A programme by id."""
@@ -48,11 +94,40 @@ class RegistrationStore:
         """Every programme, by name."""
         return [_programme(d) async for d in self._programmes.find().sort("name", ASCENDING)]
 
-    async def save_programme(self, programme: Programme) -> None:
-        """Create or replace a programme."""
-        doc = asdict(programme)
-        doc["_id"] = doc.pop("programme_id")
-        await self._programmes.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+    async def add_programme(self, programme: Programme, events: list[OutboxEntry]) -> None:
+        """Store a new programme with its events; refuse a taken id."""
+        try:
+            await self._programmes.insert_one(_programme_doc(programme) | outbox_fields(events))
+        except DuplicateKeyError:
+            raise StateConflict("programme_id", "unique", f"programme '{programme.programme_id}' exists") from None
+
+    async def save_programme(self, programme: Programme, events: list[OutboxEntry]) -> None:
+        """Store a changed programme with its events, if nobody changed it meanwhile."""
+        doc = _programme_doc(programme)
+        del doc["_id"], doc["version"]
+        await save_aggregate(
+            self._programmes, programme.programme_id, expected_version=programme.version, changes=doc, events=events
+        )
+
+    # -- credentials
+
+    async def credential(self, client_id: str) -> Credential | None:
+        """A credential by client id."""
+        doc = await self._credentials.find_one({"_id": client_id})
+        return _credential(doc) if doc else None
+
+    async def credentials_of(self, institution_id: str | None) -> list[Credential]:
+        """An institution's credentials (None: administrators')."""
+        return [_credential(d) async for d in self._credentials.find({"institution_id": institution_id})]
+
+    async def save_credential(self, credential: Credential) -> None:
+        """Create or replace a credential."""
+        doc = asdict(credential)
+        doc["_id"] = doc.pop("client_id")
+        doc["scopes"] = list(credential.scopes)
+        await self._credentials.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    # -- interests
 
     async def add_interest(self, interest: Interest, events: list[OutboxEntry]) -> tuple[str, bool]:
         """Store an interest with its events in one write; return (id, created).
@@ -73,17 +148,191 @@ class RegistrationStore:
             return existing["_id"], False
         return interest.interest_id, True
 
+    async def interest_of(self, programme_id: str, email: str) -> dict[str, Any] | None:
+        """Her expression of interest in a programme, if any (for subject access)."""
+        return await self._interests.find_one(
+            {"programme_id": programme_id, "email_key": email_key(email)}, {"outbox": 0, "outbox_due": 0}
+        )
 
-def _institution(doc: dict) -> Institution:
+    # -- participants
+
+    async def participant(self, participant_id: str) -> Participant | None:
+        """A participant (erased ones are gone)."""
+        doc = await self._participants.find_one({"_id": participant_id, "status": {"$ne": "erased"}})
+        return self._participant(doc) if doc else None
+
+    async def participants(
+        self, *, institution_id: str | None, programme_id: str | None, published_mentors_only: bool = False
+    ) -> list[Participant]:
+        """Participants, filtered; erased ones never appear."""
+        query: dict[str, Any] = {"status": "active"} if published_mentors_only else {"status": {"$ne": "erased"}}
+        if institution_id is not None:
+            query["institution_id"] = institution_id
+        if programme_id is not None:
+            query["programme_id"] = programme_id
+        if published_mentors_only:
+            query["roles"] = "mentor"
+            query["profile.publish_profile"] = True
+        return [self._participant(d) async for d in self._participants.find(query).sort("registered_at", ASCENDING)]
+
+    async def add_participant(self, participant: Participant, events: list[OutboxEntry]) -> None:
+        """Store a new participant and her events in one write; refuse a second registration."""
+        try:
+            await self._participants.insert_one(self._participant_doc(participant) | outbox_fields(events))
+        except DuplicateKeyError:
+            raise StateConflict(
+                "email", "one-registration-per-programme", "this address is already registered in the programme"
+            ) from None
+
+    async def save_participant(self, participant: Participant, events: list[OutboxEntry]) -> None:
+        """Store a changed participant with her events, if nobody changed her record meanwhile."""
+        doc = self._participant_doc(participant)
+        del doc["_id"], doc["version"]
+        await save_aggregate(
+            self._participants,
+            participant.participant_id,
+            expected_version=participant.version,
+            changes=doc,
+            events=events,
+        )
+
+    async def erase_participant(self, participant: Participant, events: list[OutboxEntry]) -> None:
+        """Delete everything personal; keep only ids and status (for counts) and the outgoing events."""
+        personal = [
+            k
+            for k in self._participant_doc(participant)
+            if k not in ("_id", "programme_id", "institution_id", "version")
+        ]
+        result = await self._participants.update_one(
+            {"_id": participant.participant_id, "version": participant.version},
+            {
+                "$unset": dict.fromkeys(personal, ""),
+                "$set": {
+                    "status": "erased",
+                    "erased_at": utcnow(),
+                    "email_key": f"erased:{participant.participant_id}",  # keeps the unique index free
+                    "outbox_due": utcnow(),
+                },
+                "$push": {"outbox": {"$each": events}},
+                "$inc": {"version": 1},
+            },
+        )
+        if result.matched_count == 0:
+            raise StateConflict("participant_id", "concurrent-update", "her record changed meanwhile; retry")
+        await self._interests.delete_many(
+            {"programme_id": participant.programme_id, "email_key": email_key(participant.email)}
+        )
+        await self.idempotency.forget_subject(participant.participant_id)
+
+    async def raw_participant(self, participant_id: str) -> dict[str, Any] | None:
+        """The stored document as is (subject access export, and tests of encryption at rest)."""
+        return await self._participants.find_one({"_id": participant_id}, {"outbox": 0, "outbox_due": 0})
+
+    async def pipeline(self, programme_id: str | None) -> list[dict[str, Any]]:
+        """Counts per programme, institution and stage (the store sums; FerretDB can count)."""
+        match = {"programme_id": programme_id} if programme_id else {}
+        rows = []
+        for stage, collection, by_status in (
+            ("interested", self._interests, False),
+            ("participants", self._participants, True),
+        ):
+            key = {"programme_id": "$programme_id", "institution_id": "$institution_id"}
+            if by_status:
+                key["status"] = "$status"
+            cursor = await collection.aggregate([{"$match": match}, {"$group": {"_id": key, "n": {"$sum": 1}}}])
+            rows += [{**row["_id"], "stage": row["_id"].get("status", stage), "n": row["n"]} async for row in cursor]
+        return rows
+
+    # -- mapping
+
+    def _participant_doc(self, p: Participant) -> dict[str, Any]:
+        return {
+            "_id": p.participant_id,
+            "programme_id": p.programme_id,
+            "institution_id": p.institution_id,
+            "name": p.name,
+            "email": p.email,
+            "email_key": email_key(p.email),
+            "roles": list(p.roles),
+            "profile": asdict(p.profile) | {"research_interests": list(p.profile.research_interests)},
+            "consents": [asdict(c) for c in p.consents],
+            "confirmed_eligibility": list(p.confirmed_eligibility),
+            "sensitive": {
+                name: self._cipher.encrypt(value, context=f"{p.participant_id}/{name}")
+                for name, value in p.sensitive.items()
+            },
+            "registered_at": p.registered_at,
+            "status": p.status,
+            "withdrawn_at": p.withdrawn_at,
+            "withdrawal_reason": p.withdrawal_reason,
+            "version": p.version,
+        }
+
+    def _participant(self, doc: dict[str, Any]) -> Participant:
+        profile = doc["profile"]
+        return Participant(
+            participant_id=doc["_id"],
+            programme_id=doc["programme_id"],
+            institution_id=doc["institution_id"],
+            name=doc["name"],
+            email=doc["email"],
+            roles=tuple(doc["roles"]),
+            profile=Profile(**(profile | {"research_interests": tuple(profile["research_interests"])})),
+            consents=tuple(Consent(**c) for c in doc["consents"]),
+            confirmed_eligibility=tuple(doc["confirmed_eligibility"]),
+            sensitive={
+                name: self._cipher.decrypt(sealed, context=f"{doc['_id']}/{name}")
+                for name, sealed in doc.get("sensitive", {}).items()
+            },
+            registered_at=doc["registered_at"],
+            status=doc["status"],
+            withdrawn_at=doc.get("withdrawn_at"),
+            withdrawal_reason=doc.get("withdrawal_reason"),
+            version=doc["version"],
+        )
+
+
+def _institution_doc(institution: Institution) -> dict[str, Any]:
+    doc = asdict(institution) | {"email_domains": list(institution.email_domains)}
+    doc["_id"] = doc.pop("institution_id")
+    return doc
+
+
+def _institution(doc: dict[str, Any]) -> Institution:
     return Institution(
         institution_id=doc["_id"],
         name=doc["name"],
         email_domains=tuple(doc.get("email_domains", ())),
+        contact_email=doc.get("contact_email", ""),
+        registration_url=doc.get("registration_url"),
         active=doc.get("active", True),
+        version=doc.get("version", 1),
     )
 
 
-def _programme(doc: dict) -> Programme:
+def _programme_doc(programme: Programme) -> dict[str, Any]:
+    doc = asdict(programme)
+    doc["_id"] = doc.pop("programme_id")
+    for name in ("roles_offered", "seniority_scale", "sensitive_fields"):
+        doc[name] = list(doc[name])
+    doc["eligibility"] = [asdict(s) for s in programme.eligibility]
+    return doc
+
+
+def _programme(doc: dict[str, Any]) -> Programme:
+    fields = {k: v for k, v in doc.items() if k not in ("_id", "outbox", "outbox_due")}
     return Programme(
-        programme_id=doc["_id"], name=doc["name"], open_for_registration=doc.get("open_for_registration", False)
+        **fields
+        | {
+            "programme_id": doc["_id"],
+            "eligibility": tuple(EligibilityStatement(**s) for s in doc.get("eligibility", ())),
+            "roles_offered": tuple(doc["roles_offered"]),
+            "seniority_scale": tuple(doc["seniority_scale"]),
+            "sensitive_fields": tuple(doc.get("sensitive_fields", ("ethnicity",))),
+        }
     )
+
+
+def _credential(doc: dict[str, Any]) -> Credential:
+    fields = {k: v for k, v in doc.items() if k != "_id"}
+    return Credential(**fields | {"client_id": doc["_id"], "scopes": tuple(doc["scopes"])})

@@ -1,28 +1,274 @@
-"""Registration use cases: load, decide with the domain, store state and events in one write."""
+"""Registration use cases: load, decide with the domain, store state and events in one write.
+
+HTTP routes (and the CLI) call these; `on_events` wakes the outbox relay after a write.
+"""
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
-from aimms_registration import domain
+from aimms_registration.domain import credentials, institutions, interests, participants, programmes
+from aimms_registration.domain.credentials import Credential
+from aimms_registration.domain.errors import Missing, RuleBroken
+from aimms_registration.domain.institutions import Institution
+from aimms_registration.domain.participants import Participant, Profile, Registration
+from aimms_registration.domain.programmes import Programme
 from aimms_registration.store import RegistrationStore
-from aimms_shared.events import wrap
+from aimms_registration.tokens import TokenIssuer
+from aimms_shared.auth import Principal, Unauthenticated
+from aimms_shared.contracts.registration import CONTACTS
+from aimms_shared.events import Event, wrap
 from aimms_shared.mongo import utcnow
-from aimms_shared.outbox import outbox_entry
+from aimms_shared.outbox import OutboxEntry, outbox_entry, outbox_tombstone
 
 PRODUCER = "registration"
+Notify = Callable[[], None]
+
+
+def _entries(events: list[Event], institution_id: str | None = None) -> list[OutboxEntry]:
+    return [outbox_entry(e, wrap(e, producer=PRODUCER, institution_id=institution_id)) for e in events]
+
+
+# -- institutions and credentials
+
+
+async def onboard_institution(
+    store: RegistrationStore,
+    *,
+    institution_id: str,
+    name: str,
+    email_domains: list[str],
+    contact_email: str,
+    registration_url: str | None,
+    on_events: Notify,
+) -> tuple[Institution, Credential, str]:
+    """Onboard an institution and give its portal a first credential (its secret returned once)."""
+    institution, event = institutions.onboard(institution_id, name, email_domains, contact_email, registration_url)
+    await store.add_institution(institution, _entries([event], institution_id))
+    on_events()
+    credential, secret = await create_credential(
+        store,
+        name=f"{name} portal",
+        institution_id=institution_id,
+        scopes=["participants:write", "participants:read", "profiles:read"],
+    )
+    return institution, credential, secret
+
+
+async def set_institution_active(
+    store: RegistrationStore, institution_id: str, active: bool, *, on_events: Notify
+) -> Institution:
+    """Suspend or re-activate an institution."""
+    institution = await _institution(store, institution_id)
+    changed, event = (institutions.reactivate if active else institutions.suspend)(institution)
+    await store.save_institution(changed, _entries([event], institution_id))
+    on_events()
+    return replace(changed, version=changed.version + 1)
+
+
+async def create_credential(
+    store: RegistrationStore, *, name: str, institution_id: str | None, scopes: list[str]
+) -> tuple[Credential, str]:
+    """A new credential; the secret is returned once and stored only as a hash."""
+    if institution_id is not None:
+        await _institution(store, institution_id)
+    checked = credentials.check_scopes(institution_id, scopes)
+    secret = credentials.new_secret()
+    credential = Credential(
+        client_id=credentials.new_client_id(institution_id),
+        name=name,
+        institution_id=institution_id,
+        scopes=checked,
+        secret_hash=credentials.hash_secret(secret),
+        created_at=utcnow(),
+    )
+    await store.save_credential(credential)
+    return credential, secret
+
+
+async def rotate_credential(store: RegistrationStore, client_id: str) -> tuple[Credential, str]:
+    """Replace a credential's secret; the old one stops working at once."""
+    credential = await _credential(store, client_id)
+    secret = credentials.new_secret()
+    rotated = replace(credential, secret_hash=credentials.hash_secret(secret))
+    await store.save_credential(rotated)
+    return rotated, secret
+
+
+async def revoke_credential(store: RegistrationStore, client_id: str) -> Credential:
+    """No more tokens for this credential (tokens already issued expire within their short life)."""
+    credential = await _credential(store, client_id)
+    revoked = replace(credential, revoked_at=credential.revoked_at or utcnow())
+    await store.save_credential(revoked)
+    return revoked
+
+
+async def ensure_admin_credential(store: RegistrationStore, client_id: str, secret: str) -> None:
+    """The first administrator, from deployment configuration: created once, never overwritten."""
+    if await store.credential(client_id) is None:
+        await store.save_credential(
+            Credential(
+                client_id, "bootstrap administrator", None, ("admin",), credentials.hash_secret(secret), utcnow()
+            )
+        )
+
+
+async def issue_token(
+    store: RegistrationStore, issuer: TokenIssuer, client_id: str, secret: str, requested: list[str] | None
+) -> tuple[str, tuple[str, ...]]:
+    """OAuth2 client credentials: a short-lived token for a valid, unrevoked credential."""
+    credential = await store.credential(client_id)
+    if credential is None or not credential.active or not credentials.secret_matches(secret, credential.secret_hash):
+        raise Unauthenticated("unknown client, wrong secret, or revoked credential")
+    if credential.institution_id is not None:
+        institution = await store.institution(credential.institution_id)
+        if institution is None or not institution.active:
+            raise Unauthenticated("the credential's institution is suspended")
+    scopes = credential.scopes if not requested else tuple(s for s in requested if s in credential.scopes)
+    if requested and len(scopes) != len(set(requested)):
+        raise RuleBroken("scope", "granted-scopes", f"this client may ask for: {' '.join(credential.scopes)}")
+    return issuer.issue(credential.client_id, credential.institution_id, scopes), scopes
+
+
+# -- programmes
+
+
+async def create_programme(store: RegistrationStore, programme: Programme, *, on_events: Notify) -> Programme:
+    """Open a programme (ProgrammeOpened)."""
+    checked = programmes.define(programme)
+    await store.add_programme(checked, _entries([programmes.announcement(checked, new=True)]))
+    on_events()
+    return checked
+
+
+async def update_programme(store: RegistrationStore, programme: Programme, *, on_events: Notify) -> Programme:
+    """Change a programme's settings (ProgrammeUpdated)."""
+    current = await store.programme(programme.programme_id)
+    if current is None:
+        raise Missing("programme_id", "existing-programme", f"programme '{programme.programme_id}' does not exist")
+    checked = programmes.define(replace(programme, version=current.version))
+    await store.save_programme(checked, _entries([programmes.announcement(checked, new=False)]))
+    on_events()
+    return replace(checked, version=current.version + 1)
+
+
+# -- expressions of interest
 
 
 async def express_interest(
-    store: RegistrationStore, submission: domain.InterestSubmission, *, on_events: Callable[[], None]
+    store: RegistrationStore, submission: interests.InterestSubmission, *, on_events: Notify
 ) -> tuple[str, bool]:
     """Record an expression of interest and raise InterestExpressed; return (interest id, created)."""
     institution = await store.institution(submission.institution_id)
     programme = await store.programme(submission.programme_id)
-    interest, event = domain.express_interest(
+    interest, event = interests.express_interest(
         submission, institution, programme, interest_id=str(uuid.uuid4()), now=utcnow()
     )
-    envelope = wrap(event, producer=PRODUCER, institution_id=interest.institution_id)
-    interest_id, created = await store.add_interest(interest, [outbox_entry(event, envelope)])
+    interest_id, created = await store.add_interest(interest, _entries([event], interest.institution_id))
     if created:
         on_events()
     return interest_id, created
+
+
+# -- participants
+
+
+async def register_participant(
+    store: RegistrationStore, registration: Registration, *, on_events: Notify
+) -> Participant:
+    """Register her in a programme: ParticipantRegistered plus her contact record, in one write."""
+    institution = await store.institution(registration.institution_id)
+    programme = await store.programme(registration.programme_id)
+    participant, events = participants.register(
+        registration, institution, programme, participant_id=str(uuid.uuid4()), now=utcnow()
+    )
+    await store.add_participant(participant, _entries(events, participant.institution_id))
+    on_events()
+    return participant
+
+
+async def participant_for(store: RegistrationStore, caller: Principal, participant_id: str) -> Participant:
+    """A participant the caller may see: her own institution's portal, or an administrator."""
+    participant = await store.participant(participant_id)
+    if participant is None or not caller.may_act_for(participant.institution_id):
+        # The same answer for "absent" and "another institution's": ids reveal nothing.
+        raise Missing("participant_id", "own-institution", f"no participant '{participant_id}' at your institution")
+    return participant
+
+
+async def update_participant(
+    store: RegistrationStore,
+    caller: Principal,
+    participant_id: str,
+    changes: dict[str, Any],
+    *,
+    on_events: Notify,
+) -> Participant:
+    """Apply profile, contact and demographic changes (ParticipantProfileUpdated and friends)."""
+    participant = await participant_for(store, caller, participant_id)
+    programme = await store.programme(participant.programme_id)
+    institution = await store.institution(participant.institution_id)
+    assert programme is not None  # a participant's programme is never deleted
+    profile_fields = {k: v for k, v in changes.items() if k in Profile.__dataclass_fields__}
+    profile = replace(participant.profile, **profile_fields)
+    updated, events = participants.update_profile(
+        participant,
+        programme,
+        profile,
+        name=changes.get("name"),
+        email=changes.get("email"),
+        institution=institution,
+        sensitive={k: changes[k] for k in ("ethnicity", "age_band") if k in changes},
+    )
+    await store.save_participant(updated, _entries(events, participant.institution_id))
+    if events:
+        on_events()
+    return replace(updated, version=participant.version + 1)
+
+
+async def withdraw_participant(
+    store: RegistrationStore, caller: Principal, participant_id: str, reason: str | None, *, on_events: Notify
+) -> Participant:
+    """She leaves the programme (ParticipantWithdrawn)."""
+    participant = await participant_for(store, caller, participant_id)
+    withdrawn, event = participants.withdraw(participant, reason, now=utcnow())
+    await store.save_participant(withdrawn, _entries([event], participant.institution_id))
+    on_events()
+    return withdrawn
+
+
+async def erase_participant(
+    store: RegistrationStore, caller: Principal, participant_id: str, *, on_events: Notify
+) -> None:
+    """Erasure: her personal data deleted here, a tombstone for her contact record, ParticipantErased."""
+    participant = await participant_for(store, caller, participant_id)
+    events = _entries([participants.erase(participant)], participant.institution_id)
+    events.append(outbox_tombstone(CONTACTS, participant.participant_id))
+    await store.erase_participant(participant, events)
+    on_events()
+
+
+async def export_participant(store: RegistrationStore, caller: Principal, participant_id: str) -> dict[str, Any]:
+    """Subject access: everything this service holds about her, decrypted."""
+    participant = await participant_for(store, caller, participant_id)
+    stored = await store.raw_participant(participant_id) or {}
+    return {
+        "participant": stored | {"sensitive": participant.sensitive},
+        "expression_of_interest": await store.interest_of(participant.programme_id, participant.email),
+        "exported_at": utcnow(),
+    }
+
+
+async def _institution(store: RegistrationStore, institution_id: str) -> Institution:
+    institution = await store.institution(institution_id)
+    if institution is None:
+        raise Missing("institution_id", "onboarded-institution", f"institution '{institution_id}' is not onboarded")
+    return institution
+
+
+async def _credential(store: RegistrationStore, client_id: str) -> Credential:
+    credential = await store.credential(client_id)
+    if credential is None:
+        raise Missing("client_id", "existing-credential", f"no credential '{client_id}'")
+    return credential

@@ -1,17 +1,90 @@
-"""Events the registration service produces."""
+"""Events the registration service produces.
 
-from typing import ClassVar
+Domain events never carry contact details or special category data: names and addresses travel
+only on the compacted contacts topic (so erasure can remove them from Kafka with a tombstone),
+and ethnicity or age never leave registration's encrypted store.
+"""
+
+from datetime import datetime
+from typing import ClassVar, Literal
 
 from pydantic import EmailStr
 
 from aimms_shared.events import Event, Topic, contract
 
+INSTITUTIONS = Topic("registration.institutions")
+PROGRAMMES = Topic("registration.programmes")
 INTERESTS = Topic("registration.interests")
+PARTICIPANTS = Topic("registration.participants")
+CONTACTS = Topic("registration.contacts", compacted=True)
+
+Role = Literal["mentor", "mentee"]
+
+
+class _InstitutionEvent(Event):
+    topic: ClassVar[Topic] = INSTITUTIONS
+    key_field: ClassVar[str] = "institution_id"
+
+    institution_id: str
+
+
+@contract
+class InstitutionOnboarded(_InstitutionEvent):
+    """A medical school joined the platform; its portal can now be given credentials."""
+
+    event_type: ClassVar[str] = "InstitutionOnboarded"
+
+    name: str
+    email_domains: list[str]
+
+
+@contract
+class InstitutionSuspended(_InstitutionEvent):
+    """The institution may not register anyone until re-activated."""
+
+    event_type: ClassVar[str] = "InstitutionSuspended"
+
+
+@contract
+class InstitutionReactivated(_InstitutionEvent):
+    """A suspended institution is active again."""
+
+    event_type: ClassVar[str] = "InstitutionReactivated"
+
+
+class _ProgrammeState(Event):
+    topic: ClassVar[Topic] = PROGRAMMES
+    key_field: ClassVar[str] = "programme_id"
+
+    programme_id: str
+    name: str
+    roles_offered: list[Role]
+    default_mentor_capacity: int
+    max_mentor_capacity: int
+    seniority_scale: list[str]
+    mentor_more_senior: bool
+    term: str
+    follow_up_after: str
+    open_for_registration: bool
+
+
+@contract
+class ProgrammeOpened(_ProgrammeState):
+    """A programme was created; its full settings."""
+
+    event_type: ClassVar[str] = "ProgrammeOpened"
+
+
+@contract
+class ProgrammeUpdated(_ProgrammeState):
+    """A programme's settings changed; its full settings as they now are."""
+
+    event_type: ClassVar[str] = "ProgrammeUpdated"
 
 
 @contract
 class InterestExpressed(Event):
-    """Someone eligible asked to join a programme; she is owed the welcome pack."""
+    """Someone eligible asked to join a programme; she is owed the welcome pack and an invitation."""
 
     event_type: ClassVar[str] = "InterestExpressed"
     topic: ClassVar[Topic] = INTERESTS
@@ -24,3 +97,82 @@ class InterestExpressed(Event):
     institution_name: str
     programme_id: str
     programme_name: str
+    registration_url: str | None = None
+
+
+class _ParticipantEvent(Event):
+    topic: ClassVar[Topic] = PARTICIPANTS
+    key_field: ClassVar[str] = "participant_id"
+
+    participant_id: str
+    programme_id: str
+    institution_id: str
+
+
+class _Profile(_ParticipantEvent):
+    roles: list[Role]
+    job_title: str
+    seniority: str
+    pathway: Literal["clinical", "non-clinical"]
+    research_interests: list[str]
+    offers: str | None
+    seeks: str | None
+    mentor_capacity: int | None
+    profile_published: bool
+    background_matching: bool
+
+
+@contract
+class ParticipantRegistered(_Profile):
+    """A participant registered in a programme (no contact details, no special category data)."""
+
+    event_type: ClassVar[str] = "ParticipantRegistered"
+    registered_at: datetime
+
+
+@contract
+class ParticipantProfileUpdated(_Profile):
+    """A participant's profile as it now is."""
+
+    event_type: ClassVar[str] = "ParticipantProfileUpdated"
+
+
+@contract
+class MentorCapacityChanged(_ParticipantEvent):
+    """How many mentees a mentor will take changed."""
+
+    event_type: ClassVar[str] = "MentorCapacityChanged"
+    mentor_capacity: int
+
+
+@contract
+class ParticipantWithdrawn(_ParticipantEvent):
+    """She left the programme: cancel her proposals, end her matches, send her nothing more."""
+
+    event_type: ClassVar[str] = "ParticipantWithdrawn"
+    reason: str | None = None
+
+
+@contract
+class ParticipantErased(_ParticipantEvent):
+    """She asked for erasure: every service deletes what it holds about her."""
+
+    event_type: ClassVar[str] = "ParticipantErased"
+
+
+@contract
+class ParticipantContact(Event):
+    """How to reach a participant; the latest per participant on a compacted topic.
+
+    A tombstone (null value) on the same key replaces it when she is erased.
+    """
+
+    event_type: ClassVar[str] = "ParticipantContact"
+    topic: ClassVar[Topic] = CONTACTS
+    key_field: ClassVar[str] = "participant_id"
+
+    participant_id: str
+    programme_id: str
+    institution_id: str
+    name: str
+    email: EmailStr

@@ -1,0 +1,1 @@
+"""Registration's rules, free of I/O: institutions, programmes, interests, participants, credentials."""

@@ -1,0 +1,88 @@
+"""Expressions of interest: the first step of the scheme's procedure."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from aimms_registration.domain.errors import Missing, StateConflict
+from aimms_registration.domain.institutions import Institution
+from aimms_registration.domain.programmes import Programme
+from aimms_shared.contracts.registration import InterestExpressed
+
+
+@dataclass(frozen=True)
+class InterestSubmission:
+    """What a portal sends when someone asks to join a programme (already well-formed)."""
+
+    name: str
+    email: str
+    institution_id: str
+    programme_id: str
+
+
+@dataclass(frozen=True)
+class Interest:
+    """An expression of interest."""
+
+    interest_id: str
+    name: str
+    email: str
+    institution_id: str
+    programme_id: str
+    expressed_at: datetime
+
+    @property
+    def email_key(self) -> str:
+        """The address as compared for duplicates (addresses are case-insensitive in practice)."""
+        return email_key(self.email)
+
+
+def email_key(email: str) -> str:
+    """An address as compared for duplicates."""
+    return email.strip().lower()
+
+
+def require_open(institution: Institution | None, programme: Programme | None, submitted: tuple[str, str]) -> None:
+    """Registration and interest both need an active institution and an open programme."""
+    institution_id, programme_id = submitted
+    if institution is None:
+        raise Missing("institution_id", "onboarded-institution", f"institution '{institution_id}' is not onboarded")
+    if not institution.active:
+        raise StateConflict("institution_id", "active-institution", f"institution '{institution_id}' is suspended")
+    if programme is None:
+        raise Missing("programme_id", "existing-programme", f"programme '{programme_id}' does not exist")
+    if not programme.open_for_registration:
+        raise StateConflict(
+            "programme_id", "open-programme", f"programme '{programme_id}' is not open for registration"
+        )
+
+
+def express_interest(
+    submission: InterestSubmission,
+    institution: Institution | None,
+    programme: Programme | None,
+    *,
+    interest_id: str,
+    now: datetime,
+) -> tuple[Interest, InterestExpressed]:
+    """Accept an expression of interest, or say which rule refuses it."""
+    require_open(institution, programme, (submission.institution_id, submission.programme_id))
+    assert institution is not None and programme is not None  # checked above
+    interest = Interest(
+        interest_id=interest_id,
+        name=submission.name.strip(),
+        email=submission.email.strip(),
+        institution_id=institution.institution_id,
+        programme_id=programme.programme_id,
+        expressed_at=now,
+    )
+    event = InterestExpressed(
+        interest_id=interest.interest_id,
+        name=interest.name,
+        email=interest.email,
+        institution_id=institution.institution_id,
+        institution_name=institution.name,
+        programme_id=programme.programme_id,
+        programme_name=programme.name,
+        registration_url=institution.registration_url,
+    )
+    return interest, event

@@ -1,0 +1,264 @@
+"""Participants: registration in a programme, profile changes, withdrawal and erasure."""
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from aimms_registration.domain.errors import RuleBroken, StateConflict
+from aimms_registration.domain.institutions import Institution, email_in_domains
+from aimms_registration.domain.interests import require_open
+from aimms_registration.domain.programmes import Programme
+from aimms_shared.contracts.registration import (
+    MentorCapacityChanged,
+    ParticipantContact,
+    ParticipantErased,
+    ParticipantProfileUpdated,
+    ParticipantRegistered,
+    ParticipantWithdrawn,
+)
+from aimms_shared.events import Event
+
+CONSENTS = ("privacy_notice", "code_of_conduct", "confidentiality")
+AGE_BANDS = ("under-30", "30-39", "40-49", "50-59", "60-plus")
+PATHWAYS = ("clinical", "non-clinical")
+MAX_INTERESTS = 20
+TAG = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Consent:
+    """A consent or acceptance, with the version of the text she agreed to and when."""
+
+    kind: str
+    version: str
+    given_at: datetime
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What she tells the scheme about her career and what she offers or seeks."""
+
+    job_title: str
+    seniority: str
+    pathway: str
+    research_interests: tuple[str, ...]
+    offers: str | None
+    seeks: str | None
+    mentor_capacity: int | None
+    publish_profile: bool
+    background_matching: bool
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A registration as a portal submits it (already well-formed)."""
+
+    name: str
+    email: str
+    institution_id: str
+    programme_id: str
+    role: str  # mentor | mentee | both
+    profile: Profile
+    consents: dict[str, str]  # kind -> version
+    confirmed_eligibility: tuple[str, ...]
+    sensitive: dict[str, str] = field(default_factory=dict)  # e.g. ethnicity, age_band (optional)
+
+
+@dataclass(frozen=True)
+class Participant:
+    """A person registered in one programme."""
+
+    participant_id: str
+    programme_id: str
+    institution_id: str
+    name: str
+    email: str
+    roles: tuple[str, ...]
+    profile: Profile
+    consents: tuple[Consent, ...]
+    confirmed_eligibility: tuple[str, ...]
+    sensitive: dict[str, str]
+    registered_at: datetime
+    status: str = "active"  # active | withdrawn
+    withdrawn_at: datetime | None = None
+    withdrawal_reason: str | None = None
+    version: int = 1
+
+    @property
+    def is_mentor(self) -> bool:
+        """Whether she mentors in this programme."""
+        return "mentor" in self.roles
+
+
+def normalise_interests(tags: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Research interests as tags: lower case, words joined by hyphens, each once."""
+    normalised = (TAG.sub("-", tag.lower()).strip("-") for tag in tags)
+    unique = tuple(dict.fromkeys(t for t in normalised if t))
+    if len(unique) > MAX_INTERESTS:
+        raise RuleBroken("research_interests", "at-most-20", f"name at most {MAX_INTERESTS} research interests")
+    return unique
+
+
+def register(
+    registration: Registration,
+    institution: Institution | None,
+    programme: Programme | None,
+    *,
+    participant_id: str,
+    now: datetime,
+) -> tuple[Participant, list[Event]]:
+    """Accept a registration, or say which rule refuses it."""
+    require_open(institution, programme, (registration.institution_id, registration.programme_id))
+    assert institution is not None and programme is not None  # checked above
+    if not email_in_domains(registration.email, institution.email_domains):
+        raise RuleBroken(
+            "email", "institution-email-domain", f"the address must be at {' or '.join(institution.email_domains)}"
+        )
+    roles = ("mentor", "mentee") if registration.role == "both" else (registration.role,)
+    for role in roles:
+        if not programme.offers(role):
+            raise RuleBroken("role", "role-offered", f"{programme.name} has no {role} role")
+    missing_consents = [kind for kind in CONSENTS if not registration.consents.get(kind, "").strip()]
+    if missing_consents:
+        raise RuleBroken("consents", "required-consent", f"required: {', '.join(missing_consents)} (with its version)")
+    unconfirmed = [
+        s.statement_id for s in programme.eligibility if s.statement_id not in registration.confirmed_eligibility
+    ]
+    if unconfirmed:
+        raise RuleBroken("confirmed_eligibility", "eligibility", f"not confirmed: {', '.join(unconfirmed)}")
+    unknown_sensitive = [k for k in registration.sensitive if k not in programme.sensitive_fields]
+    if unknown_sensitive:
+        raise RuleBroken(
+            unknown_sensitive[0], "asked-by-programme", f"{programme.name} does not ask for {unknown_sensitive[0]}"
+        )
+    profile = _checked_profile(registration.profile, roles, programme)
+    participant = Participant(
+        participant_id=participant_id,
+        programme_id=programme.programme_id,
+        institution_id=institution.institution_id,
+        name=registration.name.strip(),
+        email=registration.email.strip(),
+        roles=roles,
+        profile=profile,
+        consents=tuple(Consent(kind, registration.consents[kind].strip(), now) for kind in CONSENTS),
+        confirmed_eligibility=tuple(registration.confirmed_eligibility),
+        sensitive={k: v.strip() for k, v in registration.sensitive.items() if v and v.strip()},
+        registered_at=now,
+    )
+    registered = ParticipantRegistered(**_profile_fields(participant), registered_at=now)
+    return participant, [registered, contact(participant)]
+
+
+def update_profile(
+    participant: Participant,
+    programme: Programme,
+    profile: Profile,
+    *,
+    name: str | None = None,
+    email: str | None = None,
+    institution: Institution | None = None,
+    sensitive: dict[str, str | None] | None = None,
+) -> tuple[Participant, list[Event]]:
+    """Apply profile, contact and optional-demographic changes; return the events they raise."""
+    _require_active(participant)
+    events: list[Event] = []
+    checked = _checked_profile(profile, participant.roles, programme)
+    updated = replace(participant, profile=checked)
+    email_changed = email is not None and email.strip() != participant.email
+    if email_changed and (institution is None or not email_in_domains(email, institution.email_domains)):
+        raise RuleBroken("email", "institution-email-domain", "the address must be in the institution's domains")
+    if email_changed or (name is not None and name.strip() != participant.name):
+        updated = replace(updated, name=(name or participant.name).strip(), email=(email or participant.email).strip())
+        events.append(contact(updated))
+    if sensitive:
+        unknown = [k for k in sensitive if k not in programme.sensitive_fields]
+        if unknown:
+            raise RuleBroken(unknown[0], "asked-by-programme", f"{programme.name} does not ask for {unknown[0]}")
+        kept = dict(participant.sensitive)
+        for key, value in sensitive.items():  # an empty value withdraws the answer
+            if value and value.strip():
+                kept[key] = value.strip()
+            else:
+                kept.pop(key, None)
+        updated = replace(updated, sensitive=kept)
+    if checked != participant.profile:
+        events.insert(0, ParticipantProfileUpdated(**_profile_fields(updated)))
+    if checked.mentor_capacity != participant.profile.mentor_capacity and checked.mentor_capacity is not None:
+        events.append(MentorCapacityChanged(**_ids(updated), mentor_capacity=checked.mentor_capacity))
+    return updated, events
+
+
+def withdraw(
+    participant: Participant, reason: str | None, *, now: datetime
+) -> tuple[Participant, ParticipantWithdrawn]:
+    """She leaves the programme; her record stays (she may ask for erasure separately)."""
+    _require_active(participant)
+    withdrawn = replace(participant, status="withdrawn", withdrawn_at=now, withdrawal_reason=reason)
+    return withdrawn, ParticipantWithdrawn(**_ids(participant), reason=reason)
+
+
+def erase(participant: Participant) -> ParticipantErased:
+    """Erasure: the event that tells every other service to delete what it holds about her."""
+    return ParticipantErased(**_ids(participant))
+
+
+def contact(participant: Participant) -> ParticipantContact:
+    """Her contact details, for the compacted contacts topic."""
+    return ParticipantContact(**_ids(participant), name=participant.name, email=participant.email)
+
+
+def _checked_profile(profile: Profile, roles: tuple[str, ...], programme: Programme) -> Profile:
+    if profile.seniority not in programme.seniority_scale:
+        raise RuleBroken("seniority", "programme-scale", f"seniority is one of: {', '.join(programme.seniority_scale)}")
+    if profile.pathway not in PATHWAYS:
+        raise RuleBroken("pathway", "pathway", f"pathway is one of: {', '.join(PATHWAYS)}")
+    capacity = profile.mentor_capacity
+    if "mentor" in roles:
+        capacity = programme.default_mentor_capacity if capacity is None else capacity
+        if not 1 <= capacity <= programme.max_mentor_capacity:
+            raise RuleBroken(
+                "mentor_capacity", "capacity-range", f"mentor capacity is 1 to {programme.max_mentor_capacity}"
+            )
+        if not (profile.offers or "").strip():
+            raise RuleBroken("offers", "required-for-mentors", "mentors say what they can offer")
+    elif capacity is not None:
+        raise RuleBroken("mentor_capacity", "mentors-only", "only mentors have a capacity")
+    if "mentee" in roles and not (profile.seeks or "").strip():
+        raise RuleBroken("seeks", "required-for-mentees", "mentees say what they hope to gain")
+    return replace(
+        profile,
+        job_title=profile.job_title.strip(),
+        research_interests=normalise_interests(profile.research_interests),
+        mentor_capacity=capacity,
+        publish_profile=profile.publish_profile and "mentor" in roles,
+    )
+
+
+def _require_active(participant: Participant) -> None:
+    if participant.status != "active":
+        raise StateConflict("participant_id", "active-participant", "she has withdrawn from the programme")
+
+
+def _ids(participant: Participant) -> dict[str, str]:
+    return {
+        "participant_id": participant.participant_id,
+        "programme_id": participant.programme_id,
+        "institution_id": participant.institution_id,
+    }
+
+
+def _profile_fields(participant: Participant) -> dict:
+    p = participant.profile
+    return {
+        **_ids(participant),
+        "roles": list(participant.roles),
+        "job_title": p.job_title,
+        "seniority": p.seniority,
+        "pathway": p.pathway,
+        "research_interests": list(p.research_interests),
+        "offers": p.offers,
+        "seeks": p.seeks,
+        "mentor_capacity": p.mentor_capacity,
+        "profile_published": p.publish_profile,
+        "background_matching": p.background_matching,
+    }

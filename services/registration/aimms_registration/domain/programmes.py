@@ -1,0 +1,88 @@
+"""Programmes: the scheme grows by data (AIMMS Mentoring, postgraduate, reverse mentoring…)."""
+
+import re
+from dataclasses import dataclass, field
+
+from aimms_registration.domain.errors import RuleBroken
+from aimms_shared.contracts.registration import ProgrammeOpened, ProgrammeUpdated
+
+# ISO 8601 durations such as P6M, P1Y, P2W, PT30S (at least one component).
+ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
+ROLES = ("mentor", "mentee")
+# Optional demographic questions a programme may ask; ethnicity is always treated as sensitive.
+DEMOGRAPHICS = ("ethnicity", "age_band")
+ALWAYS_SENSITIVE = ("ethnicity",)
+
+
+@dataclass(frozen=True)
+class EligibilityStatement:
+    """Something a registrant must confirm, e.g. 'I work in academic medicine in the UK'."""
+
+    statement_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Programme:
+    """A mentoring programme's settings."""
+
+    programme_id: str
+    name: str
+    eligibility: tuple[EligibilityStatement, ...]
+    roles_offered: tuple[str, ...]
+    seniority_scale: tuple[str, ...]
+    mentor_more_senior: bool = True
+    default_mentor_capacity: int = 1
+    max_mentor_capacity: int = 5
+    term: str = "P6M"
+    follow_up_after: str = "P6M"
+    open_for_registration: bool = True
+    sensitive_fields: tuple[str, ...] = field(default=ALWAYS_SENSITIVE)
+    version: int = 1
+
+    def offers(self, role: str) -> bool:
+        """Whether the programme has this role."""
+        return role in self.roles_offered
+
+
+def define(programme: Programme) -> Programme:
+    """Check a programme's settings hang together; return it with normalised values."""
+    if not programme.roles_offered or any(r not in ROLES for r in programme.roles_offered):
+        raise RuleBroken("roles_offered", "roles", f"roles are chosen from {', '.join(ROLES)}")
+    scale = tuple(level.strip() for level in programme.seniority_scale)
+    if not scale or len(set(scale)) != len(scale) or not all(scale):
+        raise RuleBroken("seniority_scale", "distinct-levels", "the seniority scale needs distinct, non-empty levels")
+    if not 1 <= programme.default_mentor_capacity <= programme.max_mentor_capacity:
+        raise RuleBroken(
+            "default_mentor_capacity", "capacity-range", "the default capacity must be between 1 and the maximum"
+        )
+    for name in ("term", "follow_up_after"):
+        if not ISO_DURATION.match(getattr(programme, name)):
+            raise RuleBroken(name, "iso-8601-duration", f"{name} must be an ISO 8601 duration such as P6M or PT30S")
+    ids = [s.statement_id for s in programme.eligibility]
+    if len(set(ids)) != len(ids):
+        raise RuleBroken("eligibility", "distinct-ids", "eligibility statements need distinct ids")
+    unknown = [f for f in programme.sensitive_fields if f not in DEMOGRAPHICS]
+    if unknown:
+        raise RuleBroken(
+            "sensitive_fields", "demographics", f"sensitive fields are chosen from {', '.join(DEMOGRAPHICS)}"
+        )
+    sensitive = tuple(dict.fromkeys((*ALWAYS_SENSITIVE, *programme.sensitive_fields)))
+    return Programme(**{**programme.__dict__, "seniority_scale": scale, "sensitive_fields": sensitive})
+
+
+def announcement(programme: Programme, *, new: bool) -> ProgrammeOpened | ProgrammeUpdated:
+    """The event that tells other services a programme's settings."""
+    event_cls = ProgrammeOpened if new else ProgrammeUpdated
+    return event_cls(
+        programme_id=programme.programme_id,
+        name=programme.name,
+        roles_offered=list(programme.roles_offered),
+        default_mentor_capacity=programme.default_mentor_capacity,
+        max_mentor_capacity=programme.max_mentor_capacity,
+        seniority_scale=list(programme.seniority_scale),
+        mentor_more_senior=programme.mentor_more_senior,
+        term=programme.term,
+        follow_up_after=programme.follow_up_after,
+        open_for_registration=programme.open_for_registration,
+    )

@@ -1,0 +1,344 @@
+"""Expressions of interest and participants, as institutions' portals submit and read them.
+
+A portal acts for its own institution only; a published mentor profile is visible to portals of
+every institution (cross-institution matching is the point). Special category answers are never
+returned here, except in the subject-access export.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from aimms_registration import use_cases
+from aimms_registration.domain.errors import RuleBroken
+from aimms_registration.domain.interests import InterestSubmission
+from aimms_registration.domain.participants import AGE_BANDS, Participant, Profile, Registration
+from aimms_registration.routes.deps import IdempotencyKey, Notify, Store
+from aimms_shared.auth import PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
+from aimms_shared.http import problem_responses
+
+router = APIRouter(tags=["participants"])
+
+Slug = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+Text = Annotated[str, Field(max_length=2000)]
+Tag = Annotated[str, Field(min_length=1, max_length=80)]
+
+
+def acting_institution(caller: Principal, institution_id: str | None) -> str:
+    """The institution a request acts for: the portal's own (an administrator must name one)."""
+    if institution_id is None:
+        if caller.institution_id is None:
+            raise RuleBroken("institution_id", "required-for-admin", "administrators name the institution")
+        return caller.institution_id
+    if not caller.may_act_for(institution_id):
+        raise RuleBroken("institution_id", "own-institution", "a portal acts for its own institution only")
+    return institution_id
+
+
+class InterestIn(BaseModel):
+    """An expression of interest as a portal submits it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200, description="Full name as she wishes to be addressed.")
+    email: EmailStr
+    programme_id: Slug
+    institution_id: Slug | None = Field(default=None, description="Default: the portal's own institution.")
+
+
+class InterestOut(BaseModel):
+    """The recorded expression of interest."""
+
+    interest_id: str
+    status: str = Field(description="'received' when new, 'already-received' for a repeat.")
+
+
+class ConsentsIn(BaseModel):
+    """The version of each text she agreed to; all three are required."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    privacy_notice: str | None = Field(default=None, max_length=50, description="e.g. '2025-01'")
+    code_of_conduct: str | None = Field(default=None, max_length=50)
+    confidentiality: str | None = Field(default=None, max_length=50)
+
+
+class ProfileFields(BaseModel):
+    """Her career and what she offers or seeks."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    job_title: str = Field(min_length=1, max_length=200)
+    seniority: str = Field(min_length=1, max_length=100, description="A level of the programme's seniority scale.")
+    pathway: Literal["clinical", "non-clinical"]
+    research_interests: list[Tag] = Field(default_factory=list, max_length=20)
+    offers: Text | None = Field(default=None, description="As a mentor: what she can offer.")
+    seeks: Text | None = Field(default=None, description="As a mentee: what she hopes to gain.")
+    mentor_capacity: int | None = Field(default=None, ge=1, le=50, description="Mentees she will take at once.")
+    publish_profile: bool = Field(default=False, description="Consent to publish her mentor profile to mentees.")
+    background_matching: bool = Field(default=False, description="Let shared background count in matching.")
+
+
+class ParticipantIn(ProfileFields):
+    """A registration as a portal submits it."""
+
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr = Field(description="Must be at one of the institution's email domains.")
+    programme_id: Slug
+    institution_id: Slug | None = Field(default=None, description="Default: the portal's own institution.")
+    role: Literal["mentor", "mentee", "both"]
+    consents: ConsentsIn
+    confirmed_eligibility: list[Slug] = Field(default_factory=list, description="Ids of the programme's statements.")
+    ethnicity: str | None = Field(default=None, max_length=200, description="Optional; stored encrypted.")
+    age_band: Literal[AGE_BANDS] | None = Field(default=None, description="Optional; stored encrypted if sensitive.")  # type: ignore[valid-type]
+
+
+class ParticipantChanges(BaseModel):
+    """Changes to her record; omitted fields stay as they are (empty demographics are withdrawn)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    email: EmailStr | None = None
+    job_title: str | None = Field(default=None, min_length=1, max_length=200)
+    seniority: str | None = Field(default=None, min_length=1, max_length=100)
+    pathway: Literal["clinical", "non-clinical"] | None = None
+    research_interests: list[Tag] | None = Field(default=None, max_length=20)
+    offers: Text | None = None
+    seeks: Text | None = None
+    mentor_capacity: int | None = Field(default=None, ge=1, le=50)
+    publish_profile: bool | None = None
+    background_matching: bool | None = None
+    ethnicity: str | None = Field(default=None, max_length=200)
+    age_band: Literal[AGE_BANDS, ""] | None = None  # type: ignore[valid-type]
+
+
+class ConsentOut(BaseModel):
+    """A consent as recorded."""
+
+    kind: str
+    version: str
+    given_at: datetime
+
+
+class ParticipantOut(BaseModel):
+    """A participant as her institution's portal sees her (no special category data)."""
+
+    participant_id: str
+    programme_id: str
+    institution_id: str
+    name: str
+    email: str
+    roles: list[str]
+    job_title: str
+    seniority: str
+    pathway: str
+    research_interests: list[str]
+    offers: str | None
+    seeks: str | None
+    mentor_capacity: int | None
+    publish_profile: bool
+    background_matching: bool
+    consents: list[ConsentOut]
+    confirmed_eligibility: list[str]
+    status: str
+    registered_at: datetime
+    withdrawn_at: datetime | None
+
+    @classmethod
+    def of(cls, p: Participant) -> "ParticipantOut":
+        profile = p.profile
+        return cls(
+            participant_id=p.participant_id,
+            programme_id=p.programme_id,
+            institution_id=p.institution_id,
+            name=p.name,
+            email=p.email,
+            roles=list(p.roles),
+            job_title=profile.job_title,
+            seniority=profile.seniority,
+            pathway=profile.pathway,
+            research_interests=list(profile.research_interests),
+            offers=profile.offers,
+            seeks=profile.seeks,
+            mentor_capacity=profile.mentor_capacity,
+            publish_profile=profile.publish_profile,
+            background_matching=profile.background_matching,
+            consents=[ConsentOut(kind=c.kind, version=c.version, given_at=c.given_at) for c in p.consents],
+            confirmed_eligibility=list(p.confirmed_eligibility),
+            status=p.status,
+            registered_at=p.registered_at,
+            withdrawn_at=p.withdrawn_at,
+        )
+
+
+class MentorProfileOut(BaseModel):
+    """A mentor's published profile, visible to portals of every institution."""
+
+    participant_id: str
+    programme_id: str
+    institution_id: str
+    name: str
+    job_title: str
+    seniority: str
+    pathway: str
+    research_interests: list[str]
+    offers: str | None
+    mentor_capacity: int | None
+
+
+class WithdrawalIn(BaseModel):
+    """Why she leaves (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@router.post(
+    "/interests",
+    status_code=201,
+    response_model=InterestOut,
+    tags=["interests"],
+    responses={
+        200: {"model": InterestOut, "description": "Already received: nothing new happens."},
+        **problem_responses(404, 409, 422),
+    },
+)
+async def express_interest(
+    body: InterestIn, store: Store, notify: Notify, response: Response, caller: Principal = require(PARTICIPANTS_WRITE)
+) -> InterestOut:
+    """Someone asks to join a programme; she receives the welcome email and the invitation to register."""
+    submission = InterestSubmission(
+        name=body.name,
+        email=body.email,
+        institution_id=acting_institution(caller, body.institution_id),
+        programme_id=body.programme_id,
+    )
+    interest_id, created = await use_cases.express_interest(store, submission, on_events=notify)
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/interests/{interest_id}"
+    return InterestOut(interest_id=interest_id, status="received" if created else "already-received")
+
+
+@router.post(
+    "/participants", status_code=201, response_model=ParticipantOut, responses=problem_responses(404, 409, 422)
+)
+async def register_participant(
+    body: ParticipantIn,
+    store: Store,
+    notify: Notify,
+    idempotency_key: IdempotencyKey = None,
+    caller: Principal = require(PARTICIPANTS_WRITE),
+) -> Response:
+    """Register a member of the institution's staff in a programme (ParticipantRegistered)."""
+    registration = Registration(
+        name=body.name,
+        email=body.email,
+        institution_id=acting_institution(caller, body.institution_id),
+        programme_id=body.programme_id,
+        role=body.role,
+        profile=Profile(**body.model_dump(include=set(ProfileFields.model_fields))),
+        consents={k: v for k, v in body.consents.model_dump().items() if v},
+        confirmed_eligibility=tuple(body.confirmed_eligibility),
+        sensitive={k: v for k, v in {"ethnicity": body.ethnicity, "age_band": body.age_band}.items() if v},
+    )
+
+    async def run() -> tuple[int, dict[str, Any], str]:
+        participant = await use_cases.register_participant(store, registration, on_events=notify)
+        return 201, ParticipantOut.of(participant).model_dump(mode="json"), participant.participant_id
+
+    return await store.idempotency.run(caller.client_id, idempotency_key, body.model_dump(mode="json"), run)
+
+
+@router.get("/participants", response_model=list[ParticipantOut])
+async def list_participants(
+    store: Store, programme_id: str | None = None, caller: Principal = require(PARTICIPANTS_READ)
+) -> list[ParticipantOut]:
+    """The institution's participants (administrators: everyone's)."""
+    institution_id = None if caller.is_admin else caller.institution_id
+    found = await store.participants(institution_id=institution_id, programme_id=programme_id)
+    return [ParticipantOut.of(p) for p in found]
+
+
+@router.get("/participants/{participant_id}", response_model=ParticipantOut, responses=problem_responses(404))
+async def get_participant(
+    participant_id: str, store: Store, caller: Principal = require(PARTICIPANTS_READ)
+) -> ParticipantOut:
+    """One participant of the institution."""
+    return ParticipantOut.of(await use_cases.participant_for(store, caller, participant_id))
+
+
+@router.patch(
+    "/participants/{participant_id}", response_model=ParticipantOut, responses=problem_responses(404, 409, 422)
+)
+async def update_participant(
+    participant_id: str,
+    body: ParticipantChanges,
+    store: Store,
+    notify: Notify,
+    caller: Principal = require(PARTICIPANTS_WRITE),
+) -> ParticipantOut:
+    """Change her profile, contact details, capacity or optional answers (ParticipantProfileUpdated…)."""
+    changes = body.model_dump(exclude_unset=True, mode="json")
+    updated = await use_cases.update_participant(store, caller, participant_id, changes, on_events=notify)
+    return ParticipantOut.of(updated)
+
+
+@router.post(
+    "/participants/{participant_id}/withdrawal", response_model=ParticipantOut, responses=problem_responses(404, 409)
+)
+async def withdraw_participant(
+    participant_id: str,
+    store: Store,
+    notify: Notify,
+    body: WithdrawalIn | None = None,
+    caller: Principal = require(PARTICIPANTS_WRITE),
+) -> ParticipantOut:
+    """She withdraws from the programme (ParticipantWithdrawn)."""
+    reason = body.reason if body else None
+    return ParticipantOut.of(
+        await use_cases.withdraw_participant(store, caller, participant_id, reason, on_events=notify)
+    )
+
+
+@router.delete("/participants/{participant_id}", status_code=204, responses=problem_responses(404, 409))
+async def erase_participant(
+    participant_id: str, store: Store, notify: Notify, caller: Principal = require(PARTICIPANTS_WRITE)
+) -> Response:
+    """Erasure: her personal data deleted everywhere (ParticipantErased, contact tombstone)."""
+    await use_cases.erase_participant(store, caller, participant_id, on_events=notify)
+    return Response(status_code=204)
+
+
+@router.get("/participants/{participant_id}/export", responses=problem_responses(404))
+async def export_participant(
+    participant_id: str, store: Store, caller: Principal = require(PARTICIPANTS_READ)
+) -> dict[str, Any]:
+    """Subject access: everything this service holds about her, including her optional answers."""
+    return await use_cases.export_participant(store, caller, participant_id)
+
+
+@router.get("/mentor-profiles", response_model=list[MentorProfileOut], tags=["mentor profiles"])
+async def mentor_profiles(
+    programme_id: str, store: Store, caller: Principal = require(PROFILES_READ)
+) -> list[MentorProfileOut]:
+    """Published mentor profiles of a programme, from every institution."""
+    mentors = await store.participants(institution_id=None, programme_id=programme_id, published_mentors_only=True)
+    return [
+        MentorProfileOut(
+            participant_id=m.participant_id,
+            programme_id=m.programme_id,
+            institution_id=m.institution_id,
+            name=m.name,
+            job_title=m.profile.job_title,
+            seniority=m.profile.seniority,
+            pathway=m.profile.pathway,
+            research_interests=list(m.profile.research_interests),
+            offers=m.profile.offers,
+            mentor_capacity=m.profile.mentor_capacity,
+        )
+        for m in mentors
+    ]

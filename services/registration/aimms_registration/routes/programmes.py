@@ -1,0 +1,127 @@
+"""Programmes: created and changed by administrators, read by every portal."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from aimms_registration import use_cases
+from aimms_registration.domain.errors import Missing
+from aimms_registration.domain.programmes import EligibilityStatement, Programme
+from aimms_registration.routes.deps import Notify, Store
+from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
+from aimms_shared.http import problem_responses
+
+router = APIRouter(tags=["programmes"])
+
+Slug = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+
+
+class Statement(BaseModel):
+    """An eligibility statement a registrant must confirm."""
+
+    statement_id: Slug
+    text: str = Field(min_length=3, max_length=500)
+
+
+class ProgrammeSettings(BaseModel):
+    """A programme's settings: everything that makes AIMMS, a postgraduate or a reverse-mentoring programme."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=2, max_length=200)
+    eligibility: list[Statement] = Field(default_factory=list, max_length=20)
+    roles_offered: list[Literal["mentor", "mentee"]] = Field(min_length=1, max_length=2)
+    seniority_scale: list[str] = Field(
+        min_length=1, max_length=20, description="Levels from most junior to most senior."
+    )
+    mentor_more_senior: bool = Field(default=True, description="False for reverse mentoring.")
+    default_mentor_capacity: int = Field(default=1, ge=1, le=50)
+    max_mentor_capacity: int = Field(default=5, ge=1, le=50)
+    term: str = Field(default="P6M", description="ISO 8601 duration of a mentoring partnership.")
+    follow_up_after: str = Field(default="P6M", description="ISO 8601 duration until the follow-up questionnaire.")
+    open_for_registration: bool = True
+    sensitive_fields: list[Literal["ethnicity", "age_band"]] = Field(
+        default_factory=lambda: ["ethnicity"], description="Optional demographic questions asked (always encrypted)."
+    )
+
+    def to_domain(self, programme_id: str) -> Programme:
+        return Programme(
+            programme_id=programme_id,
+            name=self.name,
+            eligibility=tuple(EligibilityStatement(s.statement_id, s.text) for s in self.eligibility),
+            roles_offered=tuple(self.roles_offered),
+            seniority_scale=tuple(self.seniority_scale),
+            mentor_more_senior=self.mentor_more_senior,
+            default_mentor_capacity=self.default_mentor_capacity,
+            max_mentor_capacity=self.max_mentor_capacity,
+            term=self.term,
+            follow_up_after=self.follow_up_after,
+            open_for_registration=self.open_for_registration,
+            sensitive_fields=tuple(self.sensitive_fields),
+        )
+
+
+class ProgrammeIn(ProgrammeSettings):
+    """A programme to create."""
+
+    programme_id: Slug
+
+
+class ProgrammeOut(ProgrammeSettings):
+    """A programme."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    programme_id: str
+
+    @classmethod
+    def of(cls, p: Programme) -> "ProgrammeOut":
+        return cls(
+            programme_id=p.programme_id,
+            name=p.name,
+            eligibility=[Statement(statement_id=s.statement_id, text=s.text) for s in p.eligibility],
+            roles_offered=list(p.roles_offered),
+            seniority_scale=list(p.seniority_scale),
+            mentor_more_senior=p.mentor_more_senior,
+            default_mentor_capacity=p.default_mentor_capacity,
+            max_mentor_capacity=p.max_mentor_capacity,
+            term=p.term,
+            follow_up_after=p.follow_up_after,
+            open_for_registration=p.open_for_registration,
+            sensitive_fields=list(p.sensitive_fields),
+        )
+
+
+@router.post("/programmes", status_code=201, response_model=ProgrammeOut, responses=problem_responses(409, 422))
+async def create_programme(
+    body: ProgrammeIn, store: Store, notify: Notify, caller: Principal = require(ADMIN)
+) -> ProgrammeOut:
+    """Create a programme (ProgrammeOpened); no code change, no restart."""
+    settings = ProgrammeSettings.model_validate(body.model_dump(exclude={"programme_id"}))
+    return ProgrammeOut.of(
+        await use_cases.create_programme(store, settings.to_domain(body.programme_id), on_events=notify)
+    )
+
+
+@router.put("/programmes/{programme_id}", response_model=ProgrammeOut, responses=problem_responses(404, 409, 422))
+async def update_programme(
+    programme_id: str, body: ProgrammeSettings, store: Store, notify: Notify, caller: Principal = require(ADMIN)
+) -> ProgrammeOut:
+    """Change a programme's settings, e.g. close registration (ProgrammeUpdated)."""
+    return ProgrammeOut.of(await use_cases.update_programme(store, body.to_domain(programme_id), on_events=notify))
+
+
+@router.get("/programmes", response_model=list[ProgrammeOut])
+async def list_programmes(store: Store, caller: Principal = require(PROFILES_READ)) -> list[ProgrammeOut]:
+    """Every programme, for portals' registration forms."""
+    return [ProgrammeOut.of(p) for p in await store.programmes()]
+
+
+@router.get("/programmes/{programme_id}", response_model=ProgrammeOut, responses=problem_responses(404))
+async def get_programme(programme_id: str, store: Store, caller: Principal = require(PROFILES_READ)) -> ProgrammeOut:
+    """One programme."""
+    programme = await store.programme(programme_id)
+    if programme is None:
+        raise Missing("programme_id", "existing-programme", f"programme '{programme_id}' does not exist")
+    return ProgrammeOut.of(programme)

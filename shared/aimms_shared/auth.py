@@ -1,0 +1,176 @@
+"""Who is calling: access tokens issued by registration, verified by every service.
+
+Registration issues short-lived EdDSA-signed JWTs (OAuth2 client credentials) and publishes its
+public keys as a JWKS. Every service verifies tokens locally with those keys, fetching the JWKS
+again only when it meets a key id it does not know, so no call goes back per request.
+"""
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import httpx
+import jwt
+import structlog
+from fastapi import Depends, FastAPI, Request
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from aimms_shared.errors import DomainError
+from aimms_shared.http import problem_responses
+
+AUDIENCE = "aimms"
+ALGORITHM = "EdDSA"
+
+# Scopes: what a token may do. Institution portals get the participant scopes for their own
+# institution; scheme coordinators get `admin`.
+ADMIN = "admin"
+PARTICIPANTS_WRITE = "participants:write"
+PARTICIPANTS_READ = "participants:read"
+PROFILES_READ = "profiles:read"
+PORTAL_SCOPES = (PARTICIPANTS_WRITE, PARTICIPANTS_READ, PROFILES_READ)
+ALL_SCOPES = (ADMIN, *PORTAL_SCOPES)
+
+log = structlog.get_logger(__name__)
+
+
+class Unauthenticated(DomainError):
+    """No valid access token."""
+
+    status = 401
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class Forbidden(DomainError):
+    """The token lacks the scope the route requires."""
+
+    status = 403
+    code = "forbidden"
+    title = "Not allowed"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: a portal of one institution, or a scheme administrator."""
+
+    client_id: str
+    institution_id: str | None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_admin(self) -> bool:
+        """Scheme coordinators see every institution."""
+        return ADMIN in self.scopes
+
+    def may_act_for(self, institution_id: str) -> bool:
+        """Tenant isolation: a portal acts only for its own institution."""
+        return self.is_admin or self.institution_id == institution_id
+
+
+KeyLoader = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class TokenVerifier:
+    """Verifies access tokens against the issuer's JWKS, cached by key id."""
+
+    def __init__(self, load_jwks: KeyLoader, *, issuer: str, refresh_after_seconds: float = 300) -> None:
+        self._load_jwks = load_jwks
+        self._issuer = issuer
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._loaded_at = 0.0
+        self._refresh_after = refresh_after_seconds
+
+    async def verify(self, token: str) -> Principal:
+        """The principal a valid token stands for; Unauthenticated otherwise."""
+        try:
+            kid = jwt.get_unverified_header(token).get("kid", "")
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("the access token is malformed") from exc
+        key = await self._key(kid)
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=self._issuer,
+                options={"require": ["exp", "iat", "sub", "scope"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("the access token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"the access token is invalid: {exc}") from exc
+        return Principal(claims["sub"], claims.get("institution_id"), frozenset(claims["scope"].split()))
+
+    async def _key(self, kid: str) -> jwt.PyJWK:
+        stale = time.monotonic() - self._loaded_at > self._refresh_after
+        if kid not in self._keys or stale:
+            try:
+                jwks = await self._load_jwks()
+                self._keys = {k["kid"]: jwt.PyJWK(k) for k in jwks.get("keys", [])}
+                self._loaded_at = time.monotonic()
+            except (httpx.HTTPError, jwt.PyJWTError, KeyError) as exc:
+                log.warning("auth.jwks_unavailable", error=repr(exc))
+        if kid not in self._keys:
+            raise Unauthenticated("the access token was signed by an unknown key")
+        return self._keys[kid]
+
+
+def remote_jwks(url: str) -> KeyLoader:
+    """Load the JWKS from registration's well-known URL."""
+
+    async def load() -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await client.get(url)
+            response.raise_for_status()
+            return response.json()
+
+    return load
+
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from registration's /oauth/token.")
+
+
+def require(*scopes: str) -> Any:
+    """FastAPI dependency: a principal holding every one of `scopes` (admin holds them all)."""
+
+    async def principal(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Principal:
+        if credentials is None:
+            raise Unauthenticated("send an access token: Authorization: Bearer <token>")
+        caller = await request.app.state.token_verifier.verify(credentials.credentials)
+        missing = [s for s in scopes if s not in caller.scopes and not caller.is_admin]
+        if missing:
+            raise Forbidden(f"the token lacks the scope {' '.join(missing)}", required_scopes=list(scopes))
+        structlog.contextvars.bind_contextvars(client_id=caller.client_id)
+        return caller
+
+    principal.required_scopes = list(scopes)  # type: ignore[attr-defined] - read by document_scopes
+    return Depends(principal)
+
+
+def document_scopes(app: FastAPI) -> None:
+    """State each route's scope in the OpenAPI document, from the `require(...)` it depends on."""
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        scopes = _required_scopes(route.dependant)
+        if scopes is None:
+            continue
+        route.openapi_extra = {**(route.openapi_extra or {}), "x-required-scopes": scopes}
+        note = f"**Requires scope:** `{' '.join(scopes)}` (an `admin` token may call every route)."
+        route.description = f"{route.description}\n\n{note}".strip()
+        route.responses = {**problem_responses(401, 403), **route.responses}
+
+
+def _required_scopes(dependant: Any) -> list[str] | None:
+    if hasattr(dependant.call, "required_scopes"):
+        return dependant.call.required_scopes
+    for sub in dependant.dependencies:
+        found = _required_scopes(sub)
+        if found is not None:
+            return found
+    return None
