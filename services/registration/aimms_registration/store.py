@@ -198,11 +198,8 @@ class RegistrationStore:
 
     async def erase_participant(self, participant: Participant, events: list[OutboxEntry]) -> None:
         """Delete everything personal; keep only ids and status (for counts) and the outgoing events."""
-        personal = [
-            k
-            for k in self._participant_doc(participant)
-            if k not in ("_id", "programme_id", "institution_id", "version")
-        ]
+        kept = ("_id", "programme_id", "institution_id", "version", "status", "email_key")  # the last two: rewritten
+        personal = [k for k in self._participant_doc(participant) if k not in kept]
         result = await self._participants.update_one(
             {"_id": participant.participant_id, "version": participant.version},
             {
