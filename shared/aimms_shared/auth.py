@@ -14,11 +14,11 @@ import httpx
 import jwt
 import structlog
 from fastapi import Depends, FastAPI, Request
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from aimms_shared.errors import DomainError
-from aimms_shared.http import problem_responses
+from aimms_shared.http import PROBLEM_JSON, PROBLEM_TEXT, Problem
 
 AUDIENCE = "aimms"
 ALGORITHM = "EdDSA"
@@ -154,16 +154,36 @@ def require(*scopes: str) -> Any:
 
 def document_scopes(app: FastAPI) -> None:
     """State each route's scope in the OpenAPI document, from the `require(...)` it depends on."""
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
-            continue
-        scopes = _required_scopes(route.dependant)
-        if scopes is None:
-            continue
-        route.openapi_extra = {**(route.openapi_extra or {}), "x-required-scopes": scopes}
-        note = f"**Requires scope:** `{' '.join(scopes)}` (an `admin` token may call every route)."
-        route.description = f"{route.description}\n\n{note}".strip()
-        route.responses = {**problem_responses(401, 403), **route.responses}
+    scopes_by_operation: dict[str, list[str]] = {}
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and (scopes := _required_scopes(route.dependant)) is not None:
+            scopes_by_operation[route.operation_id or route.unique_id] = scopes
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {}).setdefault("schemas", {}).setdefault("Problem", Problem.model_json_schema())
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                scopes = scopes_by_operation.get(operation.get("operationId", ""))
+                if scopes is None:
+                    continue
+                operation["x-required-scopes"] = scopes
+                note = f"**Requires scope:** `{' '.join(scopes)}` (an `admin` token may call every route)."
+                operation["description"] = f"{operation.get('description', '')}\n\n{note}".strip()
+                for status in (401, 403):
+                    operation["responses"].setdefault(str(status), _problem_response(status))
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"description": PROBLEM_TEXT[status], "content": {PROBLEM_JSON: {"schema": schema}}}
 
 
 def _required_scopes(dependant: Any) -> list[str] | None:

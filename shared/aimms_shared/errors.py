@@ -30,3 +30,27 @@ class Conflict(DomainError):
     status = 409
     code = "conflict"
     title = "Conflict with the current state"
+
+
+class RuleBroken(DomainError):
+    """A value breaks a rule of the scheme (422), naming the field and the rule."""
+
+    code = "rule-broken"
+    title = "The request breaks a rule of the scheme"
+
+    def __init__(self, field: str, rule: str, detail: str) -> None:
+        super().__init__(detail, field=field, rule=rule)
+
+
+class Missing(NotFound):
+    """Something the request names does not exist, or is not the caller's to see (404)."""
+
+    def __init__(self, field: str, rule: str, detail: str) -> None:
+        super().__init__(detail, field=field, rule=rule)
+
+
+class StateConflict(Conflict):
+    """The request conflicts with the current state (409), naming the field and the rule."""
+
+    def __init__(self, field: str, rule: str, detail: str) -> None:
+        super().__init__(detail, field=field, rule=rule)

@@ -37,7 +37,7 @@ class Problem(BaseModel):
     errors: list[dict[str, str]] | None = None
 
 
-_PROBLEM_TEXT = {
+PROBLEM_TEXT = {
     400: "Bad request",
     401: "No valid access token",
     403: "The token lacks the scope, or acts for another institution",
@@ -50,7 +50,7 @@ _PROBLEM_TEXT = {
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for problem+json errors."""
     return {
-        status: {"model": Problem, "description": _PROBLEM_TEXT[status], "content": {PROBLEM_JSON: {}}}
+        status: {"model": Problem, "description": PROBLEM_TEXT[status], "content": {PROBLEM_JSON: {}}}
         for status in statuses
     }
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 import pytest
 
 from aimms_registration.domain import credentials, institutions, participants, programmes
-from aimms_registration.domain.errors import Missing, RuleBroken, StateConflict
 from aimms_registration.domain.interests import InterestSubmission, express_interest
 from aimms_registration.domain.participants import Profile, Registration
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
@@ -16,6 +15,7 @@ from aimms_shared.contracts.registration import (
     ParticipantProfileUpdated,
     ParticipantRegistered,
 )
+from aimms_shared.errors import Missing, RuleBroken, StateConflict
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 SCHOOL, _ = institutions.onboard(

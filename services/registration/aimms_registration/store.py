@@ -12,12 +12,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from aimms_registration.domain.credentials import Credential
-from aimms_registration.domain.errors import StateConflict
 from aimms_registration.domain.institutions import Institution
 from aimms_registration.domain.interests import Interest, email_key
 from aimms_registration.domain.participants import Consent, Participant, Profile
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
 from aimms_shared.crypto import FieldCipher
+from aimms_shared.errors import StateConflict
 from aimms_shared.idempotency import IdempotencyKeys
 from aimms_shared.mongo import utcnow
 from aimms_shared.outbox import OutboxEntry, outbox_fields, save_aggregate

@@ -10,7 +10,6 @@ from typing import Any
 
 from aimms_registration.domain import credentials, institutions, interests, participants, programmes
 from aimms_registration.domain.credentials import Credential
-from aimms_registration.domain.errors import Missing, RuleBroken
 from aimms_registration.domain.institutions import Institution
 from aimms_registration.domain.participants import Participant, Profile, Registration
 from aimms_registration.domain.programmes import Programme
@@ -18,6 +17,7 @@ from aimms_registration.store import RegistrationStore
 from aimms_registration.tokens import TokenIssuer
 from aimms_shared.auth import Principal, Unauthenticated
 from aimms_shared.contracts.registration import CONTACTS
+from aimms_shared.errors import Missing, RuleBroken
 from aimms_shared.events import Event, wrap
 from aimms_shared.mongo import utcnow
 from aimms_shared.outbox import OutboxEntry, outbox_entry, outbox_tombstone

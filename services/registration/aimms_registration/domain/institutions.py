@@ -3,8 +3,8 @@
 import re
 from dataclasses import dataclass, replace
 
-from aimms_registration.domain.errors import RuleBroken, StateConflict
 from aimms_shared.contracts.registration import InstitutionOnboarded, InstitutionReactivated, InstitutionSuspended
+from aimms_shared.errors import RuleBroken, StateConflict
 
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 

@@ -3,10 +3,10 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from aimms_registration.domain.errors import Missing, StateConflict
 from aimms_registration.domain.institutions import Institution
 from aimms_registration.domain.programmes import Programme
 from aimms_shared.contracts.registration import InterestExpressed
+from aimms_shared.errors import Missing, StateConflict
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from aimms_registration.domain.errors import RuleBroken, StateConflict
 from aimms_registration.domain.institutions import Institution, email_in_domains
 from aimms_registration.domain.interests import require_open
 from aimms_registration.domain.programmes import Programme
@@ -16,6 +15,7 @@ from aimms_shared.contracts.registration import (
     ParticipantRegistered,
     ParticipantWithdrawn,
 )
+from aimms_shared.errors import RuleBroken, StateConflict
 from aimms_shared.events import Event
 
 CONSENTS = ("privacy_notice", "code_of_conduct", "confidentiality")

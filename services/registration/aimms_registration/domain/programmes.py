@@ -3,8 +3,8 @@
 import re
 from dataclasses import dataclass, field
 
-from aimms_registration.domain.errors import RuleBroken
 from aimms_shared.contracts.registration import ProgrammeOpened, ProgrammeUpdated
+from aimms_shared.errors import RuleBroken
 
 # ISO 8601 durations such as P6M, P1Y, P2W, PT30S (at least one component).
 ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")

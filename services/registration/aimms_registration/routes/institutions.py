@@ -8,10 +8,10 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 
 from aimms_registration import use_cases
 from aimms_registration.domain.credentials import Credential
-from aimms_registration.domain.errors import Missing
 from aimms_registration.domain.institutions import Institution
 from aimms_registration.routes.deps import IdempotencyKey, Notify, Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
+from aimms_shared.errors import Missing
 from aimms_shared.http import problem_responses
 
 router = APIRouter(tags=["institutions"])

@@ -12,11 +12,11 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from aimms_registration import use_cases
-from aimms_registration.domain.errors import RuleBroken
 from aimms_registration.domain.interests import InterestSubmission
 from aimms_registration.domain.participants import AGE_BANDS, Participant, Profile, Registration
 from aimms_registration.routes.deps import IdempotencyKey, Notify, Store
 from aimms_shared.auth import PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
+from aimms_shared.errors import RuleBroken
 from aimms_shared.http import problem_responses
 
 router = APIRouter(tags=["participants"])

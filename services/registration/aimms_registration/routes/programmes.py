@@ -6,10 +6,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from aimms_registration import use_cases
-from aimms_registration.domain.errors import Missing
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
 from aimms_registration.routes.deps import Notify, Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
+from aimms_shared.errors import Missing
 from aimms_shared.http import problem_responses
 
 router = APIRouter(tags=["programmes"])
