@@ -2,9 +2,11 @@
 
 from fastapi import FastAPI
 
-from aimms_matching import handlers
+from aimms_matching import handlers, routes
 from aimms_matching.settings import MatchingSettings
+from aimms_matching.store import OUTBOX_COLLECTIONS, MatchingStore
 from aimms_shared.consumer import Subscriptions
+from aimms_shared.contracts.matching import MentorPreferencesSubmitted
 from aimms_shared.service import Runtime, create_service_app
 
 
@@ -13,12 +15,17 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
     settings = settings or MatchingSettings()
 
     async def setup(app: FastAPI, runtime: Runtime) -> Subscriptions:
-        return handlers.subscriptions()
+        store = MatchingStore(runtime.db)
+        await store.ensure_indexes()
+        app.state.store = store
+        return handlers.subscriptions(store)
 
     return create_service_app(
         "matching",
         settings,
-        routers=[],
+        routers=[routes.router],
         setup=setup,
+        outbox_collections=OUTBOX_COLLECTIONS,
+        produces=[MentorPreferencesSubmitted],
         description="Mentor directory, preferences, the matching engine, proposals and the mentoring term.",
     )

@@ -1,13 +1,36 @@
-"""Every event the matching service consumes, in one table.
+"""Every event the matching service consumes, in one table: its read model of registration."""
 
-The service runs, connects and reports its health now; its subscriptions
-(ParticipantRegistered, ParticipantWithdrawn and ParticipantErased from registration)
-are added here as its domain is built.
-"""
-
+from aimms_matching import use_cases
+from aimms_matching.store import MatchingStore
 from aimms_shared.consumer import Subscriptions
+from aimms_shared.contracts import registration as reg
+from aimms_shared.events import Envelope
 
 
-def subscriptions() -> Subscriptions:
+def subscriptions(store: MatchingStore) -> Subscriptions:
     """Matching's subscriptions."""
-    return Subscriptions()
+    table = Subscriptions()
+
+    @table.on(reg.ProgrammeOpened, reg.ProgrammeUpdated)
+    async def keep_programme(event: reg.ProgrammeOpened | reg.ProgrammeUpdated, envelope: Envelope) -> None:
+        await use_cases.programme_announced(store, event)
+
+    @table.on(reg.ParticipantRegistered, reg.ParticipantProfileUpdated)
+    async def keep_profile(
+        event: reg.ParticipantRegistered | reg.ParticipantProfileUpdated, envelope: Envelope
+    ) -> None:
+        await use_cases.profile_announced(store, event)
+
+    @table.on(reg.MentorCapacityChanged)
+    async def keep_capacity(event: reg.MentorCapacityChanged, envelope: Envelope) -> None:
+        await store.set_capacity(event.participant_id, event.mentor_capacity)
+
+    @table.on(reg.ParticipantWithdrawn)
+    async def withdraw(event: reg.ParticipantWithdrawn, envelope: Envelope) -> None:
+        await store.deactivate(event.participant_id)
+
+    @table.on(reg.ParticipantErased)
+    async def erase(event: reg.ParticipantErased, envelope: Envelope) -> None:
+        await store.forget(event.participant_id)
+
+    return table
