@@ -42,9 +42,19 @@ def participant_body(namespace: str, who: str = "amina", **overrides: Any) -> di
 async def events(
     infra: Infrastructure, platform: Platform, topic: str, expect: int, timeout: float = 20
 ) -> list[tuple[str, Any]]:
-    """(key, envelope or None for a tombstone) of every record on one of this test's topics."""
-    records = await read_topic(infra, in_namespace(topic, platform.namespace), expect=expect, timeout=timeout)
-    return [(r.key.decode(), json.loads(r.value) if r.value is not None else None) for r in records]
+    """(key, envelope or None for a tombstone) of each distinct record on one of this test's topics.
+
+    Delivery is at least once, so a record may be on the topic twice; consumers drop the copy by
+    event id, and so does this.
+    """
+    name = in_namespace(topic, platform.namespace)
+    wanted = expect
+    while True:
+        records = await read_topic(infra, name, expect=wanted, timeout=timeout)
+        distinct = list(dict.fromkeys((r.key.decode(), r.value) for r in records))
+        if len(distinct) >= expect or len(records) < wanted:
+            return [(key, json.loads(value) if value is not None else None) for key, value in distinct]
+        wanted += len(records) - len(distinct)
 
 
 async def stored_participants(infra: Infrastructure, platform: Platform) -> int:
@@ -153,7 +163,7 @@ async def test_programmes_of_every_kind_are_created_and_changed_as_data(
 
     published = await events(infrastructure, platform, PROGRAMMES.name, expect=5)  # two demo programmes first
     by_programme = {key: [e["event_type"] for k, e in published if k == key] for key, _ in published}
-    assert by_programme["postgraduate"] == ["ProgrammeOpened", "ProgrammeUpdated"]  # in order: one key, one partition
+    assert by_programme["postgraduate"] == ["ProgrammeOpened", "ProgrammeUpdated"], published  # one key: in order
     assert by_programme["reverse-2027"] == ["ProgrammeOpened"]
     [reverse_opened] = [e for k, e in published if k == "reverse-2027"]
     assert reverse_opened["payload"]["mentor_more_senior"] is False
