@@ -11,7 +11,7 @@ FallbackReason = Literal["choices-full", "choices-declined", "no-choices", "choi
 SkipReason = Literal["unknown", "self", "duplicate", "excluded", "ineligible", "full"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Mentor:
     """A mentor as the engine sees her: seniority index (0 = most junior), tags, capacity and load already held."""
 
@@ -33,7 +33,7 @@ class Mentor:
         return max(self.capacity - self.load, 0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Mentee:
     """A mentee as the engine sees her, with up to three mentor choices, best first."""
 
@@ -49,7 +49,7 @@ class Mentee:
             raise ValueError(f"mentee {self.participant_id}: at most {MAX_CHOICES} choices")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Weights:
     """How much each score component counts."""
 
@@ -59,7 +59,7 @@ class Weights:
     background: float = 0.5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A programme's matching settings."""
 
@@ -74,7 +74,7 @@ DEFAULT_POLICY = Policy()
 NO_EXCLUSIONS: frozenset[tuple[str, str]] = frozenset()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Proposal:
     """A proposed pair with everything needed to explain it to the pair and to coordinators."""
 
@@ -91,7 +91,7 @@ class Proposal:
     mentor_institution: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SkippedChoice:
     """A named choice left off her list, and why."""
 
@@ -100,7 +100,7 @@ class SkippedChoice:
     reason: SkipReason
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ListEntry:
     """One mentor on a mentee's preference list."""
 
@@ -109,7 +109,7 @@ class ListEntry:
     choice_rank: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PreferenceList:
     """A mentee's ranked mentors (valid choices first, then fallbacks by score) and the choices skipped."""
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from aimms_matching.engine.model import Mentee, Mentor, Policy
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PairScore:
     """A pair's weighted score, its unweighted components and what they rest on."""
 
