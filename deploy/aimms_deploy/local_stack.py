@@ -532,7 +532,7 @@ class _FerretDB(_Component):
         super().__init__(stack)
         self.binary = stack.var_dir / "bin" / "ferretdb-local"
         self.data = stack.var_dir / "ferretdb"
-        self.sources = [paths.FERRETDB_SRC_DIR / n for n in ("main.go", "go.mod", "go.sum")]
+        self.sources = [paths.FERRETDB_SRC_DIR / n for n in ("main.go", "gate.go", "go.mod", "go.sum")]
 
     @property
     def port(self) -> int:
@@ -662,6 +662,8 @@ class _Service(_Component):
         }
         if self.name == "registration":
             env |= self.stack.registration_secrets()
+        if self.name == "matching":
+            env |= self.stack.matching_secrets() | {"MATCHING_PUBLIC_URL": self.local_endpoint()}
         if self.name == "notifications":
             env |= {
                 "NOTIFICATIONS_SMTP_HOST": endpoints["SMTP_HOST"],
@@ -747,22 +749,34 @@ class LocalStack:
 
     def registration_secrets(self) -> dict[str, str]:
         """Registration's keys and first administrator for this machine, generated once (var/secrets)."""
-        path = self.var_dir / "secrets" / "registration.json"
-        if not path.exists():
+
+        def generate() -> dict[str, str]:
             # Imported here: only the commands that run the platform need its packages.
             from aimms_registration.tokens import new_signing_key_pem
             from aimms_shared.crypto import new_key_spec
 
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            secrets = {
+            return {
                 "REGISTRATION_TOKEN_SIGNING_KEY": new_signing_key_pem(),
                 "REGISTRATION_ENCRYPTION_KEYS": new_key_spec("local-1"),
                 "REGISTRATION_ENCRYPTION_KEY_ID": "local-1",
                 "REGISTRATION_BOOTSTRAP_ADMIN_CLIENT_ID": "local-admin",
                 "REGISTRATION_BOOTSTRAP_ADMIN_SECRET": base64.urlsafe_b64encode(os.urandom(24)).decode(),
             }
+
+        return self._secrets("registration", generate)
+
+    def matching_secrets(self) -> dict[str, str]:
+        """Matching's key for signing answer links, generated once (var/secrets)."""
+        return self._secrets(
+            "matching", lambda: {"MATCHING_LINK_SIGNING_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode()}
+        )
+
+    def _secrets(self, service: str, generate: Callable[[], dict[str, str]]) -> dict[str, str]:
+        path = self.var_dir / "secrets" / f"{service}.json"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(secrets, indent=1))
+            tmp.write_text(json.dumps(generate(), indent=1))
             tmp.chmod(0o600)
             os.replace(tmp, path)
         return json.loads(path.read_text())

@@ -6,7 +6,9 @@ import (
 	"context"
 	"flag"
 	"log"
+	"net"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"syscall"
 
@@ -22,8 +24,11 @@ func main() {
 		log.Fatalf("create data directory: %v", err)
 	}
 
+	// FerretDB itself listens on a private socket; clients come through the write gate (gate.go).
+	socket := filepath.Join(*dataDir, "ferretdb.sock")
+	_ = os.Remove(socket) // left by a previous run that was killed
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Listener:  ferretdb.ListenerConfig{Unix: socket},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + *dataDir + "/",
 	})
@@ -34,7 +39,22 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	log.Printf("FerretDB listening on %s (SQLite data in %s)", f.MongoDBURI(), *dataDir)
+	listener, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatalf("listen on %s: %v", *listen, err)
+	}
+	go func() {
+		<-ctx.Done()
+		listener.Close()
+	}()
+	g := &gate{backend: socket}
+	go func() {
+		if err := g.serve(listener); err != nil && ctx.Err() == nil {
+			log.Fatalf("gate stopped: %v", err)
+		}
+	}()
+
+	log.Printf("FerretDB listening on %s (SQLite data in %s)", *listen, *dataDir)
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Fatalf("FerretDB stopped: %v", err)
 	}
