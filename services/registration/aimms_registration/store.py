@@ -16,6 +16,7 @@ from aimms_registration.domain.institutions import Institution
 from aimms_registration.domain.interests import Interest, email_key
 from aimms_registration.domain.participants import Consent, Participant, Profile
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
+from aimms_shared.contracts.registration import MatchingPolicy
 from aimms_shared.crypto import FieldCipher
 from aimms_shared.errors import StateConflict
 from aimms_shared.idempotency import IdempotencyKeys
@@ -313,6 +314,7 @@ def _programme_doc(programme: Programme) -> dict[str, Any]:
     for name in ("roles_offered", "seniority_scale", "sensitive_fields"):
         doc[name] = list(doc[name])
     doc["eligibility"] = [asdict(s) for s in programme.eligibility]
+    doc["matching"] = programme.matching.model_dump()
     return doc
 
 
@@ -326,6 +328,7 @@ def _programme(doc: dict[str, Any]) -> Programme:
             "roles_offered": tuple(doc["roles_offered"]),
             "seniority_scale": tuple(doc["seniority_scale"]),
             "sensitive_fields": tuple(doc.get("sensitive_fields", ("ethnicity",))),
+            "matching": MatchingPolicy.model_validate(doc.get("matching", {})),
         }
     )
 

@@ -6,10 +6,11 @@ and ethnicity or age never leave registration's encrypted store.
 """
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import EmailStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
+from aimms_shared.durations import parse
 from aimms_shared.events import Event, Topic, contract
 
 INSTITUTIONS = Topic("registration.institutions")
@@ -52,6 +53,40 @@ class InstitutionReactivated(_InstitutionEvent):
     event_type: ClassVar[str] = "InstitutionReactivated"
 
 
+def _duration(text: str) -> str:
+    parse(text)  # ValueError names the expected form
+    return text
+
+
+IsoDuration = Annotated[str, AfterValidator(_duration)]
+
+
+class ScoreWeights(BaseModel):
+    """How much each part of a pair's score counts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seniority: float = Field(default=1.0, ge=0, le=10)
+    interests: float = Field(default=1.0, ge=0, le=10)
+    other_institution: float = Field(default=0.5, ge=0, le=10, description="Cross-institution pairs are the point.")
+    background: float = Field(default=0.5, ge=0, le=10, description="Counts only where both opted in.")
+
+
+class MatchingPolicy(BaseModel):
+    """How a programme matches and how long each step of a proposal and a partnership takes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    preferred_seniority_gap: int = Field(default=1, ge=1, le=20, description="Levels between mentor and mentee.")
+    weights: ScoreWeights = ScoreWeights()
+    fallback_candidates: int = Field(default=20, ge=0, le=200, description="Scored mentors after her choices.")
+    residual_candidates: int = Field(default=100, ge=0, le=1000, description="List length in the residual round.")
+    same_institution_allowed: bool = Field(default=True, description="False declares same-school pairs a conflict.")
+    reply_within: IsoDuration = Field(default="P14D", description="Time to accept or decline a proposal.")
+    reminder_after: IsoDuration = Field(default="P7D", description="Unanswered this long: a reminder.")
+    trial_period: IsoDuration = Field(default="P1M", description="Either side may end the match freely within it.")
+
+
 class _ProgrammeState(Event):
     topic: ClassVar[Topic] = PROGRAMMES
     key_field: ClassVar[str] = "programme_id"
@@ -66,6 +101,7 @@ class _ProgrammeState(Event):
     term: str
     follow_up_after: str
     open_for_registration: bool
+    matching: MatchingPolicy = MatchingPolicy()
 
 
 @contract

@@ -1,13 +1,11 @@
 """Programmes: the scheme grows by data (AIMMS Mentoring, postgraduate, reverse mentoring…)."""
 
-import re
 from dataclasses import dataclass, field
 
-from aimms_shared.contracts.registration import ProgrammeOpened, ProgrammeUpdated
+from aimms_shared.contracts.registration import MatchingPolicy, ProgrammeOpened, ProgrammeUpdated
+from aimms_shared.durations import is_duration
 from aimms_shared.errors import RuleBroken
 
-# ISO 8601 durations such as P6M, P1Y, P2W, PT30S (at least one component).
-ISO_DURATION = re.compile(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
 ROLES = ("mentor", "mentee")
 # Optional demographic questions a programme may ask; ethnicity is always treated as sensitive.
 DEMOGRAPHICS = ("ethnicity", "age_band")
@@ -38,6 +36,7 @@ class Programme:
     follow_up_after: str = "P6M"
     open_for_registration: bool = True
     sensitive_fields: tuple[str, ...] = field(default=ALWAYS_SENSITIVE)
+    matching: MatchingPolicy = MatchingPolicy()
     version: int = 1
 
     def offers(self, role: str) -> bool:
@@ -57,7 +56,7 @@ def define(programme: Programme) -> Programme:
             "default_mentor_capacity", "capacity-range", "the default capacity must be between 1 and the maximum"
         )
     for name in ("term", "follow_up_after"):
-        if not ISO_DURATION.match(getattr(programme, name)):
+        if not is_duration(getattr(programme, name)):
             raise RuleBroken(name, "iso-8601-duration", f"{name} must be an ISO 8601 duration such as P6M or PT30S")
     ids = [s.statement_id for s in programme.eligibility]
     if len(set(ids)) != len(ids):
@@ -85,4 +84,5 @@ def announcement(programme: Programme, *, new: bool) -> ProgrammeOpened | Progra
         term=programme.term,
         follow_up_after=programme.follow_up_after,
         open_for_registration=programme.open_for_registration,
+        matching=programme.matching,
     )

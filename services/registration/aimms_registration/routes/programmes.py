@@ -9,6 +9,7 @@ from aimms_registration import use_cases
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
 from aimms_registration.routes.deps import Notify, Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
+from aimms_shared.contracts.registration import MatchingPolicy
 from aimms_shared.errors import Missing
 from aimms_shared.http import problem_responses
 
@@ -44,6 +45,7 @@ class ProgrammeSettings(BaseModel):
     sensitive_fields: list[Literal["ethnicity", "age_band"]] = Field(
         default_factory=lambda: ["ethnicity"], description="Optional demographic questions asked (always encrypted)."
     )
+    matching: MatchingPolicy = Field(default_factory=MatchingPolicy)
 
     def to_domain(self, programme_id: str) -> Programme:
         return Programme(
@@ -59,6 +61,7 @@ class ProgrammeSettings(BaseModel):
             follow_up_after=self.follow_up_after,
             open_for_registration=self.open_for_registration,
             sensitive_fields=tuple(self.sensitive_fields),
+            matching=self.matching,
         )
 
 
@@ -90,6 +93,7 @@ class ProgrammeOut(ProgrammeSettings):
             follow_up_after=p.follow_up_after,
             open_for_registration=p.open_for_registration,
             sensitive_fields=list(p.sensitive_fields),
+            matching=p.matching,
         )
 
 
