@@ -27,6 +27,8 @@ from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
 from aimms_deploy.smtp_sink import read_messages
+from aimms_matching.app import create_app as create_matching
+from aimms_matching.settings import MatchingSettings
 from aimms_notifications.app import create_app as create_notifications
 from aimms_notifications.settings import NotificationsSettings
 from aimms_registration.app import create_app as create_registration
@@ -129,6 +131,7 @@ async def namespace(infrastructure: Infrastructure) -> AsyncIterator[str]:
 SIGNING_KEY = new_signing_key_pem()
 ENCRYPTION_KEYS = new_key_spec("test-1")
 ADMIN_CLIENT_ID, ADMIN_SECRET = "test-admin", secrets.token_urlsafe(32)
+LINK_SIGNING_KEY = secrets.token_urlsafe(32)
 
 
 def service_settings(settings_cls: type[S], infra: Infrastructure, namespace: str, **overrides: Any) -> S:
@@ -149,6 +152,12 @@ def service_settings(settings_cls: type[S], infra: Infrastructure, namespace: st
             "encryption_key_id": "test-1",
             "bootstrap_admin_client_id": ADMIN_CLIENT_ID,
             "bootstrap_admin_secret": ADMIN_SECRET,
+        }
+    if settings_cls is MatchingSettings:
+        values |= {
+            "link_signing_key": LINK_SIGNING_KEY,
+            "public_url": "http://matching.test",
+            "scheduler_poll_seconds": 0.2,
         }
     if settings_cls is NotificationsSettings:
         values |= {
@@ -282,3 +291,67 @@ def metric(app: FastAPI, name: str, **labels: str) -> float:
     """A sample of one of the app's Prometheus metrics (0 when it has none yet)."""
     value = app.state.metrics.registry.get_sample_value(name, labels)
     return value or 0.0
+
+
+@dataclass
+class Scheme:
+    """Registration (with notifications) and matching running together."""
+
+    platform: Platform
+    matching_app: FastAPI
+    matching: httpx.AsyncClient
+    northgate_token: str
+
+
+@pytest.fixture
+async def scheme(platform: Platform, infrastructure: Infrastructure) -> AsyncIterator[Scheme]:
+    app = create_matching(service_settings(MatchingSettings, infrastructure, platform.namespace))
+    async with running(app) as matching:
+        app.state.token_verifier = verifier_of(platform.registration)
+        matching.headers.update(bearer(platform.portal_token))
+        credential = (
+            await platform.registration.post(
+                "/credentials",
+                json={
+                    "name": "northgate portal",
+                    "institution_id": "northgate",
+                    "scopes": ["participants:write", "participants:read", "profiles:read"],
+                },
+                headers=bearer(platform.admin_token),
+            )
+        ).json()
+        northgate = await token(platform.registration, credential["client_id"], credential["client_secret"])
+        yield Scheme(platform, app, matching, northgate)
+
+
+async def register(
+    scheme: Scheme,
+    who: str,
+    *,
+    role: str,
+    seniority: str,
+    at: str = "demo-university",
+    capacity: int = 2,
+    interests: tuple[str, ...] = ("global health",),
+) -> str:
+    """Register someone through her institution's portal; return her participant id."""
+    body: dict[str, Any] = {
+        "name": who.title(),
+        "email": f"{who}.{scheme.platform.namespace}@{at}.ac.uk",
+        "programme_id": "aimms-mentoring",
+        "role": role,
+        "job_title": seniority,
+        "seniority": seniority,
+        "pathway": "clinical",
+        "research_interests": list(interests),
+        "consents": {"privacy_notice": "1", "code_of_conduct": "1", "confidentiality": "1"},
+        "confirmed_eligibility": ["woman", "ethnic-minority", "academic-medicine"],
+    }
+    if role in ("mentor", "both"):
+        body |= {"offers": "grant writing", "mentor_capacity": capacity, "publish_profile": True}
+    if role in ("mentee", "both"):
+        body |= {"seeks": "career advice"}
+    headers = bearer(scheme.northgate_token) if at == "northgate" else {}
+    response = await scheme.platform.registration.post("/participants", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()["participant_id"]

@@ -1,85 +1,16 @@
 """Matching builds its own read model from registration's events: directory and mentees' choices."""
 
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 
-from aimms_matching.app import create_app as create_matching
-from aimms_matching.settings import MatchingSettings
 from aimms_shared.contracts.matching import PREFERENCES
 from aimms_shared.events import in_namespace
 
-from .conftest import (
-    Infrastructure,
-    Platform,
-    bearer,
-    eventually,
-    read_topic,
-    running,
-    service_settings,
-    token,
-    verifier_of,
-)
+from .conftest import Infrastructure, Scheme, bearer, eventually, read_topic, register
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Scheme:
-    """Registration (with notifications) and matching running together."""
-
-    platform: Platform
-    matching: httpx.AsyncClient
-    northgate_token: str
-
-
-@pytest.fixture
-async def scheme(platform: Platform, infrastructure: Infrastructure) -> AsyncIterator[Scheme]:
-    app = create_matching(service_settings(MatchingSettings, infrastructure, platform.namespace))
-    async with running(app) as matching:
-        app.state.token_verifier = verifier_of(platform.registration)
-        matching.headers.update(bearer(platform.portal_token))
-        credential = (
-            await platform.registration.post(
-                "/credentials",
-                json={
-                    "name": "northgate portal",
-                    "institution_id": "northgate",
-                    "scopes": ["participants:write", "participants:read", "profiles:read"],
-                },
-                headers=bearer(platform.admin_token),
-            )
-        ).json()
-        northgate = await token(platform.registration, credential["client_id"], credential["client_secret"])
-        yield Scheme(platform, matching, northgate)
-
-
-async def register(scheme: Scheme, who: str, *, role: str, seniority: str, at: str = "demo-university") -> str:
-    """Register someone through her institution's portal; return her participant id."""
-    body: dict[str, Any] = {
-        "name": who.title(),
-        "email": f"{who}.{scheme.platform.namespace}@{at}.ac.uk",
-        "programme_id": "aimms-mentoring",
-        "role": role,
-        "job_title": seniority,
-        "seniority": seniority,
-        "pathway": "clinical",
-        "research_interests": ["global health"],
-        "consents": {"privacy_notice": "1", "code_of_conduct": "1", "confidentiality": "1"},
-        "confirmed_eligibility": ["woman", "ethnic-minority", "academic-medicine"],
-    }
-    if role in ("mentor", "both"):
-        body |= {"offers": "grant writing", "mentor_capacity": 2, "publish_profile": True}
-    if role in ("mentee", "both"):
-        body |= {"seeks": "career advice"}
-    headers = bearer(scheme.northgate_token) if at == "northgate" else {}
-    response = await scheme.platform.registration.post("/participants", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    return response.json()["participant_id"]
 
 
 async def directory_ids(scheme: Scheme) -> set[str]:

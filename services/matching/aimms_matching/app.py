@@ -1,12 +1,16 @@
 """Composition root of the matching service: `uvicorn --factory aimms_matching.app:create_app`."""
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from aimms_matching import handlers, routes
+from aimms_matching.links import AnswerLinks
 from aimms_matching.settings import MatchingSettings
 from aimms_matching.store import OUTBOX_COLLECTIONS, MatchingStore
+from aimms_matching.use_cases import Matchmaker
 from aimms_shared.consumer import Subscriptions
-from aimms_shared.contracts.matching import MentorPreferencesSubmitted
+from aimms_shared.contracts import matching as m
 from aimms_shared.service import Runtime, create_service_app
 
 
@@ -17,8 +21,13 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
     async def setup(app: FastAPI, runtime: Runtime) -> Subscriptions:
         store = MatchingStore(runtime.db)
         await store.ensure_indexes()
-        app.state.store = store
-        return handlers.subscriptions(store)
+        links = AnswerLinks(settings.link_signing_key.get_secret_value().encode(), settings.public_url)
+        matchmaker = Matchmaker(
+            store, links, lease=timedelta(seconds=settings.lease_seconds), on_events=runtime.relay.nudge
+        )
+        app.state.store, app.state.matchmaker = store, matchmaker
+        runtime.run_in_background(lambda: matchmaker.run_scheduler(settings.scheduler_poll_seconds))
+        return handlers.subscriptions(store, matchmaker)
 
     return create_service_app(
         "matching",
@@ -26,6 +35,17 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
         routers=[routes.router],
         setup=setup,
         outbox_collections=OUTBOX_COLLECTIONS,
-        produces=[MentorPreferencesSubmitted],
+        produces=[
+            m.MentorPreferencesSubmitted,
+            m.MatchProposed,
+            m.MatchProposalReminder,
+            m.MatchAccepted,
+            m.MatchDeclined,
+            m.MentoringStarted,
+            m.SixMonthsElapsed,
+            m.MentoringTermEnded,
+            m.MatchExtended,
+            m.MatchEnded,
+        ],
         description="Mentor directory, preferences, the matching engine, proposals and the mentoring term.",
     )

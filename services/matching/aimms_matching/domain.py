@@ -1,10 +1,14 @@
 """Matching's rules outside the engine, free of I/O: who is a mentor or mentee, and valid choices."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
+from aimms_matching import engine
+from aimms_matching.pairs import Timing
+from aimms_shared.contracts.registration import MatchingPolicy
 from aimms_shared.errors import RuleBroken
 
-MAX_CHOICES = 3
+MAX_CHOICES = engine.MAX_CHOICES
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,7 @@ class ProgrammeRules:
     max_mentor_capacity: int
     term: str
     follow_up_after: str
+    matching: MatchingPolicy = MatchingPolicy()
 
     def rank(self, seniority: str) -> int:
         """A level's position on the scale (0 = most junior); unknown levels count as most junior."""
@@ -27,6 +32,47 @@ class ProgrammeRules:
         """Seniority in the programme's direction: mentor more senior (inverted for reverse mentoring)."""
         gap = self.rank(mentor.seniority) - self.rank(mentee.seniority)
         return (gap if self.mentor_more_senior else -gap) >= 1
+
+    def timing(self) -> Timing:
+        """The durations a pair proposed now lives by."""
+        m = self.matching
+        return Timing(m.reply_within, m.reminder_after, m.trial_period, self.term, self.follow_up_after)
+
+    def policy(self) -> engine.Policy:
+        """The engine's view of the programme's matching settings."""
+        m, w = self.matching, self.matching.weights
+        return engine.Policy(
+            mentor_more_senior=self.mentor_more_senior,
+            preferred_gap=m.preferred_seniority_gap,
+            weights=engine.Weights(w.seniority, w.interests, w.other_institution, w.background),
+            fallback_candidates=m.fallback_candidates,
+            residual_candidates=m.residual_candidates,
+        )
+
+    def as_mentor(self, member: "Member") -> engine.Mentor:
+        """A mentor as the engine sees her, with the places she already holds.
+
+        No background is passed: ethnicity never leaves registration, so shared background cannot
+        count here until registration offers a consented, non-identifying signal for it.
+        """
+        return engine.Mentor(
+            member.participant_id,
+            member.institution_id,
+            self.rank(member.seniority),
+            frozenset(member.research_interests),
+            member.mentor_capacity or 0,
+            min(member.load, member.mentor_capacity or 0),
+        )
+
+    def as_mentee(self, member: "Member", choices: tuple[str, ...]) -> engine.Mentee:
+        """A mentee as the engine sees her, with her ranked choices."""
+        return engine.Mentee(
+            member.participant_id,
+            member.institution_id,
+            self.rank(member.seniority),
+            frozenset(member.research_interests),
+            choices,
+        )
 
 
 @dataclass(frozen=True)
@@ -46,6 +92,20 @@ class Member:
     profile_published: bool
     background_matching: bool
     active: bool = True
+    joined_at: datetime | None = None
+    open_pair: str | None = None  # a mentee's proposal or partnership in progress
+    load: int = 0  # a mentor's places held by proposals and partnerships
+    done: bool = False  # a mentee whose partnership ran its course: not matched again
+
+    @property
+    def places_left(self) -> int:
+        """A mentor's capacity not held by proposals or partnerships."""
+        return max((self.mentor_capacity or 0) - self.load, 0)
+
+    @property
+    def is_waiting_mentee(self) -> bool:
+        """An active mentee to be matched now."""
+        return self.is_mentee and self.open_pair is None and not self.done
 
     @property
     def is_published_mentor(self) -> bool:
@@ -78,3 +138,17 @@ def check_choices(
         if not programme.may_mentor(mentor, mentee):
             raise RuleBroken(field, "eligible-seniority", f"'{mentor_id}' cannot mentor her at this seniority")
     return tuple(choices)
+
+
+def declared_conflicts(programme: ProgrammeRules, mentees: list[Member], mentors: list[Member]) -> set[tuple[str, str]]:
+    """(mentee, mentor) pairs the programme rules out: same-school pairs where it says so."""
+    if programme.matching.same_institution_allowed:
+        return set()
+    by_institution: dict[str, list[str]] = {}
+    for mentor in mentors:
+        by_institution.setdefault(mentor.institution_id, []).append(mentor.participant_id)
+    return {
+        (mentee.participant_id, mentor_id)
+        for mentee in mentees
+        for mentor_id in by_institution.get(mentee.institution_id, ())
+    }

@@ -1,13 +1,15 @@
-"""Every event the matching service consumes, in one table: its read model of registration."""
+"""Every event the matching service consumes, in one table: its read model of registration, and its own pairs."""
 
 from aimms_matching import use_cases
 from aimms_matching.store import MatchingStore
+from aimms_matching.use_cases import Matchmaker
 from aimms_shared.consumer import Subscriptions
+from aimms_shared.contracts import matching as m
 from aimms_shared.contracts import registration as reg
 from aimms_shared.events import Envelope
 
 
-def subscriptions(store: MatchingStore) -> Subscriptions:
+def subscriptions(store: MatchingStore, matchmaker: Matchmaker) -> Subscriptions:
     """Matching's subscriptions."""
     table = Subscriptions()
 
@@ -19,7 +21,7 @@ def subscriptions(store: MatchingStore) -> Subscriptions:
     async def keep_profile(
         event: reg.ParticipantRegistered | reg.ParticipantProfileUpdated, envelope: Envelope
     ) -> None:
-        await use_cases.profile_announced(store, event)
+        await use_cases.profile_announced(store, event, envelope)
 
     @table.on(reg.MentorCapacityChanged)
     async def keep_capacity(event: reg.MentorCapacityChanged, envelope: Envelope) -> None:
@@ -28,9 +30,22 @@ def subscriptions(store: MatchingStore) -> Subscriptions:
     @table.on(reg.ParticipantWithdrawn)
     async def withdraw(event: reg.ParticipantWithdrawn, envelope: Envelope) -> None:
         await store.deactivate(event.participant_id)
+        await matchmaker.withdraw(event.participant_id)
 
     @table.on(reg.ParticipantErased)
     async def erase(event: reg.ParticipantErased, envelope: Envelope) -> None:
+        await store.deactivate(event.participant_id)
+        await matchmaker.withdraw(event.participant_id)
         await store.forget(event.participant_id)
+
+    # Matching reacts to its own events so each reaction survives a crash (the outbox delivers them).
+    @table.on(m.MentorPreferencesSubmitted)
+    async def match_newcomer(event: m.MentorPreferencesSubmitted, envelope: Envelope) -> None:
+        if await store.rounds_begun(event.programme_id):
+            await matchmaker.rematch(event.mentee_id)
+
+    @table.on(m.MatchDeclined, m.MatchEnded)
+    async def settle(event: m.MatchDeclined | m.MatchEnded, envelope: Envelope) -> None:
+        await matchmaker.settle(event.pair_id)
 
     return table

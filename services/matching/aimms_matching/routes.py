@@ -1,15 +1,21 @@
-"""Matching's HTTP API: the mentor directory and mentees' choices."""
+"""Matching's HTTP API: the mentor directory, mentees' choices, rounds, proposals and partnerships."""
 
-from typing import Annotated
+import html
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from aimms_matching import use_cases
 from aimms_matching.domain import MAX_CHOICES
+from aimms_matching.pairs import Pair
 from aimms_matching.store import MatchingStore
-from aimms_shared.auth import PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
-from aimms_shared.errors import Missing
+from aimms_matching.use_cases import Matchmaker
+from aimms_shared.auth import ADMIN, PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
+from aimms_shared.contracts.matching import Side
+from aimms_shared.errors import DomainError, Missing
 from aimms_shared.http import problem_responses
 
 router = APIRouter()
@@ -72,8 +78,7 @@ async def directory(
             institution_id and mentor.institution_id != institution_id
         ):
             continue
-        capacity = mentor.mentor_capacity or 0
-        remaining = capacity  # proposals and matches will hold capacity once rounds run
+        capacity, remaining = mentor.mentor_capacity or 0, mentor.places_left
         entries.append(
             DirectoryEntry(
                 participant_id=mentor.participant_id,
@@ -122,3 +127,199 @@ async def get_preferences(
     if mentee is None or not caller.may_act_for(mentee.institution_id):
         raise Missing("mentee_id", "own-institution", f"no mentee '{mentee_id}' at your institution")
     return PreferencesOut(mentee_id=mentee_id, choices=saved["choices"] if saved else [])
+
+
+# -- rounds, pairs and answers
+
+
+def get_matchmaker(request: Request) -> Matchmaker:
+    """The matchmaker built in the composition root."""
+    return request.app.state.matchmaker
+
+
+Matching = Annotated[Matchmaker, Depends(get_matchmaker)]
+
+
+class RoundReport(BaseModel):
+    """A round's outcome: the stable round and the residual round, reported separately."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    round_id: str
+    programme_id: str
+    ran_at: datetime
+    mentees: int = Field(description="Mentees waiting when the round ran.")
+    mentors: int
+    proposed: int
+    unmatched: int
+    stable: dict[str, Any] = Field(description="Quality of the mentee-optimal stable round.")
+    residual: dict[str, Any] = Field(description="Quality of the round over places left after it.")
+
+
+class PairOut(BaseModel):
+    """A proposal, or the partnership it became, with why it was proposed."""
+
+    pair_id: str
+    programme_id: str
+    state: str
+    mentee_id: str
+    mentor_id: str
+    mentee_institution_id: str
+    mentor_institution_id: str
+    round: str
+    choice_rank: int | None
+    fallback_reason: str | None
+    score: float
+    components: dict[str, float]
+    shared_interests: list[str]
+    seniority_gap: int
+    answers: dict[str, str]
+    proposed_at: datetime | None
+    reply_by: datetime | None
+    started_at: datetime | None
+    trial_ends_at: datetime | None
+    follow_up_at: datetime | None
+    term_ends_at: datetime | None
+    term_reply_by: datetime | None
+    ended_at: datetime | None
+    end_reason: str | None
+
+    @classmethod
+    def of(cls, pair: Pair) -> "PairOut":
+        x = pair.explanation
+        return cls(
+            **{name: getattr(pair, name) for name in cls.model_fields if hasattr(pair, name)},
+            round=x.round,
+            choice_rank=x.choice_rank,
+            fallback_reason=x.fallback_reason,
+            score=x.score,
+            components=x.components,
+            shared_interests=list(x.shared_interests),
+            seniority_gap=x.seniority_gap,
+        )
+
+
+class AnswerIn(BaseModel):
+    """One side's answer to a proposal."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    side: Side
+    accept: bool
+    reason: str | None = Field(default=None, max_length=1000, description="Optional, when declining.")
+
+
+class EndIn(BaseModel):
+    """One side ends the partnership."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    side: Side
+    reason: Literal["trial", "abandoned", "completed"]
+
+
+class TermIn(BaseModel):
+    """One side's choice at the end of the term."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    side: Side
+    extend: bool
+
+
+@router.post(
+    "/programmes/{programme_id}/rounds",
+    status_code=201,
+    response_model=RoundReport,
+    tags=["rounds"],
+    responses=problem_responses(404),
+)
+async def run_round(programme_id: str, matching: Matching, caller: Principal = require(ADMIN)) -> dict[str, Any]:
+    """Run a cohort round: every waiting mentee against the places still free; proposals already out stay put."""
+    return await matching.run_round(programme_id)
+
+
+@router.get("/programmes/{programme_id}/rounds", response_model=list[RoundReport], tags=["rounds"])
+async def list_rounds(programme_id: str, store: Store, caller: Principal = require(ADMIN)) -> list[dict[str, Any]]:
+    """The programme's round reports, newest first."""
+    return await store.rounds(programme_id)
+
+
+@router.get("/pairs", response_model=list[PairOut], tags=["pairs"])
+async def list_pairs(
+    store: Store,
+    programme_id: str | None = None,
+    state: Annotated[list[str] | None, Query(description="Any of these states.")] = None,
+    institution_id: str | None = None,
+    caller: Principal = require(PARTICIPANTS_READ),
+) -> list[PairOut]:
+    """Proposals and partnerships; a portal sees those with a side at its institution."""
+    if not caller.is_admin:
+        institution_id = caller.institution_id
+    found = await store.pairs(programme_id=programme_id, states=tuple(state or ()), institution_id=institution_id)
+    return [PairOut.of(p) for p in found]
+
+
+@router.get("/pairs/{pair_id}", response_model=PairOut, tags=["pairs"], responses=problem_responses(404))
+async def get_pair(pair_id: str, matching: Matching, caller: Principal = require(PARTICIPANTS_READ)) -> PairOut:
+    """One proposal or partnership."""
+    return PairOut.of(await matching.pair_for(caller, pair_id))
+
+
+@router.post(
+    "/pairs/{pair_id}/answers", response_model=PairOut, tags=["pairs"], responses=problem_responses(404, 409, 422)
+)
+async def answer(
+    pair_id: str, body: AnswerIn, matching: Matching, caller: Principal = require(PARTICIPANTS_WRITE)
+) -> PairOut:
+    """Her portal accepts or declines for one side (MatchAccepted, MentoringStarted or MatchDeclined)."""
+    await matching.pair_for(caller, pair_id, body.side)
+    return PairOut.of(await matching.answer(pair_id, body.side, body.accept, body.reason))
+
+
+@router.post("/pairs/{pair_id}/end", response_model=PairOut, tags=["pairs"], responses=problem_responses(404, 409, 422))
+async def end(
+    pair_id: str, body: EndIn, matching: Matching, caller: Principal = require(PARTICIPANTS_WRITE)
+) -> PairOut:
+    """End the partnership (MatchEnded): freely within the trial, or as abandoned or completed."""
+    await matching.pair_for(caller, pair_id, body.side)
+    return PairOut.of(await matching.end(pair_id, body.side, body.reason))
+
+
+@router.post("/pairs/{pair_id}/term", response_model=PairOut, tags=["pairs"], responses=problem_responses(404, 409))
+async def decide_term(
+    pair_id: str, body: TermIn, matching: Matching, caller: Principal = require(PARTICIPANTS_WRITE)
+) -> PairOut:
+    """At the term's end: extend (MatchExtended once both say so) or conclude (MatchEnded, completed)."""
+    await matching.pair_for(caller, pair_id, body.side)
+    return PairOut.of(await matching.decide_term(pair_id, body.side, body.extend))
+
+
+_PAGE = """<!doctype html><html lang="en"><meta charset="utf-8"><title>AIMMS mentoring</title>
+<body style="font-family:sans-serif;max-width:36em;margin:3em auto"><h1>{title}</h1>{body}</body></html>"""
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status)
+
+
+@router.get("/answers/{token}", response_class=HTMLResponse, tags=["answer links"])
+async def answer_page(token: str, matching: Matching) -> HTMLResponse:
+    """The page an email link opens: one button, so a mail scanner following links answers nothing."""
+    _, _, action = matching.links.read(token)
+    reason = '<p><label>Reason (optional)<br><textarea name="reason" rows="3" cols="40"></textarea></label></p>'
+    body = f'<form method="post">{reason if action == "decline" else ""}<button>Confirm: {action}</button></form>'
+    return _page(f"{action.capitalize()} this mentoring proposal", body)
+
+
+@router.post("/answers/{token}", response_class=HTMLResponse, tags=["answer links"])
+async def answer_by_link(token: str, matching: Matching, reason: Annotated[str | None, Form()] = None) -> HTMLResponse:
+    """Record the answer the link stands for; a link works once."""
+    try:
+        _, accepted = await matching.answer_by_link(token, reason or None)
+    except DomainError as exc:
+        if exc.status >= 500:
+            raise
+        return _page("This link cannot be used now", f"<p>{html.escape(str(exc))}</p>", status=exc.status)
+    done = "You accepted the proposal. We will introduce you both" if accepted else "You declined the proposal"
+    return _page("Thank you", f"<p>{done}.</p>")

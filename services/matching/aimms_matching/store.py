@@ -1,63 +1,136 @@
 """The matching store: the only code that talks to matching's database.
 
 Participants and programmes here are a read model built from registration's events; matching
-never reads registration's database.
+never reads registration's database. Places are held by conditional single-document updates
+(FerretDB has no multi-document transactions): a mentee holds at most one open pair, and a
+mentor's load never passes her capacity, however many requests race for the last place.
 """
 
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
+from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from aimms_matching.domain import Member, ProgrammeRules
-from aimms_shared.mongo import utcnow
-from aimms_shared.outbox import OutboxEntry, outbox_push
+from aimms_matching.pairs import OPEN_STATES, Explanation, Pair, Timing
+from aimms_shared.contracts.registration import MatchingPolicy
+from aimms_shared.mongo import as_utc, claim_due, utcnow
+from aimms_shared.outbox import OutboxEntry, outbox_push, save_aggregate
 
 PREFERENCES = "preferences"
-OUTBOX_COLLECTIONS = (PREFERENCES,)
+PAIRS = "pairs"
+OUTBOX_COLLECTIONS = (PREFERENCES, PAIRS)
+DUE = "due"
+# Profile fields registration's events set; places held and lifecycle flags are matching's own.
+_PROFILE_FIELDS = (
+    "programme_id",
+    "institution_id",
+    "roles",
+    "job_title",
+    "seniority",
+    "pathway",
+    "research_interests",
+    "offers",
+    "mentor_capacity",
+    "profile_published",
+    "background_matching",
+)
+_PAIR_TIMES = (
+    "created_at",
+    "proposed_at",
+    "reply_by",
+    "started_at",
+    "trial_ends_at",
+    "follow_up_at",
+    "term_ends_at",
+    "term_reply_by",
+    "ended_at",
+)
 
 
 class MatchingStore:
-    """Programmes, members and mentees' preferences."""
+    """Programmes, members, mentees' preferences, pairs and rounds."""
 
     def __init__(self, db: AsyncDatabase) -> None:
         self._programmes = db["programmes"]
         self._members = db["members"]
         self._preferences = db[PREFERENCES]
+        self._pairs = db[PAIRS]
+        self._rounds = db["rounds"]
 
     async def ensure_indexes(self) -> None:
-        """What the directory and rounds look up."""
+        """What the directory, rounds and the scheduler look up."""
         await self._members.create_index([("programme_id", ASCENDING)])
         await self._preferences.create_index([("programme_id", ASCENDING)])
+        for name in ("programme_id", "mentee_id", "mentor_id", DUE):
+            await self._pairs.create_index([(name, ASCENDING)])
+        await self._rounds.create_index([("programme_id", ASCENDING)])
+
+    # -- programmes
 
     async def save_programme(self, programme: ProgrammeRules) -> None:
         """Create or replace a programme's rules."""
-        doc = asdict(programme) | {"seniority_scale": list(programme.seniority_scale)}
+        doc = asdict(programme) | {
+            "seniority_scale": list(programme.seniority_scale),
+            "matching": programme.matching.model_dump(),
+        }
         doc["_id"] = doc.pop("programme_id")
-        await self._programmes.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        await self._programmes.update_one({"_id": doc["_id"]}, {"$set": doc}, upsert=True)
 
     async def programme(self, programme_id: str) -> ProgrammeRules | None:
         """A programme's rules."""
         doc = await self._programmes.find_one({"_id": programme_id})
         if doc is None:
             return None
-        fields = {k: v for k, v in doc.items() if k != "_id"}
-        return ProgrammeRules(**fields | {"programme_id": doc["_id"], "seniority_scale": tuple(doc["seniority_scale"])})
+        names = {f.name for f in fields(ProgrammeRules)}
+        kept = {k: v for k, v in doc.items() if k in names}
+        return ProgrammeRules(
+            **kept
+            | {
+                "programme_id": doc["_id"],
+                "seniority_scale": tuple(doc["seniority_scale"]),
+                "matching": MatchingPolicy.model_validate(doc.get("matching", {})),
+            }
+        )
+
+    async def mark_rounds_begun(self, programme_id: str) -> None:
+        """After the first round, newcomers and declined mentees are matched one by one."""
+        await self._programmes.update_one({"_id": programme_id}, {"$set": {"rounds_begun": True}})
+
+    async def rounds_begun(self, programme_id: str) -> bool:
+        """Whether a cohort round has run for the programme."""
+        doc = await self._programmes.find_one({"_id": programme_id}, {"rounds_begun": 1})
+        return bool(doc and doc.get("rounds_begun"))
+
+    # -- members
 
     async def save_member(self, member: Member) -> None:
-        """Create or replace a member."""
-        doc = asdict(member) | {"roles": list(member.roles), "research_interests": list(member.research_interests)}
-        doc["_id"] = doc.pop("participant_id")
-        await self._members.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        """Create a member or update her profile, keeping the places she holds."""
+        profile = {name: getattr(member, name) for name in _PROFILE_FIELDS}
+        profile |= {"roles": list(member.roles), "research_interests": list(member.research_interests)}
+        await self._members.update_one(
+            {"_id": member.participant_id},
+            {
+                "$set": profile,
+                "$setOnInsert": {"active": True, "joined_at": member.joined_at, "open_pair": None, "load": 0},
+            },
+            upsert=True,
+        )
 
     async def member(self, participant_id: str) -> Member | None:
         """A member by participant id."""
         doc = await self._members.find_one({"_id": participant_id})
         return _member(doc) if doc else None
 
+    async def members(self, programme_id: str) -> list[Member]:
+        """Every active member of a programme."""
+        query = {"programme_id": programme_id, "active": True}
+        return [_member(d) async for d in self._members.find(query).sort("_id", ASCENDING)]
+
     async def set_capacity(self, participant_id: str, capacity: int) -> None:
-        """A mentor's new capacity."""
+        """A mentor's new capacity (places already held stay held)."""
         await self._members.update_one({"_id": participant_id}, {"$set": {"mentor_capacity": capacity}})
 
     async def deactivate(self, participant_id: str) -> None:
@@ -66,14 +139,66 @@ class MatchingStore:
         await self._preferences.delete_one({"_id": participant_id})
 
     async def forget(self, participant_id: str) -> None:
-        """Erased: nothing of her remains here."""
+        """Erased: nothing of her remains here; pairs keep the other side's history without her id."""
         await self._members.delete_one({"_id": participant_id})
         await self._preferences.delete_one({"_id": participant_id})
+        for side in ("mentee_id", "mentor_id"):
+            await self._pairs.update_many({side: participant_id}, {"$set": {side: "erased"}})
 
     async def published_mentors(self, programme_id: str) -> list[Member]:
         """Active mentors of a programme who published their profile."""
         query = {"programme_id": programme_id, "roles": "mentor", "profile_published": True, "active": True}
         return [_member(d) async for d in self._members.find(query).sort("_id", ASCENDING)]
+
+    async def mark_done(self, mentee_id: str) -> None:
+        """Her partnership ran its course: rounds leave her out."""
+        await self._members.update_one({"_id": mentee_id}, {"$set": {"done": True}})
+
+    # -- places
+
+    async def hold_places(self, pair: Pair) -> bool:
+        """Hold the mentee and one of the mentor's places for `pair`; False if either is taken.
+
+        Idempotent per pair, so recovering a pair whose holder crashed half-way is safe.
+        """
+        mentee = await self._members.update_one(
+            {"_id": pair.mentee_id, "active": True, "open_pair": {"$in": [None, pair.pair_id]}},
+            {"$set": {"open_pair": pair.pair_id}},
+        )
+        if mentee.matched_count == 0:
+            return False
+        if await self._members.find_one({"_id": pair.mentor_id, "held": pair.pair_id}, {"_id": 1}):
+            return True
+        mentor = await self._members.find_one({"_id": pair.mentor_id, "active": True})
+        capacity = (mentor or {}).get("mentor_capacity") or 0
+        taken = await self._members.update_one(
+            {
+                "_id": pair.mentor_id,
+                "active": True,
+                "mentor_capacity": capacity,
+                "load": {"$lt": capacity},
+                "held": {"$ne": pair.pair_id},
+            },
+            {"$push": {"held": pair.pair_id}, "$inc": {"load": 1}},
+        )
+        if taken.matched_count == 0:
+            await self._release_mentee(pair)
+            return False
+        return True
+
+    async def release_places(self, pair: Pair) -> None:
+        """Give back what `pair` held (idempotent)."""
+        await self._release_mentee(pair)
+        await self._members.update_one(
+            {"_id": pair.mentor_id, "held": pair.pair_id}, {"$pull": {"held": pair.pair_id}, "$inc": {"load": -1}}
+        )
+
+    async def _release_mentee(self, pair: Pair) -> None:
+        await self._members.update_one(
+            {"_id": pair.mentee_id, "open_pair": pair.pair_id}, {"$set": {"open_pair": None}}
+        )
+
+    # -- preferences
 
     async def save_preferences(self, mentee: Member, choices: tuple[str, ...], events: list[OutboxEntry]) -> None:
         """Her choices, replacing earlier ones, with MentorPreferencesSubmitted in the same write."""
@@ -90,14 +215,121 @@ class MatchingStore:
         """Her current choices."""
         return await self._preferences.find_one({"_id": mentee_id}, {"outbox": 0, "outbox_due": 0})
 
+    async def choices_of(self, programme_id: str) -> dict[str, tuple[str, ...]]:
+        """Every mentee's choices in a programme."""
+        cursor = self._preferences.find({"programme_id": programme_id}, {"choices": 1})
+        return {d["_id"]: tuple(d.get("choices", ())) async for d in cursor}
+
+    # -- pairs
+
+    async def insert_pair(self, pair: Pair, recover_after: timedelta) -> None:
+        """A new pair, held: if its holder dies before proposing it, the scheduler finishes or undoes it."""
+        await self._pairs.insert_one(_pair_doc(pair) | {DUE: utcnow() + recover_after})
+
+    async def delete_pair(self, pair_id: str) -> None:
+        """A held pair that could not get its places."""
+        await self._pairs.delete_one({"_id": pair_id, "state": "held"})
+
+    async def save_pair(self, pair: Pair, expected_version: int, events: list[OutboxEntry]) -> Pair:
+        """Store a changed pair and its events, if nobody changed it meanwhile; schedule its next step."""
+        changes = _pair_doc(pair)
+        del changes["_id"], changes["version"]
+        changes[DUE] = pair.next_due()
+        await save_aggregate(
+            self._pairs, pair.pair_id, expected_version=expected_version, changes=changes, events=events
+        )
+        return replace(pair, version=expected_version + 1)
+
+    async def pair(self, pair_id: str) -> Pair | None:
+        """A pair by id."""
+        doc = await self._pairs.find_one({"_id": pair_id}, {"outbox": 0})
+        return _pair(doc) if doc else None
+
+    async def pairs(
+        self,
+        *,
+        programme_id: str | None = None,
+        states: tuple[str, ...] = (),
+        institution_id: str | None = None,
+        participant_id: str | None = None,
+        limit: int = 500,
+    ) -> list[Pair]:
+        """Pairs by programme, state, either side's institution or participant; newest first."""
+        query: dict[str, Any] = {}
+        if programme_id:
+            query["programme_id"] = programme_id
+        if states:
+            query["state"] = {"$in": list(states)}
+        either: list[dict[str, Any]] = []
+        if institution_id:
+            either += [{"mentee_institution_id": institution_id}, {"mentor_institution_id": institution_id}]
+        if participant_id:
+            either += [{"mentee_id": participant_id}, {"mentor_id": participant_id}]
+        if either:
+            query["$or"] = either
+        cursor = self._pairs.find(query, {"outbox": 0}).sort("created_at", DESCENDING).limit(limit)
+        return [_pair(d) async for d in cursor]
+
+    async def open_pairs_of(self, participant_id: str) -> list[Pair]:
+        """Her proposals and partnerships in progress, on either side."""
+        return await self.pairs(participant_id=participant_id, states=OPEN_STATES)
+
+    async def exclusions(self, programme_id: str) -> set[tuple[str, str]]:
+        """(mentee, mentor) pairs never to propose again: declined, or ended in the trial."""
+        query = {"programme_id": programme_id, "$or": [{"state": "declined"}, {"end_reason": "trial"}]}
+        cursor = self._pairs.find(query, {"mentee_id": 1, "mentor_id": 1})
+        return {(d["mentee_id"], d["mentor_id"]) async for d in cursor}
+
+    async def claim_due_pairs(self, lease: timedelta, limit: int) -> list[Pair]:
+        """Pairs whose next step is due, each leased to this worker."""
+        return [_pair(d) for d in await claim_due(self._pairs, DUE, lease, limit)]
+
+    # -- rounds
+
+    async def save_round(self, report: dict[str, Any]) -> None:
+        """A round's report."""
+        await self._rounds.insert_one(dict(report, _id=report["round_id"]))
+
+    async def rounds(self, programme_id: str) -> list[dict[str, Any]]:
+        """A programme's round reports, newest first."""
+        cursor = self._rounds.find({"programme_id": programme_id}, {"_id": 0}).sort("ran_at", DESCENDING)
+        return await cursor.to_list()
+
 
 def _member(doc: dict[str, Any]) -> Member:
-    fields = {k: v for k, v in doc.items() if k != "_id"}
+    names = {f.name for f in fields(Member)}
+    kept = {k: v for k, v in doc.items() if k in names}
     return Member(
-        **fields
+        **kept
         | {
             "participant_id": doc["_id"],
             "roles": tuple(doc["roles"]),
             "research_interests": tuple(doc["research_interests"]),
+            "joined_at": as_utc(doc["joined_at"]) if doc.get("joined_at") else None,
+        }
+    )
+
+
+def _pair_doc(pair: Pair) -> dict[str, Any]:
+    doc = asdict(pair)
+    doc["_id"] = doc.pop("pair_id")
+    doc["explanation"]["shared_interests"] = list(pair.explanation.shared_interests)
+    doc["extend_votes"] = list(pair.extend_votes)
+    return doc
+
+
+def _pair(doc: dict[str, Any]) -> Pair:
+    names = {f.name for f in fields(Pair)}
+    kept = {k: v for k, v in doc.items() if k in names}
+    times: dict[str, datetime | None] = {name: as_utc(doc[name]) if doc.get(name) else None for name in _PAIR_TIMES}
+    explanation = doc["explanation"] | {"shared_interests": tuple(doc["explanation"]["shared_interests"])}
+    return Pair(
+        **kept
+        | times
+        | {
+            "pair_id": doc["_id"],
+            "explanation": Explanation(**explanation),
+            "timing": Timing(**doc["timing"]),
+            "extend_votes": tuple(doc.get("extend_votes", ())),
         }
     )

@@ -1,18 +1,29 @@
 """Matching use cases: keep the read model, take mentees' choices, show the directory."""
 
+import asyncio
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
 
-from aimms_matching import domain
+import structlog
+
+from aimms_matching import domain, engine, pairs
 from aimms_matching.domain import Member, ProgrammeRules
+from aimms_matching.links import AnswerLinks
+from aimms_matching.pairs import Explanation, Pair
 from aimms_matching.store import MatchingStore
 from aimms_shared.auth import Principal
 from aimms_shared.contracts import registration as reg
-from aimms_shared.contracts.matching import MentorPreferencesSubmitted
-from aimms_shared.errors import Missing
-from aimms_shared.events import wrap
-from aimms_shared.outbox import outbox_entry
+from aimms_shared.contracts.matching import EndReason, MentorPreferencesSubmitted, Side
+from aimms_shared.errors import DomainError, Missing, StateConflict
+from aimms_shared.events import Envelope, Event, wrap
+from aimms_shared.mongo import utcnow
+from aimms_shared.outbox import ConcurrentUpdate, OutboxEntry, outbox_entry
 
 PRODUCER = "matching"
+
+log = structlog.get_logger(__name__)
 
 
 async def programme_announced(store: MatchingStore, event: reg.ProgrammeOpened | reg.ProgrammeUpdated) -> None:
@@ -26,15 +37,15 @@ async def programme_announced(store: MatchingStore, event: reg.ProgrammeOpened |
             max_mentor_capacity=event.max_mentor_capacity,
             term=event.term,
             follow_up_after=event.follow_up_after,
+            matching=event.matching,
         )
     )
 
 
 async def profile_announced(
-    store: MatchingStore, event: reg.ParticipantRegistered | reg.ParticipantProfileUpdated
+    store: MatchingStore, event: reg.ParticipantRegistered | reg.ParticipantProfileUpdated, envelope: Envelope
 ) -> None:
     """Keep a participant's profile as registration announced it."""
-    existing = await store.member(event.participant_id)
     await store.save_member(
         Member(
             participant_id=event.participant_id,
@@ -49,7 +60,7 @@ async def profile_announced(
             mentor_capacity=event.mentor_capacity,
             profile_published=event.profile_published,
             background_matching=event.background_matching,
-            active=existing.active if existing else True,
+            joined_at=envelope.occurred_at,
         )
     )
 
@@ -61,6 +72,8 @@ async def submit_preferences(
     mentee = await store.member(mentee_id)
     if mentee is None or not caller.may_act_for(mentee.institution_id):
         raise Missing("participant_id", "own-institution", f"no participant '{mentee_id}' at your institution")
+    if mentee.open_pair is not None:
+        raise StateConflict("mentee_id", "not-yet-matched", "her choices are fixed once a mentor has been proposed")
     programme = await store.programme(mentee.programme_id)
     if programme is None:
         raise Missing("programme_id", "existing-programme", f"programme '{mentee.programme_id}' is not known yet")
@@ -77,3 +90,241 @@ async def submit_preferences(
     )
     on_events()
     return checked
+
+
+def _outbox(pair: Pair, events: list[Event]) -> list[OutboxEntry]:
+    return [outbox_entry(e, wrap(e, producer=PRODUCER, institution_id=pair.mentee_institution_id)) for e in events]
+
+
+def _explained(proposal: engine.Proposal) -> Explanation:
+    return Explanation(
+        round=proposal.round,
+        choice_rank=proposal.choice_rank,
+        fallback_reason=proposal.fallback_reason,
+        score=round(proposal.score, 4),
+        components={name: round(value, 4) for name, value in proposal.components.items()},
+        shared_interests=proposal.shared_interests,
+        seniority_gap=proposal.seniority_gap,
+    )
+
+
+class Matchmaker:
+    """Rounds, rolling matches and every step of a pair's life, stored with the events they raise."""
+
+    def __init__(
+        self, store: MatchingStore, links: AnswerLinks, *, lease: timedelta, on_events: Callable[[], None]
+    ) -> None:
+        self._store = store
+        self.links = links
+        self._lease = lease
+        self._on_events = on_events
+
+    async def _programme(self, programme_id: str) -> ProgrammeRules:
+        programme = await self._store.programme(programme_id)
+        if programme is None:
+            raise Missing("programme_id", "existing-programme", f"programme '{programme_id}' is not known here")
+        return programme
+
+    # -- proposing
+
+    async def _place(self, programme: ProgrammeRules, proposal: engine.Proposal) -> bool:
+        """Hold both places and propose the pair; False when a place went to someone else meanwhile."""
+        mentee = await self._store.member(proposal.mentee_id)
+        pair = Pair(
+            pair_id=str(uuid.uuid4()),
+            programme_id=programme.programme_id,
+            mentee_id=proposal.mentee_id,
+            mentor_id=proposal.mentor_id,
+            mentee_institution_id=proposal.mentee_institution,
+            mentor_institution_id=proposal.mentor_institution,
+            explanation=_explained(proposal),
+            timing=programme.timing(),
+            created_at=utcnow(),
+        )
+        if mentee is None:
+            return False
+        await self._store.insert_pair(pair, recover_after=self._lease)
+        if not await self._store.hold_places(pair):
+            await self._store.delete_pair(pair.pair_id)
+            return False
+        await self._propose(pair)
+        return True
+
+    async def _propose(self, held: Pair) -> None:
+        proposed, events = pairs.propose(held, utcnow(), self.links.for_pair(held.pair_id))
+        await self._store.save_pair(proposed, held.version, _outbox(held, events))
+        self._on_events()
+
+    async def run_round(self, programme_id: str) -> dict[str, Any]:
+        """A cohort round over every waiting mentee and the places still free; pairs in progress stay put."""
+        programme = await self._programme(programme_id)
+        members = await self._store.members(programme_id)
+        mentors = [m for m in members if m.is_published_mentor]
+        waiting = [m for m in members if m.is_waiting_mentee]
+        choices = await self._store.choices_of(programme_id)
+        exclusions = await self._store.exclusions(programme_id)
+        exclusions |= domain.declared_conflicts(programme, waiting, mentors)
+        result = engine.match_cohort(
+            [programme.as_mentee(m, choices.get(m.participant_id, ())) for m in waiting],
+            [programme.as_mentor(m) for m in mentors],
+            programme.policy(),
+            exclusions,
+        )
+        await self._store.mark_rounds_begun(programme_id)
+        limit = asyncio.Semaphore(8)
+
+        async def place(proposal: engine.Proposal) -> bool:
+            async with limit:
+                return await self._place(programme, proposal)
+
+        placed = await asyncio.gather(*(place(p) for p in result.proposals))
+        # A place taken meanwhile (a rolling match racing the round): she is matched one by one instead.
+        for proposal, ok in zip(result.proposals, placed, strict=True):
+            if not ok:
+                await self.rematch(proposal.mentee_id)
+        report = {
+            "round_id": str(uuid.uuid4()),
+            "programme_id": programme_id,
+            "ran_at": utcnow(),
+            "mentees": len(waiting),
+            "mentors": len(mentors),
+            "proposed": sum(placed),
+            "unmatched": len(result.unmatched),
+            "stable": _quality(programme, result.stable.quality),
+            "residual": _quality(programme, result.residual.quality),
+        }
+        await self._store.save_round(report)
+        log.info("matching.round", **{k: report[k] for k in ("programme_id", "mentees", "proposed", "unmatched")})
+        return report
+
+    async def rematch(self, mentee_id: str, attempts: int = 3) -> bool:
+        """Match one waiting mentee against the places still free, leaving every other pair alone."""
+        for _ in range(attempts):
+            mentee = await self._store.member(mentee_id)
+            if mentee is None or not mentee.is_waiting_mentee:
+                return False
+            programme = await self._programme(mentee.programme_id)
+            mentors = await self._store.published_mentors(mentee.programme_id)
+            choices = await self._store.preferences(mentee_id)
+            exclusions = {pair for pair in await self._store.exclusions(mentee.programme_id) if pair[0] == mentee_id}
+            exclusions |= domain.declared_conflicts(programme, [mentee], mentors)
+            proposal = engine.rolling_match(
+                programme.as_mentee(mentee, tuple(choices["choices"]) if choices else ()),
+                [programme.as_mentor(m) for m in mentors],
+                programme.policy(),
+                exclusions,
+            )
+            if proposal is None:
+                log.info("matching.no_place_free", mentee_id=mentee_id)
+                return False
+            if await self._place(programme, proposal):
+                return True
+        return False
+
+    # -- answers and the partnership
+
+    async def _change(self, pair_id: str, decide: Callable[[Pair], pairs.Change]) -> Pair:
+        """Apply a decision to the pair as it is now; retried when someone else changed it meanwhile."""
+        for _ in range(5):
+            pair = await self._store.pair(pair_id)
+            if pair is None:
+                raise Missing("pair_id", "existing-pair", f"no pair '{pair_id}'")
+            changed, events = decide(pair)
+            try:
+                saved = await self._store.save_pair(changed, pair.version, _outbox(pair, events))
+            except ConcurrentUpdate:
+                continue
+            if not saved.is_open and pair.is_open:
+                await self._store.release_places(saved)
+            self._on_events()
+            return saved
+        raise ConcurrentUpdate(f"pair {pair_id} keeps changing; try again")
+
+    async def pair_for(self, caller: Principal, pair_id: str, side: Side | None = None) -> Pair:
+        """A pair the caller may see (acting for `side`, when given)."""
+        pair = await self._store.pair(pair_id)
+        sides = (side,) if side else pairs.SIDES
+        if pair is None or not any(caller.may_act_for(pair.institution(s)) for s in sides):
+            raise Missing("pair_id", "own-institution", f"no pair '{pair_id}' for your institution")
+        return pair
+
+    async def answer(self, pair_id: str, side: Side, accept: bool, reason: str | None = None) -> Pair:
+        """One side accepts or declines (MatchAccepted / MentoringStarted / MatchDeclined)."""
+        return await self._change(pair_id, lambda pair: pairs.answer(pair, side, accept, utcnow(), reason))
+
+    async def answer_by_link(self, token: str, reason: str | None = None) -> tuple[Pair, bool]:
+        """An answer from an email link; the token says which pair, side and answer."""
+        pair_id, side, action = self.links.read(token)
+        return await self.answer(pair_id, side, action == "accept", reason), action == "accept"
+
+    async def end(self, pair_id: str, side: Side, reason: EndReason) -> Pair:
+        """Either side ends the partnership: in the trial, abandoned, or completed early."""
+        return await self._change(pair_id, lambda pair: pairs.end(pair, reason, utcnow(), side))
+
+    async def decide_term(self, pair_id: str, side: Side, extend: bool) -> Pair:
+        """At the term's end: extend (both must) or conclude."""
+        return await self._change(pair_id, lambda pair: pairs.decide_term(pair, side, extend, utcnow()))
+
+    async def withdraw(self, participant_id: str) -> None:
+        """She left: her proposals are cancelled and partnerships ended; the other side is re-matched."""
+        for pair in await self._store.open_pairs_of(participant_id):
+            if pair.state == "held":
+                await self._store.release_places(pair)
+                await self._store.delete_pair(pair.pair_id)
+            else:
+                side: Side = "mentee" if pair.mentee_id == participant_id else "mentor"
+                await self._change(pair.pair_id, lambda p, side=side: pairs.end(p, "withdrawn", utcnow(), side))
+
+    async def settle(self, pair_id: str) -> None:
+        """After a pair closed (its own event, consumed here): places free, and the mentee matched anew if owed."""
+        pair = await self._store.pair(pair_id)
+        if pair is None or pair.is_open:
+            return
+        await self._store.release_places(pair)
+        if pair.end_reason in ("completed", "abandoned"):
+            await self._store.mark_done(pair.mentee_id)
+        elif await self._store.rounds_begun(pair.programme_id):
+            await self.rematch(pair.mentee_id)
+
+    # -- the scheduler's steps
+
+    async def run_due(self, limit: int = 50) -> int:
+        """Do every step that is due: reminders, expiries, follow-ups, term ends, unfinished holds."""
+        due = await self._store.claim_due_pairs(self._lease, limit)
+        for pair in due:
+            if pair.state == "held":
+                await self._recover(pair)
+                continue
+            links = self.links.for_pair(pair.pair_id)
+            try:
+                await self._change(pair.pair_id, lambda p, links=links: pairs.tick(p, utcnow(), links))
+            except DomainError as exc:  # a state the clock cannot move on: logged, never retried in a loop
+                log.warning("matching.tick_refused", pair_id=pair.pair_id, error=str(exc))
+        return len(due)
+
+    async def _recover(self, held: Pair) -> None:
+        """A holder died between holding places and proposing: finish if both places are held, else undo."""
+        if await self._store.hold_places(held):
+            await self._propose(held)
+        else:
+            await self._store.release_places(held)
+            await self._store.delete_pair(held.pair_id)
+
+    async def run_scheduler(self, poll_seconds: float) -> None:
+        """Until cancelled: every due step, durably (a crash leaves the lease to expire, nothing is lost)."""
+        while True:
+            try:
+                if await self.run_due():
+                    continue
+            except Exception as exc:  # noqa: BLE001 - an outage is waited out; the lease keeps work safe
+                log.warning("matching.scheduler_failed", error=repr(exc))
+            await asyncio.sleep(poll_seconds)
+
+
+def _quality(programme: ProgrammeRules, quality: engine.RoundQuality) -> dict[str, Any]:
+    """The engine's report, with seniority levels named as the programme names them."""
+    report = quality.as_dict()
+    report["by_seniority"] = {
+        programme.seniority_scale[int(level)]: rates for level, rates in report["by_seniority"].items()
+    }
+    return report

@@ -1,6 +1,8 @@
 """Events the matching service produces."""
 
-from typing import ClassVar
+from typing import ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from aimms_shared.events import Event, Topic, contract
 
@@ -19,3 +21,135 @@ class MentorPreferencesSubmitted(Event):
     programme_id: str
     institution_id: str
     choices: list[str]
+
+
+PAIRS = Topic("matching.pairs")
+
+Side = Literal["mentee", "mentor"]
+
+
+class ProposalLinks(BaseModel):
+    """Signed, single-use links by which one side answers from her email."""
+
+    model_config = ConfigDict(frozen=True)
+
+    accept: str
+    decline: str
+
+
+class _PairEvent(Event):
+    topic: ClassVar[Topic] = PAIRS
+    key_field: ClassVar[str] = "pair_id"
+
+    pair_id: str
+    programme_id: str
+    mentee_id: str
+    mentor_id: str
+
+
+@contract
+class MatchProposed(_PairEvent):
+    """A mentor was proposed to a mentee; both are asked to accept or decline by `reply_by`."""
+
+    event_type: ClassVar[str] = "MatchProposed"
+
+    mentee_institution_id: str
+    mentor_institution_id: str
+    round: Literal["stable", "residual", "rolling"]
+    choice_rank: int | None = Field(description="1-3: her n-th named choice; null: a fallback by score.")
+    fallback_reason: str | None
+    score: float
+    shared_interests: list[str]
+    seniority_gap: int
+    reply_by: AwareDatetime
+    mentee_links: ProposalLinks
+    mentor_links: ProposalLinks
+
+
+@contract
+class MatchProposalReminder(_PairEvent):
+    """A proposal is still unanswered by the sides named; it expires at `reply_by`."""
+
+    event_type: ClassVar[str] = "MatchProposalReminder"
+
+    awaiting: list[Side]
+    reply_by: AwareDatetime
+    mentee_links: ProposalLinks
+    mentor_links: ProposalLinks
+
+
+@contract
+class MatchAccepted(_PairEvent):
+    """One side accepted the proposal."""
+
+    event_type: ClassVar[str] = "MatchAccepted"
+
+    side: Side
+
+
+@contract
+class MatchDeclined(_PairEvent):
+    """A side declined (or let the proposal expire): the pair is never proposed again."""
+
+    event_type: ClassVar[str] = "MatchDeclined"
+
+    side: Side | None = Field(description="Who declined; null when neither answered before it expired.")
+    expired: bool = False
+    reason: str | None = None
+
+
+@contract
+class MentoringStarted(_PairEvent):
+    """Both accepted: the partnership starts; the first meeting is a trial."""
+
+    event_type: ClassVar[str] = "MentoringStarted"
+
+    mentee_institution_id: str
+    mentor_institution_id: str
+    started_at: AwareDatetime
+    trial_ends_at: AwareDatetime
+    follow_up_at: AwareDatetime
+    term_ends_at: AwareDatetime
+
+
+@contract
+class SixMonthsElapsed(_PairEvent):
+    """The programme's follow-up point of a partnership passed (six months unless the programme says otherwise)."""
+
+    event_type: ClassVar[str] = "SixMonthsElapsed"
+
+    started_at: AwareDatetime
+    follow_up_at: AwareDatetime
+
+
+@contract
+class MentoringTermEnded(_PairEvent):
+    """The term is over: both are asked to extend or conclude by `reply_by`; silence concludes it."""
+
+    event_type: ClassVar[str] = "MentoringTermEnded"
+
+    term_ended_at: AwareDatetime
+    reply_by: AwareDatetime
+
+
+@contract
+class MatchExtended(_PairEvent):
+    """Both agreed to go on for another term."""
+
+    event_type: ClassVar[str] = "MatchExtended"
+
+    term_ends_at: AwareDatetime
+
+
+EndReason = Literal["trial", "abandoned", "completed", "withdrawn"]
+
+
+@contract
+class MatchEnded(_PairEvent):
+    """A proposal or partnership ended; the mentor's place is free again."""
+
+    event_type: ClassVar[str] = "MatchEnded"
+
+    reason: EndReason
+    stage: Literal["proposal", "mentoring"]
+    ended_by: Side | None = None
