@@ -1,5 +1,5 @@
 # The two commands of the README, and what they need. Everything is installed by the project:
-# Python packages into .venv, Kafka's jars and the FerretDB build into var/ (git-ignored).
+# Python packages into .venv, Kafka's jars, the FerretDB build and kustomize into var/ (git-ignored).
 
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 AIMMS := $(BIN)/aimms
 PACKAGES := shared/pyproject.toml deploy/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: up down test unit lint install infra
+.PHONY: up down test unit lint install infra tools deploy-test
 
 ## Run the whole platform locally (infrastructure, the four services, demo data).
 up: install
@@ -17,7 +17,7 @@ down: install
 	$(AIMMS) down
 
 ## Run every test against the real Kafka, FerretDB (or $$MONGODB_URI) and the SMTP sink.
-test: install infra
+test: install tools infra
 	eval "$$($(AIMMS) local env)" && $(BIN)/pytest
 
 unit: install
@@ -28,6 +28,20 @@ lint: install
 
 infra: install
 	$(AIMMS) local start
+
+## Validate docker-compose.yml, the Dockerfiles and the Kubernetes manifests (offline, no Docker).
+deploy-test: install tools
+	$(BIN)/pytest tests/deploy
+
+# kustomize builds the Kubernetes overlays in tests/deploy; the real one, from the Go module proxy.
+KUSTOMIZE_VERSION := v5.8.2
+KUSTOMIZE := var/tools/bin/kustomize
+
+tools: $(KUSTOMIZE)
+
+$(KUSTOMIZE): Makefile
+	GOBIN=$(CURDIR)/var/tools/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	touch $@
 
 install: $(VENV)/.installed
 
