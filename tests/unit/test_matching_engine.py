@@ -216,6 +216,21 @@ def test_a_large_round_reaches_mentors_sharing_her_background_when_it_weighs_mor
     assert [e.mentor_id for e in preference.entries] == [f"same-background-{i:02d}" for i in range(20)]
 
 
+def test_a_large_round_draws_candidates_from_every_eligible_level_in_proportion_to_its_free_places() -> None:
+    # The best-fitting level (one above her) is crowded with mentors sharing her tag; the free places are
+    # mostly two levels further up. Her list must reach them, or those places stay on nobody's list.
+    near = [mentor(f"near-{i:03d}", seniority=2, interests=("tag0",)) for i in range(300)]
+    far = [mentor(f"far-{i:03d}", seniority=4, interests=("tag9",), capacity=3) for i in range(300)]
+    her = mentee("e", seniority=1, interests=("tag0",))
+
+    (preference,) = lists_of([her], near + far).values()
+
+    listed = [e.mentor_id for e in preference.entries]
+    assert len(listed) == POLICY.fallback_candidates
+    assert listed[0].startswith("near-")  # the better fit still ranks first
+    assert any(mentor_id.startswith("far-") for mentor_id in listed)
+
+
 # --- mentor priority -----------------------------------------------------------------------------------------
 
 

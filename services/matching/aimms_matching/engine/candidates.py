@@ -121,9 +121,11 @@ class MentorIndex:
 
     def _postings(self) -> dict[int, _LevelPostings]:
         levels: dict[int, _LevelPostings] = {}
+        self.level_places: dict[int, int] = {}
         for i, (codes, (level, _, _, _, background)) in enumerate(zip(self.codes, self.rows, strict=True)):
             if self.available[i] <= 0:
                 continue  # a full mentor is never a candidate, so keep her out of the postings
+            self.level_places[level] = self.level_places.get(level, 0) + self.available[i]
             postings = levels.get(level)
             if postings is None:
                 postings = levels[level] = _LevelPostings()
@@ -374,25 +376,29 @@ class ListBuilder:
         pairs = index.pair_keys(tags)
         background_tags = index.background_tag_keys(background, tags) if background_first else []
         offset = zlib.crc32(mentee.participant_id.encode())
+        # Each eligible level supplies candidates in proportion to its free places, so candidates are where the
+        # places are: filling the pool from the best-fitting level alone leaves other levels' places on no list.
+        places = index.level_places
+        eligible_places = sum(places.get(level, 0) for level, _ in plan)
         for level, _ in plan:
             postings = index.levels.get(level)
             if postings is None:
                 continue  # nobody at this level has a free place
+            goal = min(target, len(pool) + math.ceil(target * places[level] / eligible_places))
             if background_first:  # her background and a tag, then her background alone
-                _take_spread(map(postings.by_background_tag.get, background_tags), target, offset, seen, pool)
-                _take(postings.by_background.get(background), target - len(pool), offset, seen, pool)
-                if len(pool) >= target:
-                    return pool
-            _take_spread(map(postings.by_pair.get, pairs), target, offset, seen, pool)  # two or more shared tags
-            if len(pool) >= target:
-                return pool
+                _take_spread(map(postings.by_background_tag.get, background_tags), goal, offset, seen, pool)
+                _take(postings.by_background.get(background), goal - len(pool), offset, seen, pool)
+                if len(pool) >= goal:
+                    continue
+            _take_spread(map(postings.by_pair.get, pairs), goal, offset, seen, pool)  # two or more shared tags
+            if len(pool) >= goal:
+                continue
             if use_background and not background_first:
-                quota = math.ceil((target - len(pool)) / 2)  # leave half of what is left to single shared tags
+                quota = math.ceil((goal - len(pool)) / 2)  # leave half of what is left to single shared tags
                 _take(postings.by_background.get(background), quota, offset, seen, pool)
-            _take_spread(map(postings.by_tag.get, tags), target, offset, seen, pool)
-            if len(pool) >= target:
-                return pool
-        for level, _ in plan:  # too few through her tags: top up from the eligible levels
+            _take_spread(map(postings.by_tag.get, tags), goal, offset, seen, pool)
+            _take(postings.everyone, goal - len(pool), offset, seen, pool)  # too few through her tags
+        for level, _ in plan:  # what rounding and exclusions left unfilled
             postings = index.levels.get(level)
             _take(postings.everyone if postings else None, target - len(pool), offset, seen, pool)
             if len(pool) >= target:
