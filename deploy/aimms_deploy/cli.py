@@ -171,6 +171,7 @@ def up() -> None:
         _fail(str(exc))
     _summary("Platform up", results, time.monotonic() - t0)
     portal = _seed_demo(stack)
+    _load_cohort(stack)
     base = f"http://127.0.0.1:{SERVICES['registration']}"
     endpoints = stack.endpoints()
     typer.echo("\nServices (OpenAPI docs at /docs, events at /asyncapi.json, health at /readyz):")
@@ -202,8 +203,10 @@ def down() -> None:
 
 @app.command()
 def demo() -> None:
-    """Load the demo institutions and programme into registration (idempotent)."""
-    _seed_demo(_stack(quiet=True))
+    """Load the demo institutions, programmes and a cohort with its first round (idempotent; services running)."""
+    stack = _stack(quiet=True)
+    _seed_demo(stack)
+    _load_cohort(stack)
 
 
 @app.command()
@@ -214,6 +217,34 @@ def mail(last: Annotated[int, typer.Option("--last", "-n", help="How many messag
     for message in messages[-last:]:
         typer.echo(f"{message['Date'] or '-':<32} {message['To']:<45} {message['Subject']}")
     typer.echo(f"({len(messages)} message(s) in all)")
+
+
+def _load_cohort(stack: LocalStack) -> None:
+    """Register the demo cohort through the APIs, as portals would, and run the first round."""
+    from aimms_deploy import demo_cohort
+
+    secrets = stack.registration_secrets()
+    registration, matching = (f"http://127.0.0.1:{SERVICES[name]}" for name in ("registration", "matching"))
+    typer.echo("\nLoading the demo cohort through the APIs and running a matching round…")
+    report = asyncio.run(
+        demo_cohort.load(
+            registration,
+            matching,
+            secrets["REGISTRATION_BOOTSTRAP_ADMIN_CLIENT_ID"],
+            secrets["REGISTRATION_BOOTSTRAP_ADMIN_SECRET"],
+        )
+    )
+    stable, residual = report["stable"], report["residual"]
+    typer.echo(
+        f"  {report['mentees']} mentees, {report['mentors']} mentors: {report['proposed']} pairs proposed, "
+        f"{report['unmatched']} unmatched; 1st choice {stable['first_choice_rate']:.0%}, "
+        f"any of three {stable['any_choice_rate']:.0%}, blocking pairs {stable['blocking_pairs']}, "
+        f"residual round {residual['matched']} of {residual['mentees']}"
+    )
+    typer.echo(
+        f"  coordinator's view (admin token): {matching}/programmes/{demo_cohort.PROGRAMME}/rounds, "
+        f"{matching}/pairs, {registration}/reports/pipeline"
+    )
 
 
 def _seed_demo(stack: LocalStack) -> DemoPortal:

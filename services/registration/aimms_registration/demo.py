@@ -18,6 +18,7 @@ from aimms_shared.crypto import FieldCipher, parse_keys
 DEMO_INSTITUTIONS = (
     ("demo-university", "Demo University Medical School", ["demo-university.ac.uk"]),
     ("northgate", "Northgate School of Medicine", ["northgate.ac.uk"]),
+    ("riverside", "Riverside Medical School", ["riverside.ac.uk"]),
 )
 SENIORITY = (
     "PhD student",
