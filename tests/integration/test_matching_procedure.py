@@ -169,6 +169,33 @@ async def _procedure(scheme: Scheme, infra: Infrastructure) -> None:
     )
     assert all(n == 1 for n in steps.values()), steps
     assert len(elapsed) == 2
+    report = (await matching.get("/reports/matching", params={"programme_id": "aimms-mentoring"}, headers=admin)).json()
+    assert report["partnerships_started"] == 2 and report["pairs_by_state"]["declined"] == 1
+    assert report["days_to_match_median"] is not None
+
+
+async def test_a_withdrawn_mentor_frees_her_mentee_who_is_matched_again(
+    scheme: Scheme, infrastructure: Infrastructure
+) -> None:
+    await shorten_programme(scheme)
+    prof = await register(scheme, "prof", role="mentor", seniority="Professor", capacity=1)
+    reader = await register(scheme, "reader", role="mentor", seniority="Associate professor", capacity=1)
+    amina = await register(scheme, "amina", role="mentee", seniority="Lecturer")
+    store: MatchingStore = scheme.matching_app.state.store
+    await eventually(lambda: _all_known(store, [prof, reader, amina]))
+    await scheme.matching.put(f"/mentees/{amina}/preferences", json={"choices": [prof]})
+    await scheme.matching.post("/programmes/aimms-mentoring/rounds", headers=bearer(scheme.platform.admin_token))
+    [first] = await wait_for(infrastructure, scheme, "MatchProposed", 1)
+    assert first["mentor_id"] == prof
+
+    withdrawn = await scheme.platform.registration.post(f"/participants/{prof}/withdrawal", json={})
+    assert withdrawn.status_code == 200, withdrawn.text
+
+    [ended] = await wait_for(infrastructure, scheme, "MatchEnded", 1)
+    assert (ended["pair_id"], ended["reason"], ended["stage"]) == (first["pair_id"], "withdrawn", "proposal")
+    proposals = await wait_for(infrastructure, scheme, "MatchProposed", 2)
+    assert {p["mentor_id"] for p in proposals} == {prof, reader}
+    assert (await store.member(prof)).load == 0
 
 
 async def test_the_last_place_goes_to_exactly_one_of_many_racing_holders(scheme: Scheme) -> None:

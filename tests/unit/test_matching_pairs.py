@@ -199,3 +199,23 @@ def test_a_programme_may_declare_same_school_pairs_a_conflict():
     mentors = [member("m", "north", ("mentor",)), member("n", "east", ("mentor",))]
     assert declared_conflicts(allowed, mentees, mentors) == set()
     assert declared_conflicts(strict, mentees, mentors) == {("a", "m")}
+
+
+def test_the_coordinators_summary_counts_pairs_and_days_to_match():
+    from aimms_matching.domain import matching_summary
+
+    waiting_three_days = replace(started(), started_at=T0 + timedelta(days=3))
+    other = replace(started(), pair_id="p2", mentee_id="bisi", started_at=T0 + timedelta(days=10))
+    open_proposal = replace(proposed(), pair_id="p3", mentee_id="chi")
+    joined = {"amina": T0, "bisi": T0, "chi": T0}
+
+    summary = matching_summary([waiting_three_days, other, open_proposal], joined)
+
+    assert summary["pairs_by_state"] == {"mentoring": 2, "proposed": 1}
+    assert summary["pairs_by_institution"]["north"] == {"mentoring": 2, "proposed": 1}
+    assert (summary["partnerships_started"], summary["days_to_match_median"], summary["days_to_match_p90"]) == (
+        2,
+        3.0,
+        10.0,
+    )
+    assert matching_summary([], {})["days_to_match_median"] is None

@@ -1,10 +1,12 @@
 """Matching's rules outside the engine, free of I/O: who is a mentor or mentee, and valid choices."""
 
+import math
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
 from aimms_matching import engine
-from aimms_matching.pairs import Timing
+from aimms_matching.pairs import Pair, Timing
 from aimms_shared.contracts.registration import MatchingPolicy
 from aimms_shared.errors import RuleBroken
 
@@ -151,4 +153,32 @@ def declared_conflicts(programme: ProgrammeRules, mentees: list[Member], mentors
         (mentee.participant_id, mentor_id)
         for mentee in mentees
         for mentor_id in by_institution.get(mentee.institution_id, ())
+    }
+
+
+def _percentile(values: list[float], share: float) -> float | None:
+    """The nearest-rank percentile (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
+
+
+def matching_summary(pairs: list[Pair], joined: dict[str, datetime]) -> dict[str, object]:
+    """Pairs by state and institution, and how long mentees waited from joining to a partnership."""
+    by_state = Counter(p.state for p in pairs)
+    by_institution: dict[str, Counter] = {}
+    waits: list[float] = []
+    for pair in pairs:
+        for institution in {pair.mentee_institution_id, pair.mentor_institution_id}:
+            by_institution.setdefault(institution, Counter())[pair.state] += 1
+        start = joined.get(pair.mentee_id)
+        if pair.started_at is not None and start is not None:
+            waits.append((pair.started_at - start).total_seconds() / 86400)
+    return {
+        "pairs_by_state": dict(by_state),
+        "pairs_by_institution": {name: dict(states) for name, states in sorted(by_institution.items())},
+        "partnerships_started": len(waits),
+        "days_to_match_median": _percentile(waits, 0.5),
+        "days_to_match_p90": _percentile(waits, 0.9),
     }

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from aimms_matching import use_cases
+from aimms_matching import domain, use_cases
 from aimms_matching.domain import MAX_CHOICES
 from aimms_matching.pairs import Pair
 from aimms_matching.store import MatchingStore
@@ -258,6 +258,25 @@ async def list_pairs(
         institution_id = caller.institution_id
     found = await store.pairs(programme_id=programme_id, states=tuple(state or ()), institution_id=institution_id)
     return [PairOut.of(p) for p in found]
+
+
+class MatchingReport(BaseModel):
+    """Where a programme's pairs stand, and how long mentees wait for a partnership."""
+
+    programme_id: str
+    pairs_by_state: dict[str, int]
+    pairs_by_institution: dict[str, dict[str, int]] = Field(description="Pairs with a side at the institution.")
+    partnerships_started: int
+    days_to_match_median: float | None = Field(description="From joining the programme to the partnership's start.")
+    days_to_match_p90: float | None
+
+
+@router.get("/reports/matching", response_model=MatchingReport, tags=["reports"], responses=problem_responses(404))
+async def matching_report(programme_id: str, store: Store, caller: Principal = require(ADMIN)) -> MatchingReport:
+    """For coordinators: pairs by state and institution, and time to match."""
+    found = await store.pairs(programme_id=programme_id, limit=100_000)
+    joined = {m.participant_id: m.joined_at for m in await store.members(programme_id) if m.joined_at}
+    return MatchingReport(programme_id=programme_id, **domain.matching_summary(found, joined))
 
 
 @router.get("/pairs/{pair_id}", response_model=PairOut, tags=["pairs"], responses=problem_responses(404))
