@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from aimms_shared.errors import Conflict
@@ -168,24 +168,27 @@ class OutboxRelay:
 
     async def _publish_document(self, collection: AsyncCollection, document: dict[str, Any]) -> int:
         doc_id, leased_until = document["_id"], document[OUTBOX_DUE]
-        entries = document.get(OUTBOX, [])
-        after: dict[str, Any] | None = document
+        published: list[OutboxEntry] = []
         try:
-            for entry in entries:
+            for entry in document.get(OUTBOX, []):
                 await self._publish(entry)
-                # The exact entry, not a condition: FerretDB 1.24's $pull matches whole values only.
-                after = await collection.find_one_and_update(
-                    {"_id": doc_id}, {"$pull": {OUTBOX: entry}}, return_document=ReturnDocument.AFTER
-                )
+                published.append(entry)
         except Exception:
-            # Hand the document straight back instead of waiting for the lease to expire.
-            await collection.update_one({"_id": doc_id}, {"$set": {OUTBOX_DUE: utcnow()}})
+            # Drop what went out and hand the document straight back instead of waiting for the lease.
+            update: dict[str, Any] = {"$set": {OUTBOX_DUE: utcnow()}}
+            if published:
+                update["$pullAll"] = {OUTBOX: published}
+            await collection.update_one({"_id": doc_id}, update)
             raise
-        if after is None:  # the aggregate was deleted meanwhile (erasure): nothing left to do
-            return len(entries)
-        if after.get(OUTBOX):  # events appended while we published: due again at once
-            await collection.update_one({"_id": doc_id}, {"$set": {OUTBOX_DUE: utcnow()}})
-        else:
-            # Done, unless a use case appended (and so reset the due time) since our last read.
+        if not published:  # nothing was pending after all: just end the lease
             await collection.update_one({"_id": doc_id, OUTBOX_DUE: leased_until}, {"$unset": {OUTBOX_DUE: ""}})
-        return len(entries)
+            return 0
+        # Exact entries, not a condition (FerretDB 1.24's $pull matches whole values only), in one write that
+        # also ends the lease, unless a use case appended events (and so moved the due time) since the claim:
+        # then they stay, due at once. A crash before this write publishes them again; consumers drop copies.
+        done = await collection.update_one(
+            {"_id": doc_id, OUTBOX_DUE: leased_until}, {"$pullAll": {OUTBOX: published}, "$unset": {OUTBOX_DUE: ""}}
+        )
+        if done.matched_count == 0:
+            await collection.update_one({"_id": doc_id}, {"$pullAll": {OUTBOX: published}})
+        return len(published)
