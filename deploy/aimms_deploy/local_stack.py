@@ -664,6 +664,8 @@ class _Service(_Component):
             env |= self.stack.registration_secrets()
         if self.name == "matching":
             env |= self.stack.matching_secrets() | {"MATCHING_PUBLIC_URL": self.local_endpoint()}
+        if self.name == "surveys":
+            env |= {"SURVEYS_PUBLIC_URL": self.local_endpoint()}
         if self.name == "notifications":
             env |= {
                 "NOTIFICATIONS_SMTP_HOST": endpoints["SMTP_HOST"],

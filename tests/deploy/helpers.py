@@ -37,7 +37,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
 DEPLOYMENT_REQUIRED: dict[str, set[str]] = {
     "registration": set(),
     "matching": {"MATCHING_AUTH_JWKS_URL", "MATCHING_LINK_SIGNING_KEY", "MATCHING_PUBLIC_URL"},
-    "surveys": {"SURVEYS_AUTH_JWKS_URL"},
+    "surveys": {"SURVEYS_AUTH_JWKS_URL", "SURVEYS_PUBLIC_URL"},
     "notifications": {"NOTIFICATIONS_AUTH_JWKS_URL"},
 }
 

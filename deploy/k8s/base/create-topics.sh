@@ -45,3 +45,5 @@ topic registration.contacts 3 --config cleanup.policy=compact --config max.compa
 topic matching.preferences 3
 topic matching.pairs 3
 topic notifications.deliveries 3
+topic surveys.invitations 3
+topic surveys.responses 3

@@ -1,11 +1,16 @@
 """Composition root of the surveys service: `uvicorn --factory aimms_surveys.app:create_app`."""
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from aimms_shared.consumer import Subscriptions
+from aimms_shared.contracts import surveys as s
 from aimms_shared.service import Runtime, create_service_app
-from aimms_surveys import handlers
+from aimms_surveys import handlers, routes
 from aimms_surveys.settings import SurveysSettings
+from aimms_surveys.store import OUTBOX_COLLECTIONS, SurveysStore
+from aimms_surveys.use_cases import Surveys, seed_questionnaires, shipped_questionnaires
 
 
 def create_app(settings: SurveysSettings | None = None) -> FastAPI:
@@ -13,12 +18,25 @@ def create_app(settings: SurveysSettings | None = None) -> FastAPI:
     settings = settings or SurveysSettings()
 
     async def setup(app: FastAPI, runtime: Runtime) -> Subscriptions:
-        return handlers.subscriptions()
+        store = SurveysStore(runtime.db)
+        await store.ensure_indexes()
+        await seed_questionnaires(store, shipped_questionnaires())
+        surveys = Surveys(
+            store,
+            public_url=settings.public_url,
+            lease=timedelta(seconds=settings.lease_seconds),
+            on_events=runtime.relay.nudge,
+        )
+        app.state.store, app.state.surveys = store, surveys
+        runtime.run_in_background(lambda: surveys.run_scheduler(settings.scheduler_poll_seconds))
+        return handlers.subscriptions(surveys)
 
     return create_service_app(
         "surveys",
         settings,
-        routers=[],
+        routers=[routes.router],
         setup=setup,
+        outbox_collections=OUTBOX_COLLECTIONS,
+        produces=[s.SurveyInvitationIssued, s.SurveyReminderIssued, s.SurveyCompleted],
         description="The scheme's baseline and six-month questionnaires, anonymous, and their reports.",
     )

@@ -1,13 +1,39 @@
-"""Every event the surveys service consumes, in one table.
-
-The service runs, connects and reports its health now; its subscriptions
-(MentoringStarted and SixMonthsElapsed from matching)
-are added here as its domain is built.
-"""
+"""Every event the surveys service consumes, in one table."""
 
 from aimms_shared.consumer import Subscriptions
+from aimms_shared.contracts import matching as m
+from aimms_shared.contracts import registration as reg
+from aimms_shared.events import Envelope
+from aimms_surveys.use_cases import Surveys
 
 
-def subscriptions() -> Subscriptions:
-    """Surveys's subscriptions."""
-    return Subscriptions()
+def subscriptions(surveys: Surveys) -> Subscriptions:
+    """Surveys' subscriptions: the moments a questionnaire is due, and participants leaving."""
+    table = Subscriptions()
+
+    @table.on(m.MentoringStarted)
+    async def invite_to_baseline(event: m.MentoringStarted, envelope: Envelope) -> None:
+        pair = {
+            "mentee": (event.mentee_id, event.mentee_institution_id),
+            "mentor": (event.mentor_id, event.mentor_institution_id),
+        }
+        await surveys.pair_started(event.programme_id, pair, trigger="mentoring_started")
+
+    @table.on(m.SixMonthsElapsed)
+    async def invite_to_follow_up(event: m.SixMonthsElapsed, envelope: Envelope) -> None:
+        pair = {"mentee": (event.mentee_id, None), "mentor": (event.mentor_id, None)}
+        await surveys.pair_started(event.programme_id, pair, trigger="follow_up")
+
+    @table.on(reg.ParticipantRegistered)
+    async def invite_at_registration(event: reg.ParticipantRegistered, envelope: Envelope) -> None:
+        await surveys.registered(event.participant_id, event.programme_id, list(event.roles), event.institution_id)
+
+    @table.on(reg.ParticipantWithdrawn)
+    async def void_on_withdrawal(event: reg.ParticipantWithdrawn, envelope: Envelope) -> None:
+        await surveys.participant_left(event.participant_id, erased=False)
+
+    @table.on(reg.ParticipantErased)
+    async def forget_on_erasure(event: reg.ParticipantErased, envelope: Envelope) -> None:
+        await surveys.participant_left(event.participant_id, erased=True)
+
+    return table

@@ -3,6 +3,6 @@
 Importing this package registers every contract, so any consumer can decode any event.
 """
 
-from aimms_shared.contracts import matching, notifications, registration
+from aimms_shared.contracts import matching, notifications, registration, surveys
 
-__all__ = ["matching", "notifications", "registration"]
+__all__ = ["matching", "notifications", "registration", "surveys"]

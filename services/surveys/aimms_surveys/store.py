@@ -1,0 +1,275 @@
+"""The surveys store: the only code that talks to surveys' database.
+
+Invitations know who was asked; responses know nothing of who answered. Nothing links the two:
+a response has a random id, its submission date only, and no field naming an invitation, a
+token, a participant, a pair or an institution. A token is looked up by its hash alone.
+"""
+
+import uuid
+from dataclasses import asdict, fields, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from aimms_shared.contracts.registration import Role
+from aimms_shared.contracts.surveys import Wave
+from aimms_shared.mongo import as_utc, claim_due
+from aimms_shared.outbox import OutboxEntry, outbox_fields, save_aggregate
+from aimms_surveys.domain import Invitation, SurveyPolicy
+from aimms_surveys.questionnaires import Answer, Questionnaire, QuestionnaireDraft
+from aimms_surveys.reports import Response
+
+INVITATIONS = "invitations"
+RESPONSES = "responses"
+OUTBOX_COLLECTIONS = (INVITATIONS, RESPONSES)
+DUE = "due"
+_TIMES = ("issued_at", "expires_at")
+
+
+class SurveysStore:
+    """Questionnaires, programmes' survey policies, invitations, their tokens, and anonymous responses."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._questionnaires = db["questionnaires"]
+        self._policies = db["policies"]
+        self._invitations = db[INVITATIONS]
+        self._tokens = db["tokens"]
+        self._responses = db[RESPONSES]
+        self._departed = db["departed"]
+
+    async def ensure_indexes(self) -> None:
+        """Once per participant, role and wave of a programme; what reports and the scheduler look up."""
+        await self._invitations.create_index(
+            [("programme_id", ASCENDING), ("wave", ASCENDING), ("role", ASCENDING), ("participant_id", ASCENDING)],
+            unique=True,
+        )
+        await self._invitations.create_index([("participant_id", ASCENDING)])
+        await self._invitations.create_index([(DUE, ASCENDING)])
+        await self._questionnaires.create_index([("programme_id", ASCENDING), ("wave", ASCENDING)])
+        await self._responses.create_index([("programme_id", ASCENDING)])
+
+    # -- questionnaires
+
+    async def seed_questionnaire(self, questionnaire: Questionnaire) -> bool:
+        """Store a shipped definition unless that version exists (every instance may try at start)."""
+        try:
+            await self._questionnaires.insert_one(_questionnaire_doc(questionnaire))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def add_questionnaire(self, programme_id: str, wave: Wave, draft: QuestionnaireDraft) -> Questionnaire:
+        """A new version, numbered after the latest; two racing revisions get distinct numbers."""
+        while True:
+            latest = await self.latest_questionnaire(programme_id, wave)
+            questionnaire = Questionnaire(
+                **draft.model_dump(),
+                programme_id=programme_id,
+                wave=wave,
+                version=(latest.version if latest else 0) + 1,
+            )
+            try:
+                await self._questionnaires.insert_one(_questionnaire_doc(questionnaire))
+            except DuplicateKeyError:
+                continue
+            return questionnaire
+
+    async def questionnaires(self, programme_id: str, wave: Wave | None = None) -> list[Questionnaire]:
+        """Every version of a programme's questionnaires (of one wave, when given), oldest first."""
+        query: dict[str, Any] = {"programme_id": programme_id} | ({"wave": wave} if wave else {})
+        docs = await self._questionnaires.find(query).to_list()
+        return sorted((_questionnaire(d) for d in docs), key=lambda q: (q.wave, q.version))
+
+    async def questionnaire(self, programme_id: str, wave: Wave, version: int) -> Questionnaire | None:
+        """One version."""
+        doc = await self._questionnaires.find_one({"_id": _questionnaire_id(programme_id, wave, version)})
+        return _questionnaire(doc) if doc else None
+
+    async def latest_questionnaire(self, programme_id: str, wave: Wave) -> Questionnaire | None:
+        """The version new invitations get."""
+        versions = await self.questionnaires(programme_id, wave)
+        return versions[-1] if versions else None
+
+    # -- policies
+
+    async def policy(self, programme_id: str) -> SurveyPolicy:
+        """A programme's survey policy (the defaults until a coordinator sets one)."""
+        doc = await self._policies.find_one({"_id": programme_id}, {"_id": 0})
+        return SurveyPolicy.model_validate(doc) if doc else SurveyPolicy()
+
+    async def save_policy(self, programme_id: str, policy: SurveyPolicy) -> None:
+        """Replace a programme's survey policy."""
+        await self._policies.replace_one({"_id": programme_id}, policy.model_dump(), upsert=True)
+
+    # -- who left
+
+    async def mark_departed(self, participant_id: str) -> None:
+        """She withdrew or was erased: never invite her again (only her opaque id is kept)."""
+        await self._departed.update_one({"_id": participant_id}, {"$set": {"_id": participant_id}}, upsert=True)
+
+    async def has_departed(self, participant_id: str) -> bool:
+        """Whether she withdrew or was erased."""
+        return await self._departed.find_one({"_id": participant_id}) is not None
+
+    # -- invitations
+
+    async def is_invited(self, programme_id: str, wave: Wave, role: Role, participant_id: str) -> bool:
+        """Whether she was already asked this wave in this role."""
+        query = {"programme_id": programme_id, "wave": wave, "role": role, "participant_id": participant_id}
+        return await self._invitations.find_one(query, {"_id": 1}) is not None
+
+    async def add_token(self, hashed: str, invitation_id: str) -> None:
+        """Make a token findable; written before the invitation names it, so no named token is missing."""
+        await self._tokens.insert_one({"_id": hashed, "invitation_id": invitation_id})
+
+    async def insert_invitation(self, invitation: Invitation, events: list[OutboxEntry]) -> bool:
+        """A new invitation with its event; False when she was already asked (a redelivery)."""
+        doc = _invitation_doc(invitation) | outbox_fields(events) | {DUE: invitation.next_due()}
+        try:
+            await self._invitations.insert_one(doc)
+        except DuplicateKeyError:
+            await self._tokens.delete_many({"_id": {"$in": list(invitation.token_hashes)}})
+            return False
+        return True
+
+    async def invitation(self, invitation_id: str) -> Invitation | None:
+        """An invitation by id."""
+        doc = await self._invitations.find_one({"_id": invitation_id}, {"outbox": 0})
+        return _invitation(doc) if doc else None
+
+    async def invitation_by_token(self, hashed: str) -> Invitation | None:
+        """The invitation a token belongs to, if the invitation still names it."""
+        token = await self._tokens.find_one({"_id": hashed})
+        invitation = await self.invitation(token["invitation_id"]) if token else None
+        return invitation if invitation and hashed in invitation.token_hashes else None
+
+    async def save_invitation(self, invitation: Invitation, expected_version: int, events: list[OutboxEntry]) -> None:
+        """Store a changed invitation and its events, if nobody changed it meanwhile; schedule its next step."""
+        changes = _invitation_doc(invitation)
+        del changes["_id"], changes["version"]
+        changes[DUE] = invitation.next_due()
+        await save_aggregate(
+            self._invitations,
+            invitation.invitation_id,
+            expected_version=expected_version,
+            changes=changes,
+            events=events,
+        )
+
+    async def use_invitation(self, invitation_id: str, now: datetime) -> bool:
+        """Mark it answered, if still open and unexpired: of two racing submissions only one wins.
+
+        No time is recorded, so the invitation cannot be matched to a response by when it was used.
+        """
+        result = await self._invitations.update_one(
+            {"_id": invitation_id, "status": "open", "expires_at": {"$gt": now}},
+            {"$set": {"status": "answered", DUE: None}, "$inc": {"version": 1}},
+        )
+        return result.modified_count == 1
+
+    async def reopen_invitation(self, invitation_id: str) -> None:
+        """Undo `use_invitation` when the response could not be stored: it was taken whole or not at all."""
+        await self._invitations.update_one(
+            {"_id": invitation_id, "status": "answered"}, {"$set": {"status": "open"}, "$inc": {"version": 1}}
+        )
+
+    async def void_open_invitations(self, participant_id: str) -> int:
+        """Her unanswered invitations stop working and get no more reminders."""
+        result = await self._invitations.update_many(
+            {"participant_id": participant_id, "status": "open"},
+            {"$set": {"status": "voided", DUE: None}, "$inc": {"version": 1}},
+        )
+        return result.modified_count
+
+    async def forget_participant(self, participant_id: str) -> None:
+        """Erasure: her tokens go, and her invitations keep only what the response rate counts."""
+        async for doc in self._invitations.find({"participant_id": participant_id}, {"token_hashes": 1}):
+            await self._tokens.delete_many({"_id": {"$in": doc.get("token_hashes", [])}})
+            await self._invitations.update_one(
+                {"_id": doc["_id"]},
+                {
+                    "$set": {
+                        "participant_id": f"erased-{uuid.uuid4().hex}",
+                        "institution_id": None,
+                        "token_hashes": [],
+                    },
+                    "$unset": {"outbox": ""},
+                    "$inc": {"version": 1},
+                },
+            )
+
+    async def claim_due_invitations(self, lease: timedelta, limit: int) -> list[Invitation]:
+        """Invitations whose reminder or expiry is due, each leased to this worker."""
+        return [_invitation(d) for d in await claim_due(self._invitations, DUE, lease, limit)]
+
+    async def invitation_counts(self, programme_id: str) -> dict[tuple[Wave, Role], int]:
+        """Invitations sent per wave and role (counted in the store: it can count)."""
+        pipeline = [
+            {"$match": {"programme_id": programme_id}},
+            {"$group": {"_id": {"wave": "$wave", "role": "$role"}, "n": {"$sum": 1}}},
+        ]
+        rows = await (await self._invitations.aggregate(pipeline)).to_list()
+        return {(r["_id"]["wave"], r["_id"]["role"]): r["n"] for r in rows}
+
+    # -- responses
+
+    async def insert_response(
+        self,
+        programme_id: str,
+        wave: Wave,
+        role: Role,
+        version: int,
+        submitted_on: str,
+        answers: dict[str, Answer],
+        events: list[OutboxEntry],
+    ) -> None:
+        """An anonymous response: a random id, and nothing that names or dates a person more finely than a day."""
+        await self._responses.insert_one(
+            {
+                "_id": uuid.uuid4().hex,
+                "programme_id": programme_id,
+                "wave": wave,
+                "role": role,
+                "questionnaire_version": version,
+                "submitted_on": submitted_on,
+                "answers": answers,
+            }
+            | outbox_fields(events)
+        )
+
+    async def responses(self, programme_id: str) -> list[Response]:
+        """Every response to a programme's questionnaires."""
+        cursor = self._responses.find(
+            {"programme_id": programme_id}, {"wave": 1, "role": 1, "questionnaire_version": 1, "answers": 1}
+        )
+        return [Response(d["wave"], d["role"], d["questionnaire_version"], d["answers"]) async for d in cursor]
+
+
+def _questionnaire_id(programme_id: str, wave: str, version: int) -> str:
+    return f"{programme_id}:{wave}:v{version}"
+
+
+def _questionnaire_doc(questionnaire: Questionnaire) -> dict[str, Any]:
+    doc = questionnaire.model_dump(mode="json")
+    return doc | {"_id": _questionnaire_id(questionnaire.programme_id, questionnaire.wave, questionnaire.version)}
+
+
+def _questionnaire(doc: dict[str, Any]) -> Questionnaire:
+    return Questionnaire.model_validate({k: v for k, v in doc.items() if k != "_id"})
+
+
+def _invitation_doc(invitation: Invitation) -> dict[str, Any]:
+    doc = asdict(invitation)
+    doc["_id"] = doc.pop("invitation_id")
+    doc["token_hashes"] = list(invitation.token_hashes)
+    return doc
+
+
+def _invitation(doc: dict[str, Any]) -> Invitation:
+    names = {f.name for f in fields(Invitation)}
+    kept = {k: v for k, v in doc.items() if k in names}
+    invitation = Invitation(**kept | {"invitation_id": doc["_id"], "token_hashes": tuple(doc.get("token_hashes", ()))})
+    return replace(invitation, **{name: as_utc(doc[name]) for name in _TIMES})

@@ -1,0 +1,226 @@
+"""Surveys use cases: invite on the scheme's events, take answers by token, report, remind."""
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from aimms_shared.contracts.registration import Role
+from aimms_shared.contracts.surveys import SurveyCompleted, Wave
+from aimms_shared.errors import Missing
+from aimms_shared.events import Event, wrap
+from aimms_shared.mongo import utcnow
+from aimms_shared.outbox import ConcurrentUpdate, OutboxEntry, outbox_entry
+from aimms_surveys import domain, reports
+from aimms_surveys.domain import Invitation, LinkUnusable
+from aimms_surveys.questionnaires import Questionnaire, validate_answers
+from aimms_surveys.store import SurveysStore
+
+PRODUCER = "surveys"
+DEFINITIONS = Path(__file__).parent / "definitions"
+
+log = structlog.get_logger(__name__)
+
+
+def shipped_questionnaires(directory: Path = DEFINITIONS) -> list[Questionnaire]:
+    """The default definitions shipped as data files (the AIMMS baseline and six-month questionnaires)."""
+    return [Questionnaire.model_validate(json.loads(path.read_text())) for path in sorted(directory.glob("*.json"))]
+
+
+async def seed_questionnaires(store: SurveysStore, questionnaires: list[Questionnaire]) -> None:
+    """Store the shipped definitions that are not there yet; a revision made through the API is kept."""
+    for questionnaire in questionnaires:
+        if await store.seed_questionnaire(questionnaire):
+            log.info("surveys.questionnaire_seeded", programme_id=questionnaire.programme_id, wave=questionnaire.wave)
+
+
+def _outbox(events: list[Event], institution_id: str | None = None) -> list[OutboxEntry]:
+    return [outbox_entry(e, wrap(e, producer=PRODUCER, institution_id=institution_id)) for e in events]
+
+
+class Surveys:
+    """Invitations, answers and reports, stored with the events they raise."""
+
+    def __init__(
+        self, store: SurveysStore, *, public_url: str, lease: timedelta, on_events: Callable[[], None]
+    ) -> None:
+        self._store = store
+        self._public_url = public_url
+        self._lease = lease
+        self._on_events = on_events
+
+    # -- invitations
+
+    async def invite(
+        self, participant_id: str, programme_id: str, wave: Wave, role: Role, institution_id: str | None = None
+    ) -> bool:
+        """Ask her to answer this wave in this role, once per programme (SurveyInvitationIssued)."""
+        if await self._store.is_invited(programme_id, wave, role, participant_id):
+            return False
+        if await self._store.has_departed(participant_id):
+            return False
+        questionnaire = await self._store.latest_questionnaire(programme_id, wave)
+        if questionnaire is None:
+            log.info("surveys.no_questionnaire", programme_id=programme_id, wave=wave)
+            return False
+        policy = await self._store.policy(programme_id)
+        token = domain.new_token()
+        invitation, event = domain.issue(
+            invitation_id=str(uuid.uuid4()),
+            participant_id=participant_id,
+            programme_id=programme_id,
+            institution_id=institution_id,
+            wave=wave,
+            role=role,
+            questionnaire_version=questionnaire.version,
+            policy=policy,
+            now=utcnow(),
+            token=token,
+            public_url=self._public_url,
+        )
+        await self._store.add_token(token[1], invitation.invitation_id)
+        if not await self._store.insert_invitation(invitation, _outbox([event], institution_id)):
+            return False
+        self._on_events()
+        log.info("surveys.invited", invitation_id=invitation.invitation_id, wave=wave, role=role)
+        return True
+
+    async def pair_started(
+        self, programme_id: str, pair: Mapping[Role, tuple[str, str | None]], *, trigger: str
+    ) -> None:
+        """MentoringStarted (baseline, if the programme sends it then) or SixMonthsElapsed (follow-up)."""
+        policy = await self._store.policy(programme_id)
+        if trigger == "mentoring_started" and policy.baseline_on != "mentoring_started":
+            return
+        if trigger == "follow_up" and not policy.follow_up:
+            return
+        wave: Wave = "follow_up" if trigger == "follow_up" else "baseline"
+        for role, (participant_id, institution_id) in pair.items():
+            await self.invite(participant_id, programme_id, wave, role, institution_id)
+
+    async def registered(self, participant_id: str, programme_id: str, roles: list[Role], institution_id: str) -> None:
+        """ParticipantRegistered: the baseline, for programmes that send it at registration."""
+        if (await self._store.policy(programme_id)).baseline_on != "registration":
+            return
+        for role in roles:
+            await self.invite(participant_id, programme_id, "baseline", role, institution_id)
+
+    async def participant_left(self, participant_id: str, *, erased: bool) -> None:
+        """Withdrawn or erased: her open invitations stop working, and she is never asked again."""
+        await self._store.mark_departed(participant_id)
+        voided = await self._store.void_open_invitations(participant_id)
+        if erased:
+            await self._store.forget_participant(participant_id)
+        log.info("surveys.participant_left", voided=voided, erased=erased)
+
+    # -- answering
+
+    async def _answerable(self, token: str) -> tuple[Invitation, Questionnaire]:
+        invitation = await self._store.invitation_by_token(domain.token_hash(token))
+        if invitation is None:
+            raise LinkUnusable()
+        invitation.check_answerable(utcnow())
+        questionnaire = await self._store.questionnaire(
+            invitation.programme_id, invitation.wave, invitation.questionnaire_version
+        )
+        if questionnaire is None:  # a definition is never deleted; treat a gap like any unusable link
+            raise LinkUnusable()
+        return invitation, questionnaire
+
+    async def questionnaire_for(self, token: str) -> dict[str, Any]:
+        """The questionnaire her link stands for, as her role sees it."""
+        invitation, questionnaire = await self._answerable(token)
+        return questionnaire.view_for(invitation.role) | {"expires_at": invitation.expires_at}
+
+    async def submit(self, token: str, answers: Mapping[str, Any]) -> dict[str, Any]:
+        """Record her answers anonymously and use up the link: all of it, once, or nothing."""
+        invitation, questionnaire = await self._answerable(token)
+        valid = validate_answers(questionnaire, invitation.role, answers)
+        now = utcnow()
+        if not await self._store.use_invitation(invitation.invitation_id, now):
+            raise LinkUnusable()
+        completed = SurveyCompleted(
+            programme_id=invitation.programme_id,
+            wave=invitation.wave,
+            role=invitation.role,
+            questionnaire_version=questionnaire.version,
+        )
+        try:
+            await self._store.insert_response(
+                invitation.programme_id,
+                invitation.wave,
+                invitation.role,
+                questionnaire.version,
+                now.date().isoformat(),
+                valid,
+                _outbox([completed]),
+            )
+        except BaseException:
+            await self._store.reopen_invitation(invitation.invitation_id)
+            raise
+        self._on_events()
+        # Logged without the invitation: a log line must not join a response to a person either.
+        log.info("surveys.response_recorded", programme_id=invitation.programme_id, wave=invitation.wave)
+        return {"recorded": True, "wave": invitation.wave, "role": invitation.role}
+
+    # -- reports
+
+    async def report(self, programme_id: str) -> dict[str, Any]:
+        """The programme's evaluation tables, small groups suppressed."""
+        questionnaires = await self._store.questionnaires(programme_id)
+        if not questionnaires:
+            raise Missing("programme_id", "has-questionnaires", f"programme '{programme_id}' has no questionnaires")
+        versions: dict[Wave, list[Questionnaire]] = {}
+        for questionnaire in questionnaires:
+            versions.setdefault(questionnaire.wave, []).append(questionnaire)
+        policy = await self._store.policy(programme_id)
+        return reports.programme_report(
+            programme_id,
+            versions,
+            await self._store.invitation_counts(programme_id),
+            await self._store.responses(programme_id),
+            policy.min_cell_size,
+        )
+
+    # -- the scheduler
+
+    async def run_due(self, limit: int = 50) -> int:
+        """Send the reminders that are due and expire what ran out."""
+        due = await self._store.claim_due_invitations(self._lease, limit)
+        for invitation in due:
+            await self._tick(invitation.invitation_id)
+        return len(due)
+
+    async def _tick(self, invitation_id: str) -> None:
+        for _ in range(5):
+            invitation = await self._store.invitation(invitation_id)
+            if invitation is None:
+                return
+            token = domain.new_token()
+            changed, events = domain.tick(invitation, utcnow(), token, self._public_url)
+            if events:
+                await self._store.add_token(token[1], invitation_id)
+            try:
+                await self._store.save_invitation(
+                    changed, invitation.version, _outbox(events, invitation.institution_id)
+                )
+            except ConcurrentUpdate:
+                continue
+            if events:
+                self._on_events()
+            return
+
+    async def run_scheduler(self, poll_seconds: float) -> None:
+        """Until cancelled: reminders and expiries, durably (a crash leaves the lease to expire)."""
+        while True:
+            try:
+                if await self.run_due():
+                    continue
+            except Exception as exc:  # noqa: BLE001 - an outage is waited out; the lease keeps work safe
+                log.warning("surveys.scheduler_failed", error=repr(exc))
+            await asyncio.sleep(poll_seconds)
