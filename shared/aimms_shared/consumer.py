@@ -168,6 +168,11 @@ class EventConsumer:
         """Process one message to a final outcome: handled, duplicate, ignored or dead-lettered."""
         record = msg.raw_message
         topic = record.topic.removeprefix(f"{self._namespace}.") if self._namespace else record.topic
+        if getattr(record, "value", b"") is None or not msg.body:
+            # A tombstone on a compacted topic: Kafka forgets the key. The erasure it stands for also
+            # arrives as an event (ParticipantErased), which is what services act on.
+            self._metrics.events_consumed.labels(topic, "tombstone", "ignored").inc()
+            return
         try:
             envelope = decode(msg.body)
         except ValidationError as exc:

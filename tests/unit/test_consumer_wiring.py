@@ -93,6 +93,15 @@ async def test_a_malformed_message_is_parked_with_its_reason_and_the_next_one_is
     assert [e.event_id for e in h.handled] == [envelope.event_id]
 
 
+async def test_a_tombstone_is_skipped_not_parked() -> None:
+    h = harness()
+    async with TestKafkaBroker(h.broker) as broker:
+        await broker.publish(None, INTERESTS.name, key=b"i-1")
+        await broker.publish(wrap(EVENT, producer="registration").encode(), INTERESTS.name, key=b"i-1")
+
+    assert h.parked == [] and len(h.handled) == 1
+
+
 async def test_an_invalid_payload_is_parked_without_calling_the_handler() -> None:
     h = harness()
     envelope = wrap(EVENT, producer="registration").model_copy(update={"payload": {"interest_id": "i-1"}})

@@ -21,9 +21,10 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         store = NotificationStore(runtime.db)
         await store.ensure_indexes()
         app.state.store = store
-        deliveries = DeliveryWorker(store, Mailer(settings), settings, on_events=runtime.relay.nudge)
+        templates = Templates(settings.template_dir)
+        deliveries = DeliveryWorker(store, Mailer(settings), templates, settings, on_events=runtime.relay.nudge)
         runtime.run_in_background(deliveries.run)
-        return handlers.subscriptions(store, Templates(), deliveries, message_id_domain=settings.message_id_domain)
+        return handlers.subscriptions(store, deliveries, settings)
 
     return create_service_app(
         "notifications",

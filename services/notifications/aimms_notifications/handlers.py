@@ -1,24 +1,98 @@
 """Every event the notifications service consumes, in one table."""
 
 from aimms_notifications import domain, use_cases
+from aimms_notifications.settings import NotificationsSettings
 from aimms_notifications.store import NotificationStore
-from aimms_notifications.templates import Templates
 from aimms_shared.consumer import Subscriptions
-from aimms_shared.contracts.registration import InterestExpressed
-from aimms_shared.events import Envelope
+from aimms_shared.contracts.matching import (
+    MatchDeclined,
+    MatchEnded,
+    MatchExtended,
+    MatchProposalReminder,
+    MatchProposed,
+    MentoringStarted,
+    MentoringTermEnded,
+    SixMonthsElapsed,
+)
+from aimms_shared.contracts.registration import (
+    InstitutionOnboarded,
+    InterestExpressed,
+    ParticipantContact,
+    ParticipantErased,
+    ParticipantRegistered,
+    ParticipantWithdrawn,
+    ProgrammeOpened,
+    ProgrammeUpdated,
+)
+from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
+from aimms_shared.events import Envelope, Event
+
+# Which messages each event causes (domain functions: event, envelope -> notifications).
+MESSAGES = {
+    InterestExpressed: lambda e, env: [domain.welcome(e, env)],
+    ParticipantRegistered: domain.registered,
+    MatchProposed: domain.match_proposed,
+    MatchProposalReminder: domain.proposal_reminder,
+    MatchDeclined: domain.match_declined,
+    MentoringStarted: domain.mentoring_started,
+    SixMonthsElapsed: domain.check_in,
+    MentoringTermEnded: domain.term_ended,
+    MatchExtended: domain.match_extended,
+    MatchEnded: domain.match_ended,
+    SurveyInvitationIssued: domain.survey_invitation,
+    SurveyReminderIssued: domain.survey_invitation,
+}
 
 
 def subscriptions(
-    store: NotificationStore, templates: Templates, deliveries: use_cases.DeliveryWorker, *, message_id_domain: str
+    store: NotificationStore, deliveries: use_cases.DeliveryWorker, settings: NotificationsSettings
 ) -> Subscriptions:
-    """Notifications' subscriptions: each event queues its messages, then delivery is nudged."""
+    """Notifications' subscriptions: events queue messages; registration's events keep the read models."""
     table = Subscriptions()
 
-    @table.on(InterestExpressed)
-    async def send_welcome(event: InterestExpressed, envelope: Envelope) -> None:
+    @table.on(*MESSAGES)
+    async def send_messages(event: Event, envelope: Envelope) -> None:
+        notifications = MESSAGES[type(event)](event, envelope)
         if await use_cases.queue(
-            store, templates, domain.welcome(event, envelope), message_id_domain=message_id_domain
+            store,
+            notifications,
+            message_id_domain=settings.message_id_domain,
+            details_wait_seconds=settings.details_wait_seconds,
         ):
+            deliveries.nudge()
+
+    @table.on(ParticipantContact)
+    async def keep_contact(event: ParticipantContact, envelope: Envelope) -> None:
+        contact = domain.Contact(
+            participant_id=event.participant_id,
+            programme_id=event.programme_id,
+            institution_id=event.institution_id,
+            name=event.name,
+            email=str(event.email),
+        )
+        if await use_cases.record_contact(store, contact, envelope.occurred_at):
+            deliveries.nudge()
+
+    @table.on(ParticipantErased)
+    async def forget_contact(event: ParticipantErased, envelope: Envelope) -> None:
+        await use_cases.erase(store, event.participant_id)
+        deliveries.nudge()
+
+    @table.on(ParticipantWithdrawn)
+    async def stop_messages(event: ParticipantWithdrawn, envelope: Envelope) -> None:
+        await use_cases.withdraw(store, event.participant_id)
+
+    @table.on(ProgrammeOpened, ProgrammeUpdated)
+    async def keep_programme(event: ProgrammeOpened | ProgrammeUpdated, envelope: Envelope) -> None:
+        programme = domain.Programme(
+            programme_id=event.programme_id, name=event.name, term=event.term, trial_period=event.matching.trial_period
+        )
+        if await use_cases.record_programme(store, programme, envelope.occurred_at):
+            deliveries.nudge()
+
+    @table.on(InstitutionOnboarded)
+    async def keep_institution(event: InstitutionOnboarded, envelope: Envelope) -> None:
+        if await use_cases.record_institution(store, event.institution_id, event.name):
             deliveries.nudge()
 
     return table

@@ -27,3 +27,9 @@ class NotificationsSettings(ServiceSettings):
     delivery_max_attempts: int = Field(default=12, ge=1)
     delivery_retry_base_seconds: float = Field(default=2.0, gt=0)
     delivery_retry_cap_seconds: float = Field(default=600.0, gt=0)
+    # A message to a participant whose contact details have not arrived waits this long, then is failed.
+    details_wait_seconds: float = Field(default=86400.0, gt=0)
+    # While waiting, it is looked at again after at most this long (arrival of the details wakes it sooner).
+    details_recheck_cap_seconds: float = Field(default=60.0, gt=0)
+    # A directory of template overrides, searched before the packaged templates (see docs/notifications.md).
+    template_dir: str | None = None

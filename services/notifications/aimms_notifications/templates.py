@@ -1,9 +1,70 @@
-"""Message templates (Jinja2 files): a subject, a plain-text and an HTML body per message."""
+"""Message templates (Jinja2 files): a subject, a plain-text and an HTML body per message.
 
+Each part is looked up from the most specific override to the packaged default, so a programme or
+an institution changes its wording, name, signature or links by adding files, not code:
+
+    <template_dir>/programmes/<programme_id>/institutions/<institution_id>/<name>
+    <template_dir>/institutions/<institution_id>/<name>
+    <template_dir>/programmes/<programme_id>/<name>
+    <template_dir>/<name>            (then the same four paths among the packaged templates)
+
+Templates include shared parts through `pick("_signature.txt")`, which applies the same search.
+"""
+
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    Template,
+    pass_context,
+    select_autoescape,
+)
+from jinja2.runtime import Context
+
+# Context key holding the search prefixes of the message being rendered.
+_PREFIXES = "template_prefixes"
+_ORDINALS = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}
+
+
+def _uk_time() -> tzinfo:
+    try:
+        return ZoneInfo("Europe/London")
+    except ZoneInfoNotFoundError:  # a slim image without time zone data: say UTC rather than fail
+        return UTC
+
+
+UK = _uk_time()
+
+
+def day(value: datetime) -> str:
+    """'Friday 14 March 2025' (UK calendar)."""
+    local = value.astimezone(UK)
+    return f"{local:%A} {local.day} {local:%B %Y}"
+
+
+def moment(value: datetime) -> str:
+    """'17:00 on Friday 14 March 2025 (UK time)'."""
+    local = value.astimezone(UK)
+    return f"{local:%H:%M} on {day(value)} ({'UK time' if UK is not UTC else 'UTC'})"
+
+
+def ordinal(n: int) -> str:
+    """1 -> 'first', 2 -> 'second' …"""
+    return _ORDINALS.get(n, f"{n}th")
+
+
+def join_and(items: Iterable[str]) -> str:
+    """['a', 'b', 'c'] -> 'a, b and c'."""
+    items = list(items)
+    return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else "".join(items)
 
 
 @dataclass(frozen=True)
@@ -15,21 +76,53 @@ class RenderedMessage:
     html: str
 
 
+def search_prefixes(programme_id: str | None, institution_id: str | None) -> list[str]:
+    """Where to look for a template, most specific first."""
+    prefixes = []
+    if programme_id and institution_id:
+        prefixes.append(f"programmes/{programme_id}/institutions/{institution_id}/")
+    if institution_id:
+        prefixes.append(f"institutions/{institution_id}/")
+    if programme_id:
+        prefixes.append(f"programmes/{programme_id}/")
+    return [*prefixes, ""]
+
+
 class Templates:
     """Renders `<name>.subject.txt`, `<name>.txt` and `<name>.html`; a missing variable is an error."""
 
-    def __init__(self) -> None:
+    def __init__(self, override_dir: str | None = None) -> None:
+        loaders = [PackageLoader("aimms_notifications", "templates")]
+        if override_dir:
+            loaders.insert(0, FileSystemLoader(override_dir))
         self._env = Environment(
-            loader=PackageLoader("aimms_notifications", "templates"),
+            loader=ChoiceLoader(loaders),
             undefined=StrictUndefined,
             autoescape=select_autoescape(["html"]),
             keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
         )
+        self._env.globals["pick"] = self._pick
+        self._env.filters |= {"day": day, "moment": moment, "ordinal": ordinal, "join_and": join_and}
 
-    def render(self, template: str, context: dict[str, Any]) -> RenderedMessage:
-        """Render one message (raises jinja2.UndefinedError if the context lacks a variable)."""
-        return RenderedMessage(
-            subject=self._env.get_template(f"{template}.subject.txt").render(context).strip(),
-            text=self._env.get_template(f"{template}.txt").render(context),
-            html=self._env.get_template(f"{template}.html").render(context),
-        )
+    @pass_context
+    def _pick(self, context: Context, name: str) -> Template:
+        return self._env.select_template([prefix + name for prefix in context.get(_PREFIXES, [""])])
+
+    def render(
+        self,
+        template: str,
+        context: dict[str, Any],
+        *,
+        programme_id: str | None = None,
+        institution_id: str | None = None,
+    ) -> RenderedMessage:
+        """Render one message (raises a jinja2.TemplateError, e.g. UndefinedError, if it cannot)."""
+        prefixes = search_prefixes(programme_id, institution_id)
+        values = context | {_PREFIXES: prefixes}
+
+        def part(suffix: str) -> str:
+            return self._env.select_template([f"{p}{template}{suffix}" for p in prefixes]).render(values)
+
+        return RenderedMessage(subject=" ".join(part(".subject.txt").split()), text=part(".txt"), html=part(".html"))

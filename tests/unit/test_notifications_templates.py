@@ -1,0 +1,358 @@
+"""Every message renders from realistic events; who gets which; a missing variable is an error."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jinja2 import UndefinedError
+
+from aimms_notifications import domain
+from aimms_notifications.domain import Contact, Known, Programme
+from aimms_notifications.templates import RenderedMessage, Templates
+from aimms_shared.contracts.matching import (
+    MatchDeclined,
+    MatchEnded,
+    MatchExtended,
+    MatchProposalReminder,
+    MatchProposed,
+    MentoringStarted,
+    MentoringTermEnded,
+    ProposalLinks,
+    SixMonthsElapsed,
+)
+from aimms_shared.contracts.registration import ParticipantRegistered
+from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
+from aimms_shared.events import Envelope, Event, wrap
+
+NOW = datetime(2025, 3, 3, 9, 30, tzinfo=UTC)
+MENTEE, MENTOR = "p-mentee", "p-mentor"
+PAIR = {"pair_id": "pair-1", "programme_id": "aimms-mentoring", "mentee_id": MENTEE, "mentor_id": MENTOR}
+LINKS = {
+    side: ProposalLinks(
+        accept=f"https://matching.example/answers/pair-1.{side}.accept.sig",
+        decline=f"https://matching.example/answers/pair-1.{side}.decline.sig",
+    )
+    for side in ("mentee", "mentor")
+}
+KNOWN = Known(
+    contacts={
+        MENTEE: Contact(MENTEE, "aimms-mentoring", "demo-university", "Dr Amina Okafor", "amina@demo-university.ac.uk"),
+        MENTOR: Contact(MENTOR, "aimms-mentoring", "northgate", "Prof Priya Raman", "priya@northgate.ac.uk"),
+    },
+    erased=frozenset(),
+    withdrawn=frozenset(),
+    programme=Programme("aimms-mentoring", "AIMMS Mentoring", term="P6M", trial_period="P1M"),
+    institutions={"demo-university": "Demo University Medical School", "northgate": "Northgate School of Medicine"},
+)
+
+
+def registered(**overrides: Any) -> ParticipantRegistered:
+    fields = {
+        "participant_id": MENTEE,
+        "programme_id": "aimms-mentoring",
+        "institution_id": "demo-university",
+        "roles": ["mentee"],
+        "job_title": "Clinical lecturer",
+        "seniority": "Lecturer",
+        "pathway": "clinical",
+        "research_interests": ["global health", "maternal medicine"],
+        "offers": None,
+        "seeks": "advice on fellowship applications",
+        "mentor_capacity": None,
+        "profile_published": False,
+        "background_matching": True,
+        "registered_at": NOW,
+    }
+    return ParticipantRegistered(**(fields | overrides))
+
+
+def proposed(**overrides: Any) -> MatchProposed:
+    fields = PAIR | {
+        "mentee_institution_id": "demo-university",
+        "mentor_institution_id": "northgate",
+        "round": "stable",
+        "choice_rank": 1,
+        "fallback_reason": None,
+        "score": 2.4,
+        "shared_interests": ["global health", "maternal medicine"],
+        "seniority_gap": 2,
+        "reply_by": NOW + timedelta(days=14),
+        "mentee_links": LINKS["mentee"],
+        "mentor_links": LINKS["mentor"],
+    }
+    return MatchProposed(**(fields | overrides))
+
+
+TERM_END = NOW + timedelta(days=182)
+SURVEY = {"invitation_id": "inv-1", "participant_id": MENTEE, "programme_id": "aimms-mentoring", "role": "mentee"}
+SURVEY_LINK = "https://aimms.example/surveys/surveys/tok-123"
+
+EVENTS: list[Event] = [
+    registered(),
+    registered(participant_id=MENTOR, roles=["mentor"], mentor_capacity=2, profile_published=True, offers="grants"),
+    registered(roles=["mentor", "mentee"], mentor_capacity=1, profile_published=False),
+    proposed(),
+    proposed(choice_rank=None, fallback_reason="choices-full", round="residual"),
+    proposed(choice_rank=None, fallback_reason="no-choices", shared_interests=[]),
+    MatchProposalReminder(
+        **PAIR, awaiting=["mentor"], reply_by=NOW, mentee_links=LINKS["mentee"], mentor_links=LINKS["mentor"]
+    ),
+    MatchDeclined(**PAIR, side="mentor", reason="no time this term"),
+    MatchDeclined(**PAIR, side="mentee"),
+    MatchDeclined(**PAIR, side=None, expired=True, reason="no answer in time"),
+    MentoringStarted(
+        **PAIR,
+        mentee_institution_id="demo-university",
+        mentor_institution_id="northgate",
+        started_at=NOW,
+        trial_ends_at=NOW + timedelta(days=31),
+        follow_up_at=NOW + timedelta(days=182),
+        term_ends_at=TERM_END,
+    ),
+    SixMonthsElapsed(**PAIR, started_at=NOW, follow_up_at=TERM_END),
+    MentoringTermEnded(**PAIR, term_ended_at=TERM_END, reply_by=TERM_END + timedelta(days=14)),
+    MatchExtended(**PAIR, term_ends_at=TERM_END + timedelta(days=182)),
+    *(
+        MatchEnded(**PAIR, reason=reason, stage=stage, ended_by=by)
+        for reason, stage, by in [
+            ("completed", "mentoring", None),
+            ("completed", "mentoring", "mentor"),
+            ("trial", "mentoring", "mentee"),
+            ("abandoned", "mentoring", "mentor"),
+            ("withdrawn", "mentoring", "mentor"),
+            ("withdrawn", "proposal", "mentee"),
+        ]
+    ),
+]
+SURVEY_EVENTS: list[Event] = [
+    SurveyInvitationIssued(**SURVEY, wave="baseline", link=SURVEY_LINK, expires_at=NOW + timedelta(days=28)),
+    SurveyReminderIssued(**SURVEY, wave="follow_up", link=SURVEY_LINK, expires_at=NOW, reminder=1),
+]
+HANDLERS = {
+    ParticipantRegistered: domain.registered,
+    MatchProposed: domain.match_proposed,
+    MatchProposalReminder: domain.proposal_reminder,
+    MatchDeclined: domain.match_declined,
+    MentoringStarted: domain.mentoring_started,
+    SixMonthsElapsed: domain.check_in,
+    MentoringTermEnded: domain.term_ended,
+    MatchExtended: domain.match_extended,
+    MatchEnded: domain.match_ended,
+    SurveyInvitationIssued: domain.survey_invitation,
+    SurveyReminderIssued: domain.survey_invitation,
+}
+
+
+def messages(event: Event, known: Known = KNOWN, templates: Templates | None = None) -> dict[str, RenderedMessage]:
+    """Each recipient's rendered message for an event, by recipient email."""
+    envelope = wrap(event, producer="test")
+    rendered = {}
+    for note in HANDLERS[type(event)](event, envelope):
+        ready = domain.compose(note, known)
+        assert isinstance(ready, domain.Ready), ready
+        rendered[ready.to_email] = (templates or Templates()).render(
+            note.template, ready.context, programme_id=note.programme_id, institution_id=ready.institution_id
+        )
+    return rendered
+
+
+AMINA, PRIYA = "amina@demo-university.ac.uk", "priya@northgate.ac.uk"
+
+
+@pytest.mark.parametrize("event", EVENTS + SURVEY_EVENTS, ids=lambda e: f"{e.event_type}")
+def test_every_message_renders_from_a_realistic_event_in_text_and_html(event: Event) -> None:
+    for message in messages(event).values():
+        assert message.subject and "\n" not in message.subject
+        for body in (message.text, message.html):
+            assert "AIMMS Mentoring team" in body
+            assert "None" not in body and "{{" not in body and "{%" not in body
+        assert message.html.lstrip().startswith("<!doctype html>")
+
+
+def test_every_template_has_a_subject_text_and_html() -> None:
+    folder = Path(domain.__file__).parent / "templates"
+    for name in domain.TEMPLATES:
+        for suffix in (".subject.txt", ".txt", ".html"):
+            assert (folder / f"{name}{suffix}").is_file(), f"{name}{suffix}"
+
+
+def test_the_registration_confirmation_says_what_happens_next_for_her_roles() -> None:
+    mentee = messages(registered())[AMINA]
+    mentor = messages(registered(participant_id=MENTOR, roles=["mentor"], mentor_capacity=2, profile_published=True))
+    both = messages(registered(roles=["mentor", "mentee"], mentor_capacity=1, profile_published=True))[AMINA]
+
+    assert mentee.subject == "Your registration with AIMMS Mentoring is complete"
+    assert "up\n  to three mentors" in mentee.text and "As a mentor" not in mentee.text
+    assert "global health and maternal medicine" in mentee.text
+    assert "visible to eligible mentees" in mentor[PRIYA].text and "up to 2 mentees" in mentor[PRIYA].text
+    assert "As a mentee" not in mentor[PRIYA].text
+    assert "As a mentee" in both.text and "As a mentor" in both.text and "6 months" in both.text
+
+
+def test_a_proposal_goes_to_each_side_with_her_own_links_the_reason_and_the_deadline() -> None:
+    sent = messages(proposed(choice_rank=2))
+    mentee, mentor = sent[AMINA], sent[PRIYA]
+
+    assert mentee.subject == "We propose Prof Priya Raman as your mentor: please answer by Monday 17 March 2025"
+    assert mentor.subject == "We propose you as mentor to Dr Amina Okafor: please answer by Monday 17 March 2025"
+    assert "Northgate School of Medicine" in mentee.text and "Demo University Medical School" in mentor.text
+    assert "your second choice" in mentee.text and "named you as her second choice" in mentor.text
+    assert "global health and maternal medicine" in mentee.html
+    assert "09:30 on Monday 17 March 2025 (UK time)" in mentee.text
+    for message, own, other in ((mentee, "mentee", "mentor"), (mentor, "mentor", "mentee")):
+        for body in (message.text, message.html):
+            assert LINKS[own].accept in body and LINKS[own].decline in body
+            assert LINKS[other].accept not in body and LINKS[other].decline not in body
+
+
+def test_a_fallback_proposal_says_why_her_choices_were_not_used() -> None:
+    full = messages(proposed(choice_rank=None, fallback_reason="choices-full"))
+    none = messages(proposed(choice_rank=None, fallback_reason="no-choices"))
+    assert "no places left" in full[AMINA].text
+    assert "did not name any mentors" in none[AMINA].text
+    assert "relative seniority" in full[PRIYA].text and "no places" not in full[PRIYA].text
+
+
+def test_a_reminder_goes_only_to_the_side_that_has_not_answered() -> None:
+    event = MatchProposalReminder(
+        **PAIR, awaiting=["mentor"], reply_by=NOW, mentee_links=LINKS["mentee"], mentor_links=LINKS["mentor"]
+    )
+    assert list(messages(event)) == [PRIYA]
+    assert LINKS["mentor"].accept in messages(event)[PRIYA].text
+
+
+def test_a_decline_is_told_to_the_other_side_and_the_mentee_hears_a_new_proposal_is_coming() -> None:
+    by_mentor = messages(MatchDeclined(**PAIR, side="mentor", reason="no time"))
+    by_mentee = messages(MatchDeclined(**PAIR, side="mentee"))
+    lapsed = messages(MatchDeclined(**PAIR, side=None, expired=True))
+
+    assert list(by_mentor) == [AMINA] and list(by_mentee) == [PRIYA] and set(lapsed) == {AMINA, PRIYA}
+    assert "A new proposal is on its way" in by_mentor[AMINA].text
+    assert "no time" not in by_mentor[AMINA].text  # the decliner's reason stays with the coordinators
+    assert "Your place stays open" in by_mentee[PRIYA].text
+    assert "lapsed" in lapsed[AMINA].text
+
+
+def test_the_introduction_names_the_partner_the_trial_and_the_agreement_checklist() -> None:
+    started = messages(EVENTS[10])
+    mentee, mentor = started[AMINA], started[PRIYA]
+    assert mentee.subject == "Introducing your mentor: Prof Priya Raman"
+    assert mentor.subject == "Introducing your mentee: Dr Amina Okafor"
+    assert PRIYA in mentee.text and AMINA in mentor.text
+    for body in (mentee.text, mentee.html):
+        assert "first meeting is a trial" in body.lower()
+        assert "Thursday 3 April 2025" in body  # end of the trial
+        assert "confidentiality" in body
+    assert "[ ] how often you will meet" in mentee.text
+
+
+def test_the_term_end_asks_both_to_extend_or_conclude_by_the_deadline() -> None:
+    sent = messages(MentoringTermEnded(**PAIR, term_ended_at=TERM_END, reply_by=TERM_END + timedelta(days=14)))
+    assert set(sent) == {AMINA, PRIYA}
+    assert "another 6 months" in sent[AMINA].text and "(UK time)" in sent[AMINA].text
+
+
+def test_an_ended_match_is_confirmed_to_both_in_words_that_fit_who_ended_it() -> None:
+    trial = messages(MatchEnded(**PAIR, reason="trial", stage="mentoring", ended_by="mentee"))
+    assert "As you asked" in trial[AMINA].text
+    assert "Dr Amina Okafor has decided to end" in trial[PRIYA].text
+    withdrawn = messages(MatchEnded(**PAIR, reason="withdrawn", stage="proposal", ended_by="mentor"))
+    assert "Prof Priya Raman has left" in withdrawn[AMINA].text and "another mentor" in withdrawn[AMINA].text
+
+
+def test_html_escapes_names_people_typed() -> None:
+    amina = KNOWN.contacts[MENTEE]
+    known = Known(
+        {
+            **KNOWN.contacts,
+            MENTEE: Contact(MENTEE, amina.programme_id, amina.institution_id, "<b>Amina</b>", amina.email),
+        },
+        KNOWN.erased,
+        KNOWN.withdrawn,
+        KNOWN.programme,
+        KNOWN.institutions,
+    )
+    message = messages(proposed(), known)[PRIYA]
+    assert "&lt;b&gt;Amina&lt;/b&gt;" in message.html and "<b>Amina</b>" not in message.html
+
+
+@pytest.mark.parametrize("template", [t for t in domain.TEMPLATES if t != domain.WELCOME])
+def test_a_missing_template_variable_is_an_error_not_a_blank(template: str) -> None:
+    note = next(
+        n
+        for e in EVENTS + SURVEY_EVENTS
+        for n in HANDLERS[type(e)](e, wrap(e, producer="test"))
+        if n.template == template
+    )
+    ready = domain.compose(note, KNOWN)
+    assert isinstance(ready, domain.Ready)
+    context = dict(ready.context)
+    del context["name"]
+    with pytest.raises(UndefinedError):
+        Templates().render(template, context)
+
+
+def test_a_programme_or_an_institution_overrides_any_part_from_files(tmp_path: Path) -> None:
+    northgate = tmp_path / "institutions" / "northgate"
+    northgate.mkdir(parents=True)
+    (northgate / "_signature.txt").write_text("Yours,\nThe Northgate mentoring office\n")
+    reverse = tmp_path / "programmes" / "aimms-mentoring"
+    reverse.mkdir(parents=True)
+    (reverse / "match_extended.subject.txt").write_text("Another term with {{ partner_name }}\n")
+    templates = Templates(str(tmp_path))
+
+    sent = messages(MatchExtended(**PAIR, term_ends_at=TERM_END), templates=templates)
+
+    assert sent[PRIYA].text.rstrip().endswith("The Northgate mentoring office")  # her institution's signature
+    assert "AIMMS Mentoring team" in sent[AMINA].text  # the default, elsewhere
+    assert "AIMMS Mentoring team" in sent[PRIYA].html  # only the text part was overridden
+    assert sent[AMINA].subject == "Another term with Prof Priya Raman"
+
+
+# -- who is addressed, and when a message must wait or not be sent
+
+
+def test_a_message_for_someone_whose_details_have_not_arrived_waits_for_them() -> None:
+    [note, _] = domain.match_proposed(proposed(), wrap(proposed(), producer="test"))
+    known = Known({}, frozenset(), frozenset(), None, {})
+    assert domain.compose(note, known) == domain.Waiting(
+        ["participant:p-mentee", "participant:p-mentor", "programme:aimms-mentoring"]
+    )
+
+
+def test_a_message_to_someone_erased_or_withdrawn_is_cancelled_and_an_erased_partner_goes_unnamed() -> None:
+    [to_mentee, to_mentor] = domain.match_ended(EVENTS[-1], wrap(EVENTS[-1], producer="test"))
+    without_mentee = Known(
+        {MENTOR: KNOWN.contacts[MENTOR]}, frozenset({MENTEE}), frozenset(), KNOWN.programme, KNOWN.institutions
+    )
+    assert domain.compose(to_mentee, without_mentee) == domain.Cancelled("recipient erased")
+    ready = domain.compose(to_mentor, without_mentee)
+    assert isinstance(ready, domain.Ready) and ready.context["partner_name"] == "your mentee"
+    withdrawn = Known(KNOWN.contacts, frozenset(), frozenset({MENTOR}), KNOWN.programme, KNOWN.institutions)
+    assert domain.compose(to_mentor, withdrawn) == domain.Cancelled("recipient withdrew")
+
+
+def test_each_recipient_of_an_event_gets_her_own_stable_notification_id() -> None:
+    envelope: Envelope = wrap(proposed(), producer="test")
+    first, again = domain.match_proposed(proposed(), envelope), domain.match_proposed(proposed(), envelope)
+    assert [n.notification_id for n in first] == [n.notification_id for n in again]
+    assert len({n.notification_id for n in first}) == 2
+
+
+@pytest.mark.parametrize(
+    ("iso", "words"), [("P6M", "6 months"), ("P1M", "1 month"), ("P14D", "2 weeks"), ("P1Y6M", "1 year and 6 months")]
+)
+def test_programme_durations_read_as_words(iso: str, words: str) -> None:
+    assert domain.human_duration(iso) == words
+
+
+def test_a_survey_invitation_carries_her_link_and_says_her_answers_are_anonymous() -> None:
+    [invitation] = messages(SURVEY_EVENTS[0]).values()
+    [reminded] = messages(SURVEY_EVENTS[1]).values()
+
+    assert invitation.subject == "A short questionnaire as your mentoring begins (AIMMS Mentoring)"
+    assert SURVEY_LINK in invitation.text and f'href="{SURVEY_LINK}"' in invitation.html
+    assert "anonymous" in invitation.text and "31 March 2025" in invitation.text
+    assert reminded.subject.startswith("Reminder: Your six-month questionnaire")
+    assert "friendly reminder" in reminded.text
