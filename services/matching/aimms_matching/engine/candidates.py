@@ -31,7 +31,7 @@ from aimms_matching.engine.model import (
 from aimms_matching.engine.scoring import seniority_fit, seniority_gap
 
 NOT_NAMED = 4  # mentor priority position of a mentee who did not name her
-POOL_SLACK = 1.5  # score this many times the places to fill, so the best of the pool rise to the list
+POOL_SLACK = 1.25  # score this many times the places to fill, so the best of the pool rise to the list
 SCORE_ALL_UP_TO = 200  # with no more eligible mentors than this (or than the pool), score them all: exact lists
 MAX_PAIR_TAGS = 10  # index tag pairs among at most this many tags (by name) per person, to bound index size
 
