@@ -41,7 +41,9 @@ def subscriptions(store: MatchingStore, matchmaker: Matchmaker) -> Subscriptions
     # Matching reacts to its own events so each reaction survives a crash (the outbox delivers them).
     @table.on(m.MentorPreferencesSubmitted)
     async def match_newcomer(event: m.MentorPreferencesSubmitted, envelope: Envelope) -> None:
-        if await store.rounds_begun(event.programme_id):
+        # Choices made before the first round began are that round's to place, however late this arrives.
+        begun_at = await store.rounds_begun_at(event.programme_id)
+        if begun_at is not None and envelope.occurred_at > begun_at:
             await matchmaker.rematch(event.mentee_id)
 
     @table.on(m.MatchDeclined, m.MatchEnded)

@@ -275,7 +275,7 @@ class MatchingReport(BaseModel):
 async def matching_report(programme_id: str, store: Store, caller: Principal = require(ADMIN)) -> MatchingReport:
     """For coordinators: pairs by state and institution, and time to match."""
     found = await store.pairs(programme_id=programme_id, limit=100_000)
-    joined = {m.participant_id: m.joined_at for m in await store.members(programme_id) if m.joined_at}
+    joined = await store.joined_times(programme_id)
     return MatchingReport(programme_id=programme_id, **domain.matching_summary(found, joined))
 
 

@@ -95,14 +95,15 @@ class MatchingStore:
             }
         )
 
-    async def mark_rounds_begun(self, programme_id: str) -> None:
-        """After the first round, newcomers and declined mentees are matched one by one."""
-        await self._programmes.update_one({"_id": programme_id}, {"$set": {"rounds_begun": True}})
+    async def mark_rounds_begun(self, programme_id: str, at: datetime) -> None:
+        """From the first round on, newcomers and declined mentees are matched one by one."""
+        first = {"_id": programme_id, "rounds_begun_at": {"$exists": False}}
+        await self._programmes.update_one(first, {"$set": {"rounds_begun_at": at}})
 
-    async def rounds_begun(self, programme_id: str) -> bool:
-        """Whether a cohort round has run for the programme."""
-        doc = await self._programmes.find_one({"_id": programme_id}, {"rounds_begun": 1})
-        return bool(doc and doc.get("rounds_begun"))
+    async def rounds_begun_at(self, programme_id: str) -> datetime | None:
+        """When the programme's first cohort round began (None: none has)."""
+        doc = await self._programmes.find_one({"_id": programme_id}, {"rounds_begun_at": 1})
+        return as_utc(doc["rounds_begun_at"]) if doc and doc.get("rounds_begun_at") else None
 
     # -- members
 
@@ -128,6 +129,11 @@ class MatchingStore:
         """Every active member of a programme."""
         query = {"programme_id": programme_id, "active": True}
         return [_member(d) async for d in self._members.find(query).sort("_id", ASCENDING)]
+
+    async def joined_times(self, programme_id: str) -> dict[str, datetime]:
+        """When each member (withdrawn ones too) joined the programme, for time to match."""
+        cursor = self._members.find({"programme_id": programme_id, "joined_at": {"$ne": None}}, {"joined_at": 1})
+        return {d["_id"]: as_utc(d["joined_at"]) async for d in cursor}
 
     async def set_capacity(self, participant_id: str, capacity: int) -> None:
         """A mentor's new capacity (places already held stay held)."""

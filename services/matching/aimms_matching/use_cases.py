@@ -158,6 +158,7 @@ class Matchmaker:
     async def run_round(self, programme_id: str) -> dict[str, Any]:
         """A cohort round over every waiting mentee and the places still free; pairs in progress stay put."""
         programme = await self._programme(programme_id)
+        await self._store.mark_rounds_begun(programme_id, utcnow())  # before reading: choices made later roll
         members = await self._store.members(programme_id)
         mentors = [m for m in members if m.is_published_mentor]
         waiting = [m for m in members if m.is_waiting_mentee]
@@ -170,7 +171,6 @@ class Matchmaker:
             programme.policy(),
             exclusions,
         )
-        await self._store.mark_rounds_begun(programme_id)
         limit = asyncio.Semaphore(8)
 
         async def place(proposal: engine.Proposal) -> bool:
@@ -283,7 +283,7 @@ class Matchmaker:
         await self._store.release_places(pair)
         if pair.end_reason in ("completed", "abandoned"):
             await self._store.mark_done(pair.mentee_id)
-        elif await self._store.rounds_begun(pair.programme_id):
+        elif await self._store.rounds_begun_at(pair.programme_id):
             await self.rematch(pair.mentee_id)
 
     # -- the scheduler's steps
