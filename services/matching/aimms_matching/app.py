@@ -11,6 +11,7 @@ from aimms_matching.store import OUTBOX_COLLECTIONS, MatchingStore
 from aimms_matching.use_cases import Matchmaker
 from aimms_shared.consumer import Subscriptions
 from aimms_shared.contracts import matching as m
+from aimms_shared.retry import poll_due
 from aimms_shared.service import Runtime, create_service_app
 
 
@@ -26,7 +27,7 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
             store, links, lease=timedelta(seconds=settings.lease_seconds), on_events=runtime.relay.nudge
         )
         app.state.store, app.state.matchmaker = store, matchmaker
-        runtime.run_in_background(lambda: matchmaker.run_scheduler(settings.scheduler_poll_seconds))
+        runtime.run_in_background(lambda: poll_due("matching", matchmaker.run_due, settings.scheduler_poll_seconds))
         return handlers.subscriptions(store, matchmaker)
 
     return create_service_app(

@@ -310,16 +310,6 @@ class Matchmaker:
             await self._store.release_places(held)
             await self._store.delete_pair(held.pair_id)
 
-    async def run_scheduler(self, poll_seconds: float) -> None:
-        """Until cancelled: every due step, durably (a crash leaves the lease to expire, nothing is lost)."""
-        while True:
-            try:
-                if await self.run_due():
-                    continue
-            except Exception as exc:  # noqa: BLE001 - an outage is waited out; the lease keeps work safe
-                log.warning("matching.scheduler_failed", error=repr(exc))
-            await asyncio.sleep(poll_seconds)
-
 
 def _quality(programme: ProgrammeRules, quality: engine.RoundQuality) -> dict[str, Any]:
     """The engine's report, with seniority levels named as the programme names them."""

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from aimms_shared.consumer import Subscriptions
 from aimms_shared.contracts import surveys as s
+from aimms_shared.retry import poll_due
 from aimms_shared.service import Runtime, create_service_app
 from aimms_surveys import handlers, routes
 from aimms_surveys.settings import SurveysSettings
@@ -28,7 +29,7 @@ def create_app(settings: SurveysSettings | None = None) -> FastAPI:
             on_events=runtime.relay.nudge,
         )
         app.state.store, app.state.surveys = store, surveys
-        runtime.run_in_background(lambda: surveys.run_scheduler(settings.scheduler_poll_seconds))
+        runtime.run_in_background(lambda: poll_due("surveys", surveys.run_due, settings.scheduler_poll_seconds))
         return handlers.subscriptions(surveys)
 
     return create_service_app(

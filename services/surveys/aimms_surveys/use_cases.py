@@ -1,6 +1,5 @@
 """Surveys use cases: invite on the scheme's events, take answers by token, report, remind."""
 
-import asyncio
 import json
 import uuid
 from collections.abc import Callable, Mapping
@@ -214,13 +213,3 @@ class Surveys:
             if events:
                 self._on_events()
             return
-
-    async def run_scheduler(self, poll_seconds: float) -> None:
-        """Until cancelled: reminders and expiries, durably (a crash leaves the lease to expire)."""
-        while True:
-            try:
-                if await self.run_due():
-                    continue
-            except Exception as exc:  # noqa: BLE001 - an outage is waited out; the lease keeps work safe
-                log.warning("surveys.scheduler_failed", error=repr(exc))
-            await asyncio.sleep(poll_seconds)
