@@ -80,7 +80,7 @@ class MatchingPolicy(BaseModel):
     preferred_seniority_gap: int = Field(default=1, ge=1, le=20, description="Levels between mentor and mentee.")
     weights: ScoreWeights = ScoreWeights()
     fallback_candidates: int = Field(default=20, ge=0, le=200, description="Scored mentors after her choices.")
-    residual_candidates: int = Field(default=100, ge=0, le=1000, description="List length in the residual round.")
+    residual_candidates: int = Field(default=60, ge=0, le=1000, description="List length in the residual round.")
     same_institution_allowed: bool = Field(default=True, description="False declares same-school pairs a conflict.")
     reply_within: IsoDuration = Field(default="P14D", description="Time to accept or decline a proposal.")
     reminder_after: IsoDuration = Field(default="P7D", description="Unanswered this long: a reminder.")

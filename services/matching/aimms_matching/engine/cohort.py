@@ -1,6 +1,8 @@
 """A cohort round (stable, then residual) and the rolling match of one mentee, with explained proposals."""
 
-from collections.abc import Collection, Iterable, Sequence
+import gc
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from aimms_matching.engine.candidates import ListBuilder, MentorIndex, RankedLists, build_ranked_lists
@@ -126,6 +128,18 @@ def _run_round(round_name: Round, lists: RankedLists, policy: Policy) -> tuple[R
     return outcome, assigned
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A round allocates millions of small acyclic objects; the cyclic collector would rescan them over and over."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def match_cohort(
     mentees: Iterable[Mentee],
     mentors: Iterable[Mentor],
@@ -133,7 +147,13 @@ def match_cohort(
     exclusions: Exclusions = NO_EXCLUSIONS,
 ) -> CohortResult:
     """Propose pairs for a cohort: a mentee-optimal stable round, then a residual round for those left over."""
-    mentors = tuple(mentors)
+    with _collector_paused():
+        return _match_cohort(mentees, tuple(mentors), policy, exclusions)
+
+
+def _match_cohort(
+    mentees: Iterable[Mentee], mentors: tuple[Mentor, ...], policy: Policy, exclusions: Exclusions
+) -> CohortResult:
     index = MentorIndex(mentors)
     stable, assigned = _run_round(
         "stable", build_ranked_lists(mentees, index, policy, exclusions, policy.fallback_candidates), policy

@@ -67,7 +67,7 @@ class Policy:
     preferred_gap: int = 1
     weights: Weights = field(default_factory=Weights)
     fallback_candidates: int = 20
-    residual_candidates: int = 100
+    residual_candidates: int = 60
 
 
 DEFAULT_POLICY = Policy()
