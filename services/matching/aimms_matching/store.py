@@ -280,9 +280,11 @@ class MatchingStore:
         """Her proposals and partnerships in progress, on either side."""
         return await self.pairs(participant_id=participant_id, states=OPEN_STATES)
 
-    async def exclusions(self, programme_id: str) -> set[tuple[str, str]]:
-        """(mentee, mentor) pairs never to propose again: declined, or ended in the trial."""
-        query = {"programme_id": programme_id, "$or": [{"state": "declined"}, {"end_reason": "trial"}]}
+    async def exclusions(self, programme_id: str, mentee_id: str | None = None) -> set[tuple[str, str]]:
+        """(mentee, mentor) pairs never to propose again: declined, or ended in the trial (hers only, if named)."""
+        query: dict[str, Any] = {"programme_id": programme_id, "$or": [{"state": "declined"}, {"end_reason": "trial"}]}
+        if mentee_id is not None:
+            query["mentee_id"] = mentee_id
         cursor = self._pairs.find(query, {"mentee_id": 1, "mentor_id": 1})
         return {(d["mentee_id"], d["mentor_id"]) async for d in cursor}
 

@@ -129,7 +129,6 @@ class Matchmaker:
 
     async def _place(self, programme: ProgrammeRules, proposal: engine.Proposal) -> bool:
         """Hold both places and propose the pair; False when a place went to someone else meanwhile."""
-        mentee = await self._store.member(proposal.mentee_id)
         pair = Pair(
             pair_id=str(uuid.uuid4()),
             programme_id=programme.programme_id,
@@ -141,8 +140,6 @@ class Matchmaker:
             timing=programme.timing(),
             created_at=utcnow(),
         )
-        if mentee is None:
-            return False
         await self._store.insert_pair(pair, recover_after=self._lease)
         if not await self._store.hold_places(pair):
             await self._store.delete_pair(pair.pair_id)
@@ -206,7 +203,7 @@ class Matchmaker:
             programme = await self._programme(mentee.programme_id)
             mentors = await self._store.published_mentors(mentee.programme_id)
             choices = await self._store.preferences(mentee_id)
-            exclusions = {pair for pair in await self._store.exclusions(mentee.programme_id) if pair[0] == mentee_id}
+            exclusions = await self._store.exclusions(mentee.programme_id, mentee_id)
             exclusions |= domain.declared_conflicts(programme, [mentee], mentors)
             proposal = engine.rolling_match(
                 programme.as_mentee(mentee, tuple(choices["choices"]) if choices else ()),
