@@ -9,6 +9,7 @@ from jinja2 import UndefinedError
 
 from aimms_notifications import domain
 from aimms_notifications.domain import Contact, Known, Programme
+from aimms_notifications.handlers import MESSAGES
 from aimms_notifications.templates import RenderedMessage, Templates
 from aimms_shared.contracts.matching import (
     MatchDeclined,
@@ -129,26 +130,13 @@ SURVEY_EVENTS: list[Event] = [
     SurveyInvitationIssued(**SURVEY, wave="baseline", link=SURVEY_LINK, expires_at=NOW + timedelta(days=28)),
     SurveyReminderIssued(**SURVEY, wave="follow_up", link=SURVEY_LINK, expires_at=NOW, reminder=1),
 ]
-HANDLERS = {
-    ParticipantRegistered: domain.registered,
-    MatchProposed: domain.match_proposed,
-    MatchProposalReminder: domain.proposal_reminder,
-    MatchDeclined: domain.match_declined,
-    MentoringStarted: domain.mentoring_started,
-    SixMonthsElapsed: domain.check_in,
-    MentoringTermEnded: domain.term_ended,
-    MatchExtended: domain.match_extended,
-    MatchEnded: domain.match_ended,
-    SurveyInvitationIssued: domain.survey_invitation,
-    SurveyReminderIssued: domain.survey_invitation,
-}
 
 
 def messages(event: Event, known: Known = KNOWN, templates: Templates | None = None) -> dict[str, RenderedMessage]:
     """Each recipient's rendered message for an event, by recipient email."""
     envelope = wrap(event, producer="test")
     rendered = {}
-    for note in HANDLERS[type(event)](event, envelope):
+    for note in MESSAGES[type(event)](event, envelope):
         ready = domain.compose(note, known)
         assert isinstance(ready, domain.Ready), ready
         rendered[ready.to_email] = (templates or Templates()).render(
@@ -282,7 +270,7 @@ def test_a_missing_template_variable_is_an_error_not_a_blank(template: str) -> N
     note = next(
         n
         for e in EVENTS + SURVEY_EVENTS
-        for n in HANDLERS[type(e)](e, wrap(e, producer="test"))
+        for n in MESSAGES[type(e)](e, wrap(e, producer="test"))
         if n.template == template
     )
     ready = domain.compose(note, KNOWN)
