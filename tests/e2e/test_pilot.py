@@ -356,12 +356,13 @@ async def withdraw_and_erase(
     )
     assert gone.status_code == 204, gone.text
 
-    async def both_ended() -> bool:
+    async def both_ended_and_erasure_done() -> bool:
         pairs = {p["pair_id"]: p for p in await list_pairs(http, pilot)}
         ended = [pairs.get(proposals[p.participant_id]["pair_id"], {}) for p in (leaver, erased)]
-        return all(pair.get("end_reason") == "withdrawn" for pair in ended)
+        # Erasure ends her partnership first and takes her id off it last, so the id is what to wait for.
+        return all(pair.get("end_reason") == "withdrawn" for pair in ended) and ended[1].get("mentee_id") == "erased"
 
-    await eventually(both_ended, "the leavers' partnerships have ended")
+    await eventually(both_ended_and_erasure_done, "the leavers' partnerships have ended and erasure is done")
     return leaver, erased
 
 
