@@ -665,13 +665,14 @@ class _Service(_Component):
         if self.name == "matching":
             env |= self.stack.matching_secrets() | {"MATCHING_PUBLIC_URL": self.local_endpoint()}
         if self.name == "surveys":
-            env |= {"SURVEYS_PUBLIC_URL": self.local_endpoint()}
+            env |= self.stack.surveys_secrets() | {"SURVEYS_PUBLIC_URL": self.local_endpoint()}
         if self.name == "notifications":
             env |= {
                 "NOTIFICATIONS_SMTP_HOST": endpoints["SMTP_HOST"],
                 "NOTIFICATIONS_SMTP_PORT": endpoints["SMTP_PORT"],
                 "NOTIFICATIONS_SENDER": self.stack.environ.get("NOTIFICATIONS_SENDER", DEMO_SENDER),
-            }
+                "NOTIFICATIONS_PUBLIC_URL": self.local_endpoint(),
+            } | self.stack.notifications_secrets()
         # Settings already given by the caller (e.g. a real MongoDB for one service) win.
         return {key: value for key, value in env.items() if key not in self.stack.environ}
 
@@ -771,6 +772,20 @@ class LocalStack:
         """Matching's key for signing answer links, generated once (var/secrets)."""
         return self._secrets(
             "matching", lambda: {"MATCHING_LINK_SIGNING_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode()}
+        )
+
+    def surveys_secrets(self) -> dict[str, str]:
+        """Surveys' key for the answers to sensitive items, generated once (var/secrets)."""
+        from aimms_shared.crypto import new_key_spec
+
+        keys = {"SURVEYS_ENCRYPTION_KEYS": new_key_spec("local-1"), "SURVEYS_ENCRYPTION_KEY_ID": "local-1"}
+        return self._secrets("surveys", lambda: keys)
+
+    def notifications_secrets(self) -> dict[str, str]:
+        """Notifications' key for signing opt-out links, generated once (var/secrets)."""
+        return self._secrets(
+            "notifications",
+            lambda: {"NOTIFICATIONS_LINK_SIGNING_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode()},
         )
 
     def _secrets(self, service: str, generate: Callable[[], dict[str, str]]) -> dict[str, str]:

@@ -23,11 +23,11 @@ while IFS= read -r line; do
     name=${line%%=*}
     case "$line" in
         \#* | "") printf '%s\n' "$line" ;;
-        MONGO_ROOT_PASSWORD=* | *_MONGODB_PASSWORD=* | *_SECRET=* | MATCHING_LINK_SIGNING_KEY=*)
+        MONGO_ROOT_PASSWORD=* | *_MONGODB_PASSWORD=* | *_SECRET=* | MATCHING_LINK_SIGNING_KEY=* | NOTIFICATIONS_LINK_SIGNING_KEY=*)
             printf '%s=%s\n' "$name" "$(secret)" ;;
         REGISTRATION_TOKEN_SIGNING_KEY=*) printf '%s="%s"\n' "$name" "$signing_key" ;;
-        REGISTRATION_ENCRYPTION_KEYS=*) printf '%s=%s:%s\n' "$name" "$key_id" "$(openssl rand -base64 32)" ;;
-        REGISTRATION_ENCRYPTION_KEY_ID=*) printf '%s=%s\n' "$name" "$key_id" ;;
+        *_ENCRYPTION_KEYS=*) printf '%s=%s:%s\n' "$name" "$key_id" "$(openssl rand -base64 32)" ;;
+        *_ENCRYPTION_KEY_ID=*) printf '%s=%s\n' "$name" "$key_id" ;;
         *) printf '%s\n' "$line" ;;
     esac
 done <"$here/env.example" >"$out"

@@ -2,8 +2,10 @@
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aimms_shared.crypto import FieldCipher, parse_keys
 
 
 class ServiceSettings(BaseSettings):
@@ -33,3 +35,15 @@ class ServiceSettings(BaseSettings):
     # Access tokens are issued by registration; other services verify them with its public keys.
     auth_issuer: str = "aimms-registration"
     auth_jwks_url: str | None = Field(default=None, description="e.g. http://registration:8000/.well-known/jwks.json")
+
+
+class FieldEncryptionSettings(BaseModel):
+    """For services that keep special category data: its keys, with no default (see aimms_shared.crypto)."""
+
+    # `kid:base64key[,kid:base64key…]`, 32-byte keys; old keys stay listed to read what they sealed.
+    encryption_keys: SecretStr
+    encryption_key_id: str
+
+    def field_cipher(self) -> FieldCipher:
+        """The cipher these keys configure (raises KeyConfigurationError when they cannot be used)."""
+        return FieldCipher(parse_keys(self.encryption_keys.get_secret_value()), self.encryption_key_id)

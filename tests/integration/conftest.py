@@ -38,6 +38,7 @@ from aimms_registration.tokens import new_signing_key_pem
 from aimms_shared.auth import TokenVerifier
 from aimms_shared.crypto import new_key_spec
 from aimms_shared.settings import ServiceSettings
+from aimms_surveys.settings import SurveysSettings
 
 HOW_TO_GET_INFRASTRUCTURE = """
 Integration tests need a Kafka broker and a MongoDB-wire store, and found neither in the
@@ -153,6 +154,8 @@ def service_settings(settings_cls: type[S], infra: Infrastructure, namespace: st
             "bootstrap_admin_client_id": ADMIN_CLIENT_ID,
             "bootstrap_admin_secret": ADMIN_SECRET,
         }
+    if settings_cls is SurveysSettings:
+        values |= {"encryption_keys": ENCRYPTION_KEYS, "encryption_key_id": "test-1"}
     if settings_cls is MatchingSettings:
         values |= {
             "link_signing_key": LINK_SIGNING_KEY,
@@ -164,6 +167,9 @@ def service_settings(settings_cls: type[S], infra: Infrastructure, namespace: st
             "smtp_host": infra.smtp_host,
             "smtp_port": infra.smtp_port,
             "sender": "AIMMS Mentoring <mentoring@aimms.test>",
+            "link_signing_key": LINK_SIGNING_KEY,
+            "public_url": "http://notifications.test",
+            "scheduler_poll_seconds": 0.2,
             "delivery_retry_base_seconds": 0.2,
             "delivery_retry_cap_seconds": 1.0,
         }

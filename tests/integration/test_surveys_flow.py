@@ -174,6 +174,7 @@ async def test_an_answer_by_link_is_stored_anonymously_once_and_never_again(surv
 
     answers = {
         "job_title": "Lecturer",
+        "ethnicity": "British Bangladeshi",
         "career_more_challenging": {"value": True, "text": "I cannot be what I don't see"},
         "want_from_scheme": {"value": ["career-advice", "other"], "text": "How to navigate my career"},
     }
@@ -190,7 +191,19 @@ async def test_an_answer_by_link_is_stored_anonymously_once_and_never_again(surv
     [response] = await surveys.stored("responses")
     [invitation] = [i for i in await surveys.stored("invitations") if i["participant_id"] == "mentee-2"]
     kept = {k: v for k, v in response.items() if k not in ("outbox", "outbox_due")}
-    assert set(kept) == {"_id", "programme_id", "wave", "role", "questionnaire_version", "submitted_on", "answers"}
+    assert set(kept) == {
+        "_id",
+        "programme_id",
+        "wave",
+        "role",
+        "questionnaire_version",
+        "submitted_on",
+        "answers",
+        "sealed_answers",
+    }
+    # Special category data is encrypted at rest, under the configured key, apart from the other answers.
+    assert "ethnicity" not in kept["answers"] and set(kept["sealed_answers"]) == {"ethnicity"}
+    assert kept["sealed_answers"]["ethnicity"]["kid"] == "test-1"
     assert kept["submitted_on"] == utcnow().date().isoformat()
     everything = json.dumps(response, default=str)
     for identifying in (
@@ -200,6 +213,7 @@ async def test_an_answer_by_link_is_stored_anonymously_once_and_never_again(surv
         invitation["_id"],
         *invitation["token_hashes"],
         "demo-university",
+        "Bangladeshi",
     ):
         assert identifying not in everything
     assert invitation["status"] == "answered" and token not in json.dumps(invitation, default=str)
@@ -266,9 +280,17 @@ async def test_the_report_gives_every_figure_and_suppresses_the_small_group(surv
     link = {e["payload"]["participant_id"]: e["payload"]["link"] for e in events}
 
     mentee_answers = [
-        {"career_more_challenging": True, "want_from_scheme": ["career-advice", "personal-development"]},
-        {"career_more_challenging": {"value": False, "text": "Not yet"}, "want_from_scheme": ["career-advice"]},
-        {"career_more_challenging": True, "age_band": "30-39"},
+        {
+            "career_more_challenging": True,
+            "want_from_scheme": ["career-advice", "personal-development"],
+            "ethnicity": "Black British",
+        },
+        {
+            "career_more_challenging": {"value": False, "text": "Not yet"},
+            "want_from_scheme": ["career-advice"],
+            "ethnicity": "British Indian",
+        },
+        {"career_more_challenging": True, "age_band": "30-39", "ethnicity": "Black British"},
     ]
     for who, answers in zip(mentees, mentee_answers, strict=False):  # "md" does not answer
         posted = await surveys.http.post(f"/surveys/{token_of(link[who])}", json={"answers": answers})
@@ -302,6 +324,8 @@ async def test_the_report_gives_every_figure_and_suppresses_the_small_group(surv
     age = {o["id"]: o["count"] for o in items["age_band"]["mentee"]["options"]}
     assert age == {"under-30": 0, "30-39": 1, "40-49": 0, "50-59": 0, "60-plus": 0}
     assert items["job_title"]["mentee"] == {"answered": 0, "texts": []}
+    # Decrypted for the report, and each value listed once so repeats cannot be counted.
+    assert items["ethnicity"]["mentee"] == {"answered": 3, "texts": ["Black British", "British Indian"]}
     assert report["waves"]["follow_up"]["roles"]["mentee"] == {
         "invited": 0,
         "responses": 0,

@@ -10,14 +10,13 @@ from aimms_registration.tokens import TokenIssuer
 from aimms_shared.auth import TokenVerifier
 from aimms_shared.consumer import Subscriptions
 from aimms_shared.contracts import registration as contracts
-from aimms_shared.crypto import FieldCipher, parse_keys
 from aimms_shared.service import Runtime, create_service_app
 
 
 def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
     """Build the registration app from settings (environment when not given)."""
     settings = settings or RegistrationSettings()
-    cipher = FieldCipher(parse_keys(settings.encryption_keys.get_secret_value()), settings.encryption_key_id)
+    cipher = settings.field_cipher()
     issuer = TokenIssuer(
         settings.token_signing_key.get_secret_value(),
         issuer=settings.auth_issuer,

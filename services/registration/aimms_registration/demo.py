@@ -13,7 +13,6 @@ from aimms_registration import use_cases
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
 from aimms_registration.settings import RegistrationSettings
 from aimms_registration.store import RegistrationStore
-from aimms_shared.crypto import FieldCipher, parse_keys
 
 DEMO_INSTITUTIONS = (
     ("demo-university", "Demo University Medical School", ["demo-university.ac.uk"]),
@@ -67,7 +66,7 @@ class DemoPortal:
 async def seed(settings: RegistrationSettings) -> DemoPortal:
     """Create what is missing of the demo data; return a fresh secret for the demo portal."""
     client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_uri, tz_aware=True)
-    cipher = FieldCipher(parse_keys(settings.encryption_keys.get_secret_value()), settings.encryption_key_id)
+    cipher = settings.field_cipher()
     try:
         store = RegistrationStore(client[settings.mongodb_database], cipher)
         await store.ensure_indexes()

@@ -3,10 +3,10 @@
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from aimms_shared.settings import ServiceSettings
+from aimms_shared.settings import FieldEncryptionSettings, ServiceSettings
 
 
-class RegistrationSettings(ServiceSettings):
+class RegistrationSettings(ServiceSettings, FieldEncryptionSettings):
     """Settings of the registration service. Keys and secrets have no defaults."""
 
     model_config = SettingsConfigDict(env_prefix="REGISTRATION_", extra="ignore", frozen=True)
@@ -16,9 +16,6 @@ class RegistrationSettings(ServiceSettings):
     # Ed25519 private key (PEM) that signs access tokens; its public half is served as JWKS.
     token_signing_key: SecretStr
     token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
-    # Special category data is encrypted with these: `kid:base64key[,kid:base64key…]`, 32-byte keys.
-    encryption_keys: SecretStr
-    encryption_key_id: str
     # The first administrator credential, from deployment configuration (created if absent).
     bootstrap_admin_client_id: str | None = None
     bootstrap_admin_secret: SecretStr | None = Field(default=None, min_length=24)

@@ -17,9 +17,10 @@ from aimms_surveys.use_cases import Surveys, seed_questionnaires, shipped_questi
 def create_app(settings: SurveysSettings | None = None) -> FastAPI:
     """Build the surveys app from settings (environment when not given)."""
     settings = settings or SurveysSettings()
+    cipher = settings.field_cipher()  # fails at start, not at the first sensitive answer
 
     async def setup(app: FastAPI, runtime: Runtime) -> Subscriptions:
-        store = SurveysStore(runtime.db)
+        store = SurveysStore(runtime.db, cipher)
         await store.ensure_indexes()
         await seed_questionnaires(store, shipped_questionnaires())
         surveys = Surveys(

@@ -115,6 +115,10 @@ class Questionnaire(QuestionnaireDraft):
     wave: Wave
     version: int = Field(ge=1)
 
+    def sensitive_items(self) -> frozenset[str]:
+        """Ids of the items whose answers are special category data (encrypted at rest)."""
+        return frozenset(i.id for i in self.items if i.sensitive)
+
     def items_for(self, role: Role) -> tuple[Item, ...]:
         """The items this role is asked, in order."""
         return tuple(i for i in self.items if role in i.roles)

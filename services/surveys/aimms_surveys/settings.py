@@ -3,11 +3,11 @@
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from aimms_shared.settings import ServiceSettings
+from aimms_shared.settings import FieldEncryptionSettings, ServiceSettings
 
 
-class SurveysSettings(ServiceSettings):
-    """Settings of the surveys service."""
+class SurveysSettings(ServiceSettings, FieldEncryptionSettings):
+    """Settings of the surveys service. Answers to sensitive items are encrypted with its keys."""
 
     model_config = SettingsConfigDict(env_prefix="SURVEYS_", extra="ignore", frozen=True)
 

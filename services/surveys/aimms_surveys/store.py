@@ -3,9 +3,13 @@
 Invitations know who was asked; responses know nothing of who answered. Nothing links the two:
 a response has a random id, its submission date only, and no field naming an invitation, a
 token, a participant, a pair or an institution. A token is looked up by its hash alone.
+Answers to sensitive items (special category data) are encrypted on their way in, each bound to
+its response and item, and decrypted only to compute reports.
 """
 
+import json
 import uuid
+from collections.abc import Collection
 from dataclasses import asdict, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from aimms_shared.contracts.registration import Role
 from aimms_shared.contracts.surveys import Wave
+from aimms_shared.crypto import FieldCipher
 from aimms_shared.mongo import as_utc, claim_due
 from aimms_shared.outbox import OutboxEntry, outbox_fields, save_aggregate
 from aimms_surveys.domain import Invitation, SurveyPolicy
@@ -26,13 +31,15 @@ INVITATIONS = "invitations"
 RESPONSES = "responses"
 OUTBOX_COLLECTIONS = (INVITATIONS, RESPONSES)
 DUE = "due"
+SEALED = "sealed_answers"
 _TIMES = ("issued_at", "expires_at")
 
 
 class SurveysStore:
     """Questionnaires, programmes' survey policies, invitations, their tokens, and anonymous responses."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, cipher: FieldCipher) -> None:
+        self._cipher = cipher
         self._questionnaires = db["questionnaires"]
         self._policies = db["policies"]
         self._invitations = db[INVITATIONS]
@@ -224,28 +231,44 @@ class SurveysStore:
         version: int,
         submitted_on: str,
         answers: dict[str, Answer],
+        sensitive: Collection[str],
         events: list[OutboxEntry],
     ) -> None:
         """An anonymous response: a random id, and nothing that names or dates a person more finely than a day."""
+        response_id = uuid.uuid4().hex
         await self._responses.insert_one(
             {
-                "_id": uuid.uuid4().hex,
+                "_id": response_id,
                 "programme_id": programme_id,
                 "wave": wave,
                 "role": role,
                 "questionnaire_version": version,
                 "submitted_on": submitted_on,
-                "answers": answers,
+                "answers": {item: answer for item, answer in answers.items() if item not in sensitive},
+                SEALED: {
+                    item: self._cipher.encrypt(json.dumps(answer), context=f"{response_id}/{item}")
+                    for item, answer in answers.items()
+                    if item in sensitive
+                },
             }
             | outbox_fields(events)
         )
 
     async def responses(self, programme_id: str) -> list[Response]:
-        """Every response to a programme's questionnaires."""
+        """Every response to a programme's questionnaires, sensitive answers decrypted."""
         cursor = self._responses.find(
-            {"programme_id": programme_id}, {"wave": 1, "role": 1, "questionnaire_version": 1, "answers": 1}
+            {"programme_id": programme_id}, {"wave": 1, "role": 1, "questionnaire_version": 1, "answers": 1, SEALED: 1}
         )
-        return [Response(d["wave"], d["role"], d["questionnaire_version"], d["answers"]) async for d in cursor]
+        return [
+            Response(d["wave"], d["role"], d["questionnaire_version"], d["answers"] | self._unseal(d))
+            async for d in cursor
+        ]
+
+    def _unseal(self, doc: dict[str, Any]) -> dict[str, Answer]:
+        return {
+            item: json.loads(self._cipher.decrypt(sealed, context=f"{doc['_id']}/{item}"))
+            for item, sealed in doc.get(SEALED, {}).items()
+        }
 
 
 def _questionnaire_id(programme_id: str, wave: str, version: int) -> str:

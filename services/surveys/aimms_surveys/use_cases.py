@@ -157,6 +157,7 @@ class Surveys:
                 questionnaire.version,
                 now.date().isoformat(),
                 valid,
+                questionnaire.sensitive_items(),
                 _outbox([completed]),
             )
         except BaseException:
