@@ -38,7 +38,7 @@ DEPLOYMENT_REQUIRED: dict[str, set[str]] = {
     "registration": set(),
     "matching": {"MATCHING_AUTH_JWKS_URL", "MATCHING_LINK_SIGNING_KEY", "MATCHING_PUBLIC_URL"},
     "surveys": {"SURVEYS_AUTH_JWKS_URL", "SURVEYS_PUBLIC_URL"},
-    "notifications": {"NOTIFICATIONS_AUTH_JWKS_URL"},
+    "notifications": {"NOTIFICATIONS_AUTH_JWKS_URL", "NOTIFICATIONS_LINK_SIGNING_KEY", "NOTIFICATIONS_PUBLIC_URL"},
 }
 
 

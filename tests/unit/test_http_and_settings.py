@@ -77,6 +77,8 @@ def test_each_service_reads_its_own_prefix(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("NOTIFICATIONS_MONGODB_URI", "mongodb://notifications@mongo/")
     monkeypatch.setenv("NOTIFICATIONS_SMTP_HOST", "mailpit")
     monkeypatch.setenv("NOTIFICATIONS_SENDER", "AIMMS <mentoring@example.ac.uk>")
+    monkeypatch.setenv("NOTIFICATIONS_LINK_SIGNING_KEY", "k" * 32)
+    monkeypatch.setenv("NOTIFICATIONS_PUBLIC_URL", "https://aimms.example/notifications")
     monkeypatch.setenv("REGISTRATION_MONGODB_URI", "mongodb://registration@mongo/")
 
     settings = NotificationsSettings()

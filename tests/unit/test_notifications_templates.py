@@ -132,6 +132,19 @@ SURVEY_EVENTS: list[Event] = [
 ]
 
 
+OPT_OUT_URL = "https://aimms.example/notifications/opt-out/cGFydGljaXBhbnQ6cC1tZW50ZWU.sig"
+
+
+def render(note: domain.Notification, known: Known = KNOWN, templates: Templates | None = None) -> RenderedMessage:
+    """A notification rendered as the delivery worker renders it (an optional one with its opt-out link)."""
+    ready = domain.compose(note, known)
+    assert isinstance(ready, domain.Ready), ready
+    context = ready.context | ({"opt_out_url": OPT_OUT_URL} if domain.is_optional(note.template) else {})
+    return (templates or Templates()).render(
+        note.template, context, programme_id=note.programme_id, institution_id=ready.institution_id
+    )
+
+
 def messages(event: Event, known: Known = KNOWN, templates: Templates | None = None) -> dict[str, RenderedMessage]:
     """Each recipient's rendered message for an event, by recipient email."""
     envelope = wrap(event, producer="test")
@@ -139,10 +152,38 @@ def messages(event: Event, known: Known = KNOWN, templates: Templates | None = N
     for note in MESSAGES[type(event)](event, envelope):
         ready = domain.compose(note, known)
         assert isinstance(ready, domain.Ready), ready
-        rendered[ready.to_email] = (templates or Templates()).render(
-            note.template, ready.context, programme_id=note.programme_id, institution_id=ready.institution_id
-        )
+        rendered[ready.to_email] = render(note, known, templates)
     return rendered
+
+
+COORDINATOR = "mentoring-office@demo-university.ac.uk"
+
+
+def digest_notes(**overrides: Any) -> list[domain.Notification]:
+    """A realistic day's digest: one proposal half-answered, one overdue, one failed delivery."""
+    proposals = [
+        domain.OpenProposal(
+            "pair-1", "aimms-mentoring", MENTEE, MENTOR, NOW - timedelta(days=2), NOW + timedelta(days=12), ("mentee",)
+        ),
+        domain.OpenProposal(
+            "pair-7", "aimms-mentoring", "p-erased", MENTOR, NOW - timedelta(days=15), NOW - timedelta(hours=2)
+        ),
+    ]
+    failures = [
+        domain.FailedDelivery(
+            "match_proposed", MENTOR, NOW - timedelta(hours=5), "rejected by SMTP server (550): <priya@northgate.ac.uk>"
+        ),
+        domain.FailedDelivery("welcome", None, NOW - timedelta(hours=1), "gave up after 12 attempts: timed out"),
+    ]
+    fields: dict[str, Any] = {
+        "programme_name": "AIMMS Mentoring",
+        "slot": NOW.replace(hour=7, minute=0),
+        "built_at": NOW,
+        "proposals": proposals,
+        "failures": failures,
+    }
+    config = domain.DigestConfig("aimms-mentoring", (COORDINATOR,), True, 7)
+    return domain.digest(config, **(fields | overrides))
 
 
 AMINA, PRIYA = "amina@demo-university.ac.uk", "priya@northgate.ac.uk"
@@ -156,6 +197,42 @@ def test_every_message_renders_from_a_realistic_event_in_text_and_html(event: Ev
             assert "AIMMS Mentoring team" in body
             assert "None" not in body and "{{" not in body and "{%" not in body
         assert message.html.lstrip().startswith("<!doctype html>")
+
+
+def test_the_coordinators_digest_renders_in_text_and_html_with_names_deadlines_and_redacted_failures() -> None:
+    [note] = digest_notes()
+    message = render(note)
+
+    assert message.subject == (
+        "AIMMS Mentoring digest for Monday 3 March 2025: 2 proposals awaiting answers, 2 failed deliveries"
+    )
+    for body in (message.text, message.html):
+        assert "Dr Amina Okafor" in body and "Prof Priya Raman" in body  # names from the contacts read model
+        assert "p-erased" in body  # someone erased since: her id only
+        assert "(overdue)" in body
+        assert "priya@northgate.ac.uk" not in body and "[address]" in body
+        assert OPT_OUT_URL in body
+        assert "None" not in body and "{{" not in body
+    assert "waiting for: mentor\n" in message.text  # the mentee answered already
+    assert message.text.index("pair-7") < message.text.index("pair-1")  # earliest deadline first
+    assert message.html.lstrip().startswith("<!doctype html>")
+
+
+def test_an_empty_digest_says_so() -> None:
+    [note] = digest_notes(proposals=[], failures=[])
+    message = render(note)
+    assert "0 proposals awaiting answers, 0 failed deliveries" in message.subject
+    assert "every proposal has been answered" in message.text and "every proposal has been answered" in message.html
+
+
+def test_every_optional_message_carries_its_opt_out_link_and_no_required_one_does() -> None:
+    notes = [n for e in EVENTS + SURVEY_EVENTS for n in MESSAGES[type(e)](e, wrap(e, producer="test"))]
+    notes += digest_notes()
+    assert {n.template for n in notes} == set(domain.TEMPLATES) - {domain.WELCOME}
+    for note in notes:
+        message = render(note)
+        for body in (message.text, message.html):
+            assert (OPT_OUT_URL in body) == domain.is_optional(note.template), note.template
 
 
 def test_every_template_has_a_subject_text_and_html() -> None:
@@ -267,18 +344,15 @@ def test_html_escapes_names_people_typed() -> None:
 
 @pytest.mark.parametrize("template", [t for t in domain.TEMPLATES if t != domain.WELCOME])
 def test_a_missing_template_variable_is_an_error_not_a_blank(template: str) -> None:
-    note = next(
-        n
-        for e in EVENTS + SURVEY_EVENTS
-        for n in MESSAGES[type(e)](e, wrap(e, producer="test"))
-        if n.template == template
-    )
+    notes = [n for e in EVENTS + SURVEY_EVENTS for n in MESSAGES[type(e)](e, wrap(e, producer="test"))]
+    note = next(n for n in notes + digest_notes() if n.template == template)
     ready = domain.compose(note, KNOWN)
     assert isinstance(ready, domain.Ready)
-    context = dict(ready.context)
-    del context["name"]
-    with pytest.raises(UndefinedError):
-        Templates().render(template, context)
+    context = ready.context | ({"opt_out_url": OPT_OUT_URL} if domain.is_optional(template) else {})
+    Templates().render(template, context)  # complete, it renders
+    for missing in ("name", *(["opt_out_url"] if domain.is_optional(template) else [])):
+        with pytest.raises(UndefinedError):
+            Templates().render(template, {k: v for k, v in context.items() if k != missing})
 
 
 def test_a_programme_or_an_institution_overrides_any_part_from_files(tmp_path: Path) -> None:

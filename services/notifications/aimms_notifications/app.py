@@ -3,13 +3,15 @@
 from fastapi import FastAPI
 
 from aimms_notifications import handlers, routes
+from aimms_notifications.links import OptOutLinks
 from aimms_notifications.mailer import Mailer
 from aimms_notifications.settings import NotificationsSettings
 from aimms_notifications.store import NOTIFICATIONS, NotificationStore
 from aimms_notifications.templates import Templates
-from aimms_notifications.use_cases import DeliveryWorker
+from aimms_notifications.use_cases import DeliveryWorker, Scheduler
 from aimms_shared.consumer import Subscriptions
 from aimms_shared.contracts.notifications import NotificationFailed, NotificationSent
+from aimms_shared.retry import poll_due
 from aimms_shared.service import Runtime, create_service_app
 
 
@@ -21,9 +23,13 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         store = NotificationStore(runtime.db)
         await store.ensure_indexes()
         app.state.store = store
+        links = OptOutLinks(settings.link_signing_key.get_secret_value().encode(), settings.public_url)
+        app.state.links = links
         templates = Templates(settings.template_dir)
-        deliveries = DeliveryWorker(store, Mailer(settings), templates, settings, on_events=runtime.relay.nudge)
+        deliveries = DeliveryWorker(store, Mailer(settings), templates, settings, links, on_events=runtime.relay.nudge)
         runtime.run_in_background(deliveries.run)
+        scheduler = Scheduler(store, settings, on_queued=deliveries.nudge)
+        runtime.run_in_background(lambda: poll_due("notifications", scheduler.run_due, settings.scheduler_poll_seconds))
         return handlers.subscriptions(store, deliveries, settings)
 
     return create_service_app(

@@ -6,9 +6,10 @@ when the message is sent (`compose`), so a message to someone whose details have
 waits for them (`Waiting`), and one to someone erased or withdrawn is cancelled (`Cancelled`).
 """
 
+import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aimms_shared.contracts.matching import (
@@ -26,6 +27,7 @@ from aimms_shared.contracts.matching import (
 from aimms_shared.contracts.registration import InterestExpressed, ParticipantRegistered
 from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
 from aimms_shared.durations import parse
+from aimms_shared.errors import RuleBroken
 from aimms_shared.events import Envelope
 
 # Fixed namespace: the same (event, recipient, template) always gives the same notification id.
@@ -42,6 +44,8 @@ TERM_ENDED = "term_ended"
 MATCH_EXTENDED = "match_extended"
 MATCH_ENDED = "match_ended"
 SURVEY_INVITATION = "survey_invitation"
+SURVEY_REMINDER = "survey_reminder"
+DIGEST = "coordinator_digest"
 TEMPLATES = (
     WELCOME,
     REGISTERED,
@@ -54,7 +58,23 @@ TEMPLATES = (
     MATCH_EXTENDED,
     MATCH_ENDED,
     SURVEY_INVITATION,
+    SURVEY_REMINDER,
+    DIGEST,
 )
+# Reminders and digests may be refused (an opt-out link in each, and a List-Unsubscribe header);
+# everything else is a step of the procedure and is always sent: proposals, introductions,
+# declines, endings, check-ins, the term's end, the welcome and consent-related mail, and a
+# survey's invitation itself.
+OPTIONAL = frozenset({PROPOSAL_REMINDER, SURVEY_REMINDER, DIGEST})
+REQUIRED = frozenset(TEMPLATES) - OPTIONAL
+
+
+def is_optional(template: str) -> bool:
+    """Whether a recipient may opt out of this kind of message."""
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown template {template!r}")
+    return template in OPTIONAL
+
 
 SIDES: tuple[Side, Side] = ("mentee", "mentor")
 
@@ -240,11 +260,11 @@ def match_ended(event: MatchEnded, envelope: Envelope) -> list[Notification]:
 
 
 def survey_invitation(event: SurveyInvitationIssued | SurveyReminderIssued, envelope: Envelope) -> list[Notification]:
-    """Her questionnaire link (baseline or follow-up); a reminder brings a fresh one."""
+    """Her questionnaire link (baseline or follow-up); a reminder brings a fresh one (and may be refused)."""
     return [
         _to_participant(
             envelope,
-            SURVEY_INVITATION,
+            SURVEY_REMINDER if isinstance(event, SurveyReminderIssued) else SURVEY_INVITATION,
             programme_id=event.programme_id,
             recipient_id=event.participant_id,
             wave=event.wave,
@@ -289,6 +309,8 @@ class Known:
     withdrawn: frozenset[str]
     programme: Programme | None
     institutions: dict[str, str]  # id -> name
+    # The recipient refused optional messages (only looked up for an optional one).
+    recipient_opted_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -315,15 +337,30 @@ class Cancelled:
     reason: str
 
 
-def compose(note: Notification, known: Known) -> Ready | Waiting | Cancelled:
+@dataclass(frozen=True)
+class Skipped:
+    """An optional message the recipient refused: recorded, not sent."""
+
+    reason: str
+
+
+OPTED_OUT = "recipient opted out of reminders and digests"
+
+
+def compose(note: Notification, known: Known) -> Ready | Waiting | Cancelled | Skipped:
     """Decide whether a notification can be sent now, and with what context."""
-    if note.recipient_id is None:  # addressed directly: the event carried everything
-        assert note.recipient_email is not None and note.recipient_name is not None
-        return Ready(note.recipient_email, note.recipient_name, note.institution_id, dict(note.context))
-    if note.recipient_id in known.erased:
+    if note.recipient_id is not None and note.recipient_id in known.erased:
         return Cancelled("recipient erased")
-    if note.recipient_id in known.withdrawn:
+    if note.recipient_id is not None and note.recipient_id in known.withdrawn:
         return Cancelled("recipient withdrew")
+    if known.recipient_opted_out and is_optional(note.template):
+        return Skipped(OPTED_OUT)
+    if note.recipient_id is None:  # addressed directly: the event (or the digest) carried everything
+        assert note.recipient_email is not None and note.recipient_name is not None
+        context = dict(note.context)
+        if note.template == DIGEST:  # names as they stand now; an erased person's id only
+            context["names"] = {pid: c.name for pid, c in known.contacts.items()}
+        return Ready(note.recipient_email, note.recipient_name, note.institution_id, context)
     missing = [f"participant:{pid}" for pid in (note.recipient_id, note.partner_id) if _awaited(pid, known)]
     if known.programme is None:
         missing.append(f"programme:{note.programme_id}")
@@ -349,6 +386,15 @@ def compose(note: Notification, known: Known) -> Ready | Waiting | Cancelled:
             "partner_institution_name": known.institutions[partner.institution_id] if partner else None,
         }
     return Ready(recipient.email, recipient.name, recipient.institution_id, context)
+
+
+def named_participants(note: Notification) -> list[str]:
+    """Whose details a message needs: recipient and partner, or everyone a digest lists."""
+    if note.template == DIGEST:
+        pairs = {pid for row in note.context.get("awaiting", []) for pid in (row["mentee_id"], row["mentor_id"])}
+        failed = {row["recipient_id"] for row in note.context.get("failed", []) if row["recipient_id"]}
+        return sorted(pairs | failed)
+    return [p for p in (note.recipient_id, note.partner_id) if p is not None]
 
 
 def _awaited(participant_id: str | None, known: Known) -> bool:
@@ -397,3 +443,141 @@ def judge_smtp_error(code: int | None, message: str, attempts: int, max_attempts
     if attempts >= max_attempts:
         return DeliveryOutcome("failed", f"gave up after {attempts} attempts: {message}")
     return DeliveryOutcome("retry", message)
+
+
+# -- coordinators' daily digest
+
+# A digest lists at most this many rows of each kind, and says how many more there are.
+DIGEST_ROWS = 200
+MAX_DIGEST_RECIPIENTS = 20
+_ADDRESS = re.compile(r"[^\s<>()\[\]@,;:\"']+@[^\s<>()\[\],;:\"']+")
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    """Who receives a programme's daily digest, and at which hour (UTC)."""
+
+    programme_id: str
+    recipients: tuple[str, ...]
+    enabled: bool
+    hour_utc: int
+
+
+@dataclass(frozen=True)
+class OpenProposal:
+    """A proposal not yet accepted by both, declined, lapsed or ended (the digest's read model)."""
+
+    pair_id: str
+    programme_id: str
+    mentee_id: str
+    mentor_id: str
+    proposed_at: datetime
+    reply_by: datetime
+    answered: tuple[Side, ...] = ()
+
+
+@dataclass(frozen=True)
+class FailedDelivery:
+    """A message given up on, as the digest reports it."""
+
+    template: str
+    recipient_id: str | None
+    failed_at: datetime
+    reason: str
+
+
+def check_digest(config: DigestConfig) -> DigestConfig:
+    """A digest's recipients, normalised; RuleBroken when it could never be sent."""
+    recipients = tuple(dict.fromkeys(r.strip().lower() for r in config.recipients))
+    if config.enabled and not recipients:
+        raise RuleBroken("recipients", "at-least-one", "an enabled digest needs at least one recipient")
+    if len(recipients) > MAX_DIGEST_RECIPIENTS:
+        raise RuleBroken("recipients", "at-most", f"a digest goes to at most {MAX_DIGEST_RECIPIENTS} recipients")
+    if not 0 <= config.hour_utc <= 23:
+        raise RuleBroken("hour_utc", "hour-of-day", "hour_utc is an hour of the day, 0 to 23")
+    return DigestConfig(config.programme_id, recipients, config.enabled, config.hour_utc)
+
+
+def digest_slot(now: datetime, hour_utc: int) -> datetime:
+    """The latest `hour_utc`:00 UTC at or before `now`: the day a digest built now belongs to."""
+    today = now.astimezone(UTC).replace(hour=hour_utc, minute=0, second=0, microsecond=0)
+    return today if today <= now else today - timedelta(days=1)
+
+
+def next_digest_at(now: datetime, hour_utc: int) -> datetime:
+    """When the next day's digest is due, after the one for `now`'s day."""
+    return digest_slot(now, hour_utc) + timedelta(days=1)
+
+
+def digest_source(programme_id: str, slot: datetime) -> str:
+    """The idempotency key of a programme's digest for one day (stands in for a source event id)."""
+    return f"digest:{programme_id}:{slot.date().isoformat()}"
+
+
+def redact_addresses(text: str) -> str:
+    """An error text fit for a coordinators' email: addresses replaced, at most 200 characters."""
+    redacted = _ADDRESS.sub("[address]", text)
+    return redacted if len(redacted) <= 200 else redacted[:199] + "…"
+
+
+def digest(
+    config: DigestConfig,
+    *,
+    programme_name: str,
+    slot: datetime,
+    built_at: datetime,
+    proposals: list[OpenProposal],
+    failures: list[FailedDelivery],
+) -> list[Notification]:
+    """The day's digest for each recipient: proposals awaiting answers and failed deliveries.
+
+    Ids and times only (names are added when it is sent, from the contacts read model); the
+    notification id is keyed by (programme, day, recipient), so a day's digest is queued once.
+    """
+    if not config.enabled:
+        return []
+    source = digest_source(config.programme_id, slot)
+    by_deadline = sorted(proposals, key=lambda p: (p.reply_by, p.pair_id))
+    latest_first = sorted(failures, key=lambda f: f.failed_at, reverse=True)
+    context = {
+        "name": "coordinator",
+        "programme_name": programme_name,
+        "digest_date": slot,
+        "built_at": built_at,
+        "since": built_at - timedelta(days=1),
+        "awaiting_total": len(proposals),
+        "failed_total": len(failures),
+        "awaiting": [
+            {
+                "pair_id": p.pair_id,
+                "mentee_id": p.mentee_id,
+                "mentor_id": p.mentor_id,
+                "proposed_at": p.proposed_at,
+                "reply_by": p.reply_by,
+                "overdue": p.reply_by <= built_at,
+                "waiting_for": [side for side in SIDES if side not in p.answered],
+            }
+            for p in by_deadline[:DIGEST_ROWS]
+        ],
+        "failed": [
+            {
+                "template": f.template,
+                "recipient_id": f.recipient_id,
+                "failed_at": f.failed_at,
+                "reason": redact_addresses(f.reason),
+            }
+            for f in latest_first[:DIGEST_ROWS]
+        ],
+    }
+    return [
+        Notification(
+            notification_id=notification_id(source, address, DIGEST),
+            template=DIGEST,
+            source_event_id=source,
+            programme_id=config.programme_id,
+            recipient_email=address,
+            recipient_name="",
+            context=context,
+        )
+        for address in config.recipients
+    ]

@@ -5,6 +5,7 @@ from aimms_notifications.settings import NotificationsSettings
 from aimms_notifications.store import NotificationStore
 from aimms_shared.consumer import Subscriptions
 from aimms_shared.contracts.matching import (
+    MatchAccepted,
     MatchDeclined,
     MatchEnded,
     MatchExtended,
@@ -43,6 +44,16 @@ MESSAGES = {
     SurveyReminderIssued: domain.survey_invitation,
 }
 
+# How pair events change the read model of open proposals that the coordinators' digest lists.
+PROPOSALS = {
+    MatchProposed: use_cases.proposal_opened,
+    MatchProposalReminder: use_cases.proposal_reminded,
+    MatchAccepted: use_cases.proposal_accepted,
+    MatchDeclined: use_cases.proposal_closed,
+    MentoringStarted: use_cases.proposal_closed,
+    MatchEnded: use_cases.proposal_closed,
+}
+
 
 def subscriptions(
     store: NotificationStore, deliveries: use_cases.DeliveryWorker, settings: NotificationsSettings
@@ -52,6 +63,8 @@ def subscriptions(
 
     @table.on(*MESSAGES)
     async def send_messages(event: Event, envelope: Envelope) -> None:
+        if type(event) in PROPOSALS:
+            await PROPOSALS[type(event)](store, event, envelope)
         notifications = MESSAGES[type(event)](event, envelope)
         if await use_cases.queue(
             store,
@@ -60,6 +73,10 @@ def subscriptions(
             details_wait_seconds=settings.details_wait_seconds,
         ):
             deliveries.nudge()
+
+    @table.on(MatchAccepted)
+    async def track_answer(event: MatchAccepted, envelope: Envelope) -> None:
+        await PROPOSALS[MatchAccepted](store, event, envelope)
 
     @table.on(ParticipantContact)
     async def keep_contact(event: ParticipantContact, envelope: Envelope) -> None:

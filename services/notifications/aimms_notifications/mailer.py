@@ -24,15 +24,30 @@ class Mailer:
         self._settings = settings
 
     def build(
-        self, *, to_email: str, to_name: str, subject: str, text: str, html: str, message_id: str
+        self,
+        *,
+        to_email: str,
+        to_name: str,
+        subject: str,
+        text: str,
+        html: str,
+        message_id: str,
+        unsubscribe_url: str | None = None,
     ) -> EmailMessage:
-        """The MIME message: plain text with an HTML alternative and a stable Message-ID."""
+        """The MIME message: plain text with an HTML alternative and a stable Message-ID.
+
+        An optional message carries its opt-out link as `List-Unsubscribe`, with one-click
+        unsubscription by POST (RFC 8058), so mail clients can offer it without opening a page.
+        """
         message = EmailMessage()
         message["From"] = self._settings.sender
         message["To"] = formataddr((to_name, to_email))
         message["Subject"] = subject
         message["Message-ID"] = message_id
         message["Date"] = formatdate(usegmt=True)
+        if unsubscribe_url:
+            message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         message.set_content(text)
         message.add_alternative(html, subtype="html")
         return message

@@ -1,14 +1,19 @@
-"""Notifications' HTTP API: the delivery log, by event, by participant or by programme."""
+"""Notifications' HTTP API: the delivery log, coordinators' digests, reminder preferences and opt-out links."""
 
+import html
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from aimms_notifications import domain, use_cases
+from aimms_notifications.links import OptOutLinks
 from aimms_notifications.store import NotificationStore
 from aimms_shared.auth import ADMIN, Principal, require
-from aimms_shared.errors import RuleBroken
+from aimms_shared.errors import DomainError, RuleBroken
+from aimms_shared.http import problem_responses
 
 router = APIRouter(tags=["deliveries"])
 
@@ -16,6 +21,15 @@ router = APIRouter(tags=["deliveries"])
 def get_store(request: Request) -> NotificationStore:
     """The store built in the composition root."""
     return request.app.state.store
+
+
+def get_links(request: Request) -> OptOutLinks:
+    """The opt-out link signer built in the composition root."""
+    return request.app.state.links
+
+
+Store = Annotated[NotificationStore, Depends(get_store)]
+Links = Annotated[OptOutLinks, Depends(get_links)]
 
 
 class DeliveryOut(BaseModel):
@@ -32,11 +46,12 @@ class DeliveryOut(BaseModel):
     sent_at: datetime | None = None
     last_error: str | None = None
     waiting_for: list[str] = []
+    details_purged: bool = False
 
 
-@router.get("/deliveries", response_model=list[DeliveryOut])
+@router.get("/deliveries", response_model=list[DeliveryOut], responses=problem_responses(422))
 async def delivery_log(
-    store: Annotated[NotificationStore, Depends(get_store)],
+    store: Store,
     source_event_id: str | None = None,
     participant_id: str | None = None,
     programme_id: str | None = None,
@@ -61,6 +76,153 @@ async def delivery_log(
             sent_at=d.get("sent_at"),
             last_error=d.get("last_error"),
             waiting_for=d.get("waiting_for", []),
+            details_purged="purged_at" in d,
         )
         for d in docs
     ]
+
+
+# -- the coordinators' daily digest
+
+
+class DigestIn(BaseModel):
+    """Who receives a programme's daily digest, and when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recipients: list[EmailStr] = Field(max_length=domain.MAX_DIGEST_RECIPIENTS)
+    enabled: bool = True
+    hour_utc: int = Field(default=7, ge=0, le=23, description="Hour of the day (UTC) the digest goes out.")
+
+
+class DigestOut(BaseModel):
+    """A programme's digest settings and schedule; `opted_out`: recipients who refused it by its link."""
+
+    programme_id: str
+    recipients: list[str]
+    enabled: bool
+    hour_utc: int
+    next_due_at: datetime | None = None
+    last_digest: str | None = Field(default=None, description="The day (UTC) of the last digest queued.")
+    opted_out: list[str] = []
+
+
+async def _digest_out(store: NotificationStore, links: OptOutLinks, doc: dict[str, Any]) -> DigestOut:
+    keys = {links.subscriber_for_address(r): r for r in doc["recipients"]}
+    refused = await store.opted_out(keys)
+    return DigestOut(
+        programme_id=doc["_id"],
+        recipients=doc["recipients"],
+        enabled=doc["enabled"],
+        hour_utc=doc["hour_utc"],
+        next_due_at=doc.get("digest_due"),
+        last_digest=doc.get("last_digest"),
+        opted_out=sorted(keys[k] for k in refused),
+    )
+
+
+@router.put(
+    "/programmes/{programme_id}/digest", response_model=DigestOut, tags=["digests"], responses=problem_responses(422)
+)
+async def configure_digest(
+    programme_id: str, body: DigestIn, store: Store, links: Links, caller: Principal = require(ADMIN)
+) -> DigestOut:
+    """Set who receives the programme's daily digest of proposals awaiting answers and failed deliveries."""
+    config = domain.DigestConfig(programme_id, tuple(str(r) for r in body.recipients), body.enabled, body.hour_utc)
+    return await _digest_out(store, links, await use_cases.configure_digest(store, config))
+
+
+@router.get(
+    "/programmes/{programme_id}/digest", response_model=DigestOut, tags=["digests"], responses=problem_responses(404)
+)
+async def get_digest(programme_id: str, store: Store, links: Links, caller: Principal = require(ADMIN)) -> DigestOut:
+    """The programme's digest settings, when the next is due and who opted out of it."""
+    return await _digest_out(store, links, await use_cases.digest_config(store, programme_id))
+
+
+# -- reminders: participants may refuse reminders (never the procedure's own messages)
+
+
+class PreferenceIn(BaseModel):
+    """Whether she receives reminders (proposal and survey reminders)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reminders: bool
+
+
+class PreferenceOut(BaseModel):
+    """Her preference, and who last changed it (`link`: she did, by an email's opt-out link)."""
+
+    participant_id: str
+    reminders: bool
+    changed_at: datetime | None = None
+    changed_by: str | None = None
+
+
+def _preference_out(participant_id: str, doc: dict[str, Any]) -> PreferenceOut:
+    return PreferenceOut(
+        participant_id=participant_id,
+        reminders=doc["reminders"],
+        changed_at=doc.get("changed_at"),
+        changed_by=doc.get("changed_by"),
+    )
+
+
+@router.get("/participants/{participant_id}/preferences", response_model=PreferenceOut, tags=["preferences"])
+async def get_preferences(participant_id: str, store: Store, caller: Principal = require(ADMIN)) -> PreferenceOut:
+    """Whether she receives reminders (the default) or opted out."""
+    doc = await use_cases.reminders_of(store, use_cases.subscriber_of(participant_id))
+    return _preference_out(participant_id, doc)
+
+
+@router.put(
+    "/participants/{participant_id}/preferences",
+    response_model=PreferenceOut,
+    tags=["preferences"],
+    responses=problem_responses(422),
+)
+async def set_preferences(
+    participant_id: str, body: PreferenceIn, store: Store, caller: Principal = require(ADMIN)
+) -> PreferenceOut:
+    """Turn her reminders off or back on; messages the procedure needs are always sent."""
+    subscriber = use_cases.subscriber_of(participant_id)
+    doc = await use_cases.set_reminders(store, subscriber, reminders=body.reminders, by=f"admin:{caller.client_id}")
+    return _preference_out(participant_id, doc)
+
+
+# -- the opt-out link in every optional email
+
+_PAGE = """<!doctype html><html lang="en"><meta charset="utf-8"><title>AIMMS mentoring</title>
+<body style="font-family:sans-serif;max-width:36em;margin:3em auto"><h1>{title}</h1>{body}</body></html>"""
+_WHAT = "reminders and daily digests"
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status)
+
+
+@router.get("/opt-out/{token}", response_class=HTMLResponse, tags=["opt-out links"])
+async def opt_out_page(token: str, links: Links) -> HTMLResponse:
+    """The page an email's opt-out link opens: one button, so a mail scanner following links changes nothing."""
+    try:
+        links.read(token)
+    except DomainError as exc:
+        return _page("This link cannot be used", f"<p>{html.escape(exc.detail)}</p>", status=exc.status)
+    body = (
+        f"<p>You will still receive every message the mentoring procedure needs (proposals, "
+        f"introductions, questionnaires); only {_WHAT} stop.</p>"
+        '<form method="post"><button>Stop reminders</button></form>'
+    )
+    return _page(f"Stop {_WHAT}", body)
+
+
+@router.post("/opt-out/{token}", response_class=HTMLResponse, tags=["opt-out links"])
+async def opt_out(token: str, store: Store, links: Links) -> HTMLResponse:
+    """Opt out of reminders and digests: the page's button, or a mail client's one-click POST (RFC 8058)."""
+    try:
+        subscriber = links.read(token)
+    except DomainError as exc:
+        return _page("This link cannot be used", f"<p>{html.escape(exc.detail)}</p>", status=exc.status)
+    await use_cases.set_reminders(store, subscriber, reminders=False, by="link")
+    return _page("Done", f"<p>You will receive no more {_WHAT}. Your coordinator can turn them back on.</p>")

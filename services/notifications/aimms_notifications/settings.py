@@ -1,8 +1,9 @@
 """Notifications settings, read from NOTIFICATIONS_* environment variables."""
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from aimms_shared.durations import is_duration
 from aimms_shared.settings import ServiceSettings
 
 
@@ -33,3 +34,20 @@ class NotificationsSettings(ServiceSettings):
     details_recheck_cap_seconds: float = Field(default=60.0, gt=0)
     # A directory of template overrides, searched before the packaged templates (see docs/notifications.md).
     template_dir: str | None = None
+    # Signs the opt-out links in reminders and digests; at least 32 random bytes, kept secret.
+    link_signing_key: SecretStr = Field(min_length=32)
+    public_url: str = Field(
+        description="Base URL people reach notifications at, for opt-out links, e.g. https://api/notifications"
+    )
+    # How often the scheduler looks for due digests (and, less often, for delivery records to purge).
+    scheduler_poll_seconds: float = Field(default=5.0, gt=0)
+    # Per-message details (rendering context, addresses, error texts) are purged this long after a
+    # message was created and finished; status, template and times stay (ISO 8601 duration).
+    delivery_log_retention: str = "P90D"
+
+    @field_validator("delivery_log_retention")
+    @classmethod
+    def _iso_duration(cls, value: str) -> str:
+        if not is_duration(value):
+            raise ValueError(f"'{value}' is not an ISO 8601 duration such as P90D")
+        return value

@@ -2,8 +2,11 @@
 
 Collections: `notifications` (one document per message, its delivery state and its outbox),
 and the read models messages are written from: `contacts` (the latest ParticipantContact per
-participant, or a marker that she was erased or withdrew), `programmes` and `institutions`.
-No message body is stored: a message is rendered when it is sent.
+participant, or a marker that she was erased or withdrew), `programmes`, `institutions` and
+`proposals` (open proposals, for the coordinators' digest); `digests` (who receives a
+programme's digest, and when it is next due) and `preferences` (who refused optional mail).
+No message body is stored: a message is rendered when it is sent, and the per-message details it
+is rendered from are purged after the retention period (`purge_details`).
 """
 
 import contextlib
@@ -12,11 +15,19 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from aimms_notifications.domain import Contact, Known, Notification, Programme
+from aimms_notifications.domain import (
+    Contact,
+    DigestConfig,
+    FailedDelivery,
+    Known,
+    Notification,
+    OpenProposal,
+    Programme,
+)
 from aimms_shared.mongo import claim_due, utcnow
 from aimms_shared.outbox import OutboxEntry, outbox_push
 
@@ -24,8 +35,16 @@ NOTIFICATIONS = "notifications"
 CONTACTS = "contacts"
 PROGRAMMES = "programmes"
 INSTITUTIONS = "institutions"
+PROPOSALS = "proposals"
+DIGESTS = "digests"
+PREFERENCES = "preferences"
 SEND_DUE = "send_due"
-PENDING, SENT, FAILED, CANCELLED = "pending", "sent", "failed", "cancelled"
+DIGEST_DUE = "digest_due"
+PENDING, SENT, FAILED, CANCELLED, SKIPPED = "pending", "sent", "failed", "cancelled", "skipped"
+FINISHED = [SENT, FAILED, CANCELLED, SKIPPED]
+# What a notification keeps only for the retention period: what it is rendered from, its
+# address (the welcome's) and error texts (which may quote an address).
+PER_MESSAGE_DETAILS = ("context", "recipient_email", "recipient_name", "last_error", "waiting_for")
 _NOTIFICATION_FIELDS = tuple(Notification.__dataclass_fields__)
 LOG_LIMIT = 500
 
@@ -43,10 +62,18 @@ class NotificationStore:
         self._contacts = db[CONTACTS]
         self._programmes = db[PROGRAMMES]
         self._institutions = db[INSTITUTIONS]
+        self._proposals = db[PROPOSALS]
+        self._digests = db[DIGESTS]
+        self._preferences = db[PREFERENCES]
 
     async def ensure_indexes(self) -> None:
-        """Index what the delivery worker, erasure and the delivery log look up."""
+        """Index what the delivery worker, erasure, the delivery log, the digest and the purge look up."""
         await self._notifications.create_index([(SEND_DUE, ASCENDING)])
+        await self._notifications.create_index([("created_at", ASCENDING)])
+        await self._proposals.create_index([("programme_id", ASCENDING)])
+        await self._proposals.create_index([("mentee_id", ASCENDING)])
+        await self._proposals.create_index([("mentor_id", ASCENDING)])
+        await self._digests.create_index([(DIGEST_DUE, ASCENDING)])
         await self._notifications.create_index([("source_event_id", ASCENDING)])
         await self._notifications.create_index([("recipient_id", ASCENDING), ("created_at", DESCENDING)])
         await self._notifications.create_index([("programme_id", ASCENDING), ("created_at", DESCENDING)])
@@ -129,6 +156,32 @@ class NotificationStore:
         update["$inc"] = {"attempts": 1}
         await self._notifications.update_one({"_id": notification_id, "status": PENDING}, update)
 
+    async def mark_skipped(self, notification_id: str, reason: str) -> None:
+        """An optional message the recipient refused: recorded as skipped, never sent."""
+        await self._notifications.update_one(
+            {"_id": notification_id, "status": PENDING},
+            {
+                "$set": {"status": SKIPPED, "skipped_at": utcnow(), "last_error": reason},
+                "$unset": {SEND_DUE: "", "waiting_for": "", "waiting_due": ""},
+            },
+        )
+
+    async def failed_since(self, programme_id: str, since: datetime) -> list[FailedDelivery]:
+        """Messages of a programme given up on since `since`."""
+        docs = self._notifications.find({"programme_id": programme_id, "status": FAILED, "failed_at": {"$gte": since}})
+        return [
+            FailedDelivery(d["template"], d.get("recipient_id"), d["failed_at"], d.get("last_error", ""))
+            async for d in docs
+        ]
+
+    async def purge_details(self, created_before: datetime) -> int:
+        """Drop the per-message details of finished notifications created before a time; how many."""
+        result = await self._notifications.update_many(
+            {"created_at": {"$lt": created_before}, "status": {"$in": FINISHED}, "purged_at": {"$exists": False}},
+            {"$set": {"purged_at": utcnow()}, "$unset": dict.fromkeys(PER_MESSAGE_DETAILS, "")},
+        )
+        return result.modified_count
+
     async def mark_cancelled(self, notification_id: str, reason: str) -> None:
         """Not to be sent (recipient erased or withdrawn)."""
         await self._notifications.update_one({"_id": notification_id, "status": PENDING}, _cancel(reason))
@@ -203,6 +256,111 @@ class NotificationStore:
     async def record_institution(self, institution_id: str, name: str) -> None:
         """Keep an institution's name."""
         await self._institutions.update_one({"_id": institution_id}, {"$set": {"name": name}}, upsert=True)
+
+    async def programme_name(self, programme_id: str) -> str | None:
+        """A programme's name, if known."""
+        doc = await self._programmes.find_one({"_id": programme_id}, {"name": 1})
+        return doc["name"] if doc else None
+
+    # -- open proposals, for the digest
+
+    async def open_proposal(self, proposal: OpenProposal) -> None:
+        """Record a proposal as open, unless it was already closed (a late copy is refused)."""
+        fields = {k: v for k, v in asdict(proposal).items() if k not in ("pair_id", "answered")}
+        with contextlib.suppress(DuplicateKeyError):  # closed already
+            await self._proposals.update_one(
+                {"_id": proposal.pair_id, "closed": {"$ne": True}},
+                {"$set": fields, "$setOnInsert": {"answered": list(proposal.answered)}},
+                upsert=True,
+            )
+
+    async def proposal_answered(self, pair_id: str, sides: list[str]) -> None:
+        """These sides of an open proposal have answered."""
+        await self._proposals.update_one(
+            {"_id": pair_id, "closed": {"$ne": True}}, {"$addToSet": {"answered": {"$each": sides}}}
+        )
+
+    async def close_proposal(self, pair_id: str) -> None:
+        """Accepted by both, declined, lapsed or ended: keep only the fact that it closed."""
+        await self._proposals.replace_one(
+            {"_id": pair_id}, {"_id": pair_id, "closed": True, "closed_at": utcnow()}, upsert=True
+        )
+
+    async def close_proposals_of(self, participant_id: str) -> int:
+        """She was erased: close her open proposals, keeping no ids of hers; how many."""
+        result = await self._proposals.update_many(
+            {"$or": [{"mentee_id": participant_id}, {"mentor_id": participant_id}], "closed": {"$ne": True}},
+            {
+                "$set": {"closed": True, "closed_at": utcnow()},
+                "$unset": {"mentee_id": "", "mentor_id": "", "programme_id": "", "answered": ""},
+            },
+        )
+        return result.modified_count
+
+    async def open_proposals(self, programme_id: str) -> list[OpenProposal]:
+        """A programme's proposals still awaiting an answer."""
+        fields = OpenProposal.__dataclass_fields__
+        return [
+            OpenProposal(
+                **{"pair_id": d["_id"]} | {k: d[k] for k in fields if k not in ("pair_id", "answered")},
+                answered=tuple(d.get("answered", [])),
+            )
+            async for d in self._proposals.find({"programme_id": programme_id, "closed": {"$ne": True}})
+        ]
+
+    # -- digests
+
+    async def save_digest(self, config: DigestConfig, due: datetime | None) -> dict[str, Any]:
+        """Store who receives a programme's digest and when it is next due (None: disabled)."""
+        fields = {"recipients": list(config.recipients), "enabled": config.enabled, "hour_utc": config.hour_utc}
+        update: dict[str, Any] = {"$set": fields | {"updated_at": utcnow()}}
+        if due is None:
+            update["$unset"] = {DIGEST_DUE: ""}
+        else:
+            update["$set"][DIGEST_DUE] = due
+        return await self._digests.find_one_and_update(
+            {"_id": config.programme_id}, update, upsert=True, return_document=ReturnDocument.AFTER
+        )
+
+    async def digest_config(self, programme_id: str) -> dict[str, Any] | None:
+        """A programme's digest settings, when and for which day it was last sent."""
+        return await self._digests.find_one({"_id": programme_id})
+
+    async def claim_due_digests(self, lease: timedelta, limit: int) -> list[dict[str, Any]]:
+        """Take up to `limit` digests whose time has come (one replica wins each)."""
+        return await claim_due(self._digests, DIGEST_DUE, lease, limit)
+
+    async def digest_queued(self, programme_id: str, claimed_due: datetime, day: str, next_due: datetime) -> bool:
+        """Record the day's digest as queued and schedule the next; False if the settings changed meanwhile."""
+        result = await self._digests.update_one(
+            {"_id": programme_id, DIGEST_DUE: claimed_due},
+            {"$set": {DIGEST_DUE: next_due, "last_digest": day, "last_digest_at": utcnow()}},
+        )
+        return result.modified_count == 1
+
+    # -- preferences
+
+    async def set_preference(self, subscriber: str, *, reminders: bool, by: str) -> dict[str, Any]:
+        """Whether a subscriber receives optional messages (reminders, digests); who changed it."""
+        return await self._preferences.find_one_and_update(
+            {"_id": subscriber},
+            {"$set": {"reminders": reminders, "changed_at": utcnow(), "changed_by": by}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def preference(self, subscriber: str) -> dict[str, Any] | None:
+        """A subscriber's preference, if she ever set one."""
+        return await self._preferences.find_one({"_id": subscriber})
+
+    async def forget_preference(self, subscriber: str) -> None:
+        """Erasure: drop her preference with the rest."""
+        await self._preferences.delete_one({"_id": subscriber})
+
+    async def opted_out(self, subscribers: Iterable[str]) -> set[str]:
+        """Which of these subscribers refused optional messages."""
+        docs = self._preferences.find({"_id": {"$in": sorted(set(subscribers))}, "reminders": False}, {"_id": 1})
+        return {d["_id"] async for d in docs}
 
     async def known(self, participant_ids: Iterable[str], programme_id: str) -> Known:
         """What the read models hold about these participants, their institutions and the programme."""

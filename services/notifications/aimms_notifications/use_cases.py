@@ -1,6 +1,8 @@
-"""Notifications use cases: queue messages for an event, keep the read models, deliver queued messages."""
+"""Notifications use cases: queue messages for an event, keep the read models, deliver queued messages,
+send the coordinators' digests, keep opt-outs and purge per-message details after the retention period."""
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -9,12 +11,23 @@ import structlog
 from jinja2 import TemplateError
 
 from aimms_notifications import domain
+from aimms_notifications.links import PARTICIPANT, OptOutLinks
 from aimms_notifications.mailer import Mailer, SmtpRejection
 from aimms_notifications.settings import NotificationsSettings
 from aimms_notifications.store import NotificationStore, as_notification
 from aimms_notifications.templates import Templates
+from aimms_shared.contracts.matching import (
+    MatchAccepted,
+    MatchDeclined,
+    MatchEnded,
+    MatchProposalReminder,
+    MatchProposed,
+    MentoringStarted,
+)
 from aimms_shared.contracts.notifications import NotificationFailed, NotificationSent
-from aimms_shared.events import wrap
+from aimms_shared.durations import parse
+from aimms_shared.errors import Missing
+from aimms_shared.events import Envelope, wrap
 from aimms_shared.mongo import as_utc, utcnow
 from aimms_shared.outbox import outbox_entry
 from aimms_shared.retry import backoff_delay
@@ -57,6 +70,8 @@ async def record_contact(store: NotificationStore, contact: domain.Contact, as_o
 async def erase(store: NotificationStore, participant_id: str) -> int:
     """Erasure: forget her details and cancel what was still to be sent to her; how many were cancelled."""
     await store.erase_contact(participant_id)
+    await store.close_proposals_of(participant_id)
+    await store.forget_preference(subscriber_of(participant_id))
     cancelled = await store.cancel_pending_to(participant_id, "recipient erased")
     # Messages to her partner that waited for her details can now go out without them.
     await store.wake_waiting(f"participant:{participant_id}")
@@ -81,6 +96,161 @@ async def record_institution(store: NotificationStore, institution_id: str, name
     return await store.wake_waiting(f"institution:{institution_id}")
 
 
+# -- open proposals (the digest's read model): MatchProposed opens one, answers mark sides, the rest close it
+
+
+async def proposal_opened(store: NotificationStore, event: MatchProposed, envelope: Envelope) -> None:
+    """A proposal awaits both sides' answers."""
+    await store.open_proposal(
+        domain.OpenProposal(
+            pair_id=event.pair_id,
+            programme_id=event.programme_id,
+            mentee_id=event.mentee_id,
+            mentor_id=event.mentor_id,
+            proposed_at=envelope.occurred_at,
+            reply_by=event.reply_by,
+        )
+    )
+
+
+async def proposal_reminded(store: NotificationStore, event: MatchProposalReminder, envelope: Envelope) -> None:
+    """A reminder names the sides still silent: the others have answered."""
+    await store.proposal_answered(event.pair_id, [s for s in domain.SIDES if s not in event.awaiting])
+
+
+async def proposal_accepted(store: NotificationStore, event: MatchAccepted, envelope: Envelope) -> None:
+    """One side accepted; the proposal stays open until both have."""
+    await store.proposal_answered(event.pair_id, [event.side])
+
+
+async def proposal_closed(
+    store: NotificationStore, event: MatchDeclined | MentoringStarted | MatchEnded, envelope: Envelope
+) -> None:
+    """Declined, lapsed, started or ended: no longer awaiting anyone."""
+    await store.close_proposal(event.pair_id)
+
+
+# -- opt-out of optional messages
+
+
+def subscriber_of(participant_id: str) -> str:
+    """The preference key of a participant."""
+    return f"{PARTICIPANT}:{participant_id}"
+
+
+async def set_reminders(store: NotificationStore, subscriber: str, *, reminders: bool, by: str) -> dict[str, Any]:
+    """Whether a participant (or a digest's recipient) receives reminders and digests."""
+    preference = await store.set_preference(subscriber, reminders=reminders, by=by)
+    log.info("preference.changed", reminders=reminders, changed_by=by)
+    return preference
+
+
+async def reminders_of(store: NotificationStore, subscriber: str) -> dict[str, Any]:
+    """A subscriber's preference; receiving them is the default."""
+    return await store.preference(subscriber) or {"_id": subscriber, "reminders": True}
+
+
+# -- the coordinators' digest
+
+
+async def configure_digest(store: NotificationStore, config: domain.DigestConfig) -> dict[str, Any]:
+    """Set who receives a programme's digest and at which hour; it is due at the next hour not yet served.
+
+    A digest enabled (or moved) after its hour sends that day's at once, unless it went out already.
+    """
+    config = domain.check_digest(config)
+    due = None
+    if config.enabled:
+        now = utcnow()
+        slot = domain.digest_slot(now, config.hour_utc)
+        current = await store.digest_config(config.programme_id)
+        served = current is not None and current.get("last_digest") == slot.date().isoformat()
+        due = domain.next_digest_at(now, config.hour_utc) if served else now
+    return await store.save_digest(config, due)
+
+
+async def digest_config(store: NotificationStore, programme_id: str) -> dict[str, Any]:
+    """A programme's digest settings; Missing when none were set."""
+    doc = await store.digest_config(programme_id)
+    if doc is None:
+        raise Missing("programme_id", "digest-configured", f"no digest is configured for {programme_id}")
+    return doc
+
+
+class Scheduler:
+    """Queues each programme's daily digest once, and purges per-message details past the retention.
+
+    A due digest is claimed under a lease (one replica wins); its notifications are keyed by
+    (programme, day, recipient), so a crash between queuing and recording queues nothing twice.
+    """
+
+    def __init__(self, store: NotificationStore, settings: NotificationsSettings, *, on_queued: Callable[[], None]):
+        self._store = store
+        self._settings = settings
+        self._on_queued = on_queued
+        self._lease = timedelta(seconds=settings.lease_seconds)
+        self._retention = parse(settings.delivery_log_retention)
+        # Purge at most this often: a tenth of the retention, between one poll and an hour.
+        retention_seconds = (self._retention.after(utcnow()) - utcnow()).total_seconds()
+        self._purge_every = min(3600.0, max(settings.scheduler_poll_seconds, retention_seconds / 10))
+        self._next_purge = 0.0
+
+    async def run_due(self) -> int:
+        """Queue due digests and purge when it is time; how many digests were handled (0: nothing due)."""
+        handled = 0
+        while due := await self._store.claim_due_digests(self._lease, limit=10):
+            for doc in due:
+                await self.send_digest(doc)
+            handled += len(due)
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_purge:
+            self._next_purge = loop.time() + self._purge_every
+            await self.purge()
+        return handled
+
+    async def send_digest(self, doc: dict[str, Any]) -> int:
+        """Queue the day's digest of one claimed programme and schedule the next; how many were queued."""
+        started = asyncio.get_running_loop().time()
+        programme_id = doc["_id"]
+        now = utcnow()
+        slot = domain.digest_slot(now, doc["hour_utc"])
+        day = slot.date().isoformat()
+        queued = 0
+        with structlog.contextvars.bound_contextvars(programme_id=programme_id, digest_day=day):
+            if doc.get("last_digest") != day and doc.get("enabled"):
+                config = domain.DigestConfig(programme_id, tuple(doc["recipients"]), True, doc["hour_utc"])
+                notes = domain.digest(
+                    config,
+                    programme_name=await self._store.programme_name(programme_id) or programme_id,
+                    slot=slot,
+                    built_at=now,
+                    proposals=await self._store.open_proposals(programme_id),
+                    failures=await self._store.failed_since(programme_id, now - timedelta(days=1)),
+                )
+                queued = await queue(
+                    self._store,
+                    notes,
+                    message_id_domain=self._settings.message_id_domain,
+                    details_wait_seconds=self._settings.details_wait_seconds,
+                )
+                if queued:
+                    self._on_queued()
+            next_due = domain.next_digest_at(now, doc["hour_utc"])
+            await self._store.digest_queued(programme_id, as_utc(doc["digest_due"]), day, next_due)
+            took = asyncio.get_running_loop().time() - started
+            log.info("digest.queued", recipients=queued, build_ms=round(took * 1000, 1))
+        return queued
+
+    async def purge(self) -> int:
+        """Drop per-message details of finished notifications older than the retention; how many."""
+        now = utcnow()
+        cutoff = now - (self._retention.after(now) - now)
+        purged = await self._store.purge_details(cutoff)
+        if purged:
+            log.info("delivery_log.purged", notifications=purged, created_before=cutoff.isoformat())
+        return purged
+
+
 class DeliveryWorker:
     """Sends due notifications once their details are known.
 
@@ -95,10 +265,12 @@ class DeliveryWorker:
         mailer: Mailer,
         templates: Templates,
         settings: NotificationsSettings,
+        links: OptOutLinks,
         *,
         on_events: Callable[[], None],
     ) -> None:
         self._store = store
+        self._links = links
         self._on_events = on_events
         self._mailer = mailer
         self._templates = templates
@@ -132,26 +304,41 @@ class DeliveryWorker:
     async def _attempt(self, doc: dict[str, Any]) -> None:
         note = as_notification(doc)
         with structlog.contextvars.bound_contextvars(notification_id=note.notification_id, template=note.template):
-            parties = [p for p in (note.recipient_id, note.partner_id) if p is not None]
-            decision = domain.compose(note, await self._store.known(parties, note.programme_id))
+            known = await self._store.known(domain.named_participants(note), note.programme_id)
+            subscriber = self._subscriber(note) if domain.is_optional(note.template) else None
+            if subscriber is not None and await self._store.opted_out([subscriber]):
+                known = dataclasses.replace(known, recipient_opted_out=True)
+            decision = domain.compose(note, known)
             if isinstance(decision, domain.Cancelled):
                 await self._store.mark_cancelled(note.notification_id, decision.reason)
                 log.info("delivery.cancelled", reason=decision.reason)
                 return
+            if isinstance(decision, domain.Skipped):
+                await self._store.mark_skipped(note.notification_id, decision.reason)
+                log.info("delivery.skipped", reason=decision.reason)
+                return
             if isinstance(decision, domain.Waiting):
                 await self._wait(doc, decision.missing)
                 return
+            opt_out_url = self._links.url(subscriber) if subscriber is not None else None
+            context = decision.context | ({"opt_out_url": opt_out_url} if opt_out_url else {})
             try:
                 message = self._templates.render(
                     note.template,
-                    decision.context,
+                    context,
                     programme_id=note.programme_id,
                     institution_id=decision.institution_id,
                 )
             except TemplateError as exc:
                 await self._fail(note, f"template {note.template} could not be rendered: {type(exc).__name__}: {exc}")
                 return
-            await self._send(note, doc, decision, message)
+            await self._send(note, doc, decision, message, opt_out_url)
+
+    def _subscriber(self, note: domain.Notification) -> str:
+        if note.recipient_id is not None:
+            return subscriber_of(note.recipient_id)
+        assert note.recipient_email is not None
+        return self._links.subscriber_for_address(note.recipient_email)
 
     async def _wait(self, doc: dict[str, Any], missing: list[str]) -> None:
         note = as_notification(doc)
@@ -169,7 +356,9 @@ class DeliveryWorker:
         await self._store.mark_waiting(note.notification_id, missing, min(deadline, now + timedelta(seconds=delay)))
         log.info("delivery.waiting_for_details", missing=missing, recheck_in_seconds=delay)
 
-    async def _send(self, note: domain.Notification, doc: dict[str, Any], ready: domain.Ready, message: Any) -> None:
+    async def _send(
+        self, note: domain.Notification, doc: dict[str, Any], ready: domain.Ready, message: Any, opt_out_url: str | None
+    ) -> None:
         mime = self._mailer.build(
             to_email=ready.to_email,
             to_name=ready.to_name,
@@ -177,6 +366,7 @@ class DeliveryWorker:
             text=message.text,
             html=message.html,
             message_id=doc["message_id"],
+            unsubscribe_url=opt_out_url,
         )
         try:
             await self._mailer.send(mime)

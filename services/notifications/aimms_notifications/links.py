@@ -1,0 +1,72 @@
+"""Signed opt-out links: a participant (or a digest's coordinator) stops optional mail from her email.
+
+A token names who opts out and carries an HMAC of it, so it cannot be forged or turned into
+someone else's opt-out. Using it twice is harmless: opting out is idempotent. Coordinators are
+named by a keyed hash of their address, so the address itself never appears in a URL.
+
+`sign`/`verify` are the HMAC-SHA256 matching's answer links use (aimms_matching/links.py), with
+each part length-prefixed so that no two lists of parts sign the same text; both services should
+share one such helper in aimms_shared.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+
+from aimms_shared.errors import NotFound
+
+PARTICIPANT, ADDRESS = "participant", "address"
+_PURPOSE = "opt-out"
+
+
+class InvalidLink(NotFound):
+    """The link was altered, or never issued here."""
+
+    code = "invalid-link"
+    title = "This link is not valid"
+
+
+def sign(key: bytes, *parts: str) -> str:
+    """An HMAC-SHA256 of the parts (each length-prefixed, so unambiguous), 18 bytes in URL-safe base64."""
+    message = "".join(f"{len(part)}:{part}" for part in parts)
+    digest = hmac.new(key, message.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+def verify(key: bytes, signature: str, *parts: str) -> bool:
+    """Whether `signature` is `sign(key, *parts)`, compared in constant time."""
+    return hmac.compare_digest(signature.encode(), sign(key, *parts).encode())
+
+
+class OptOutLinks:
+    """Issues and reads the opt-out links in optional emails."""
+
+    def __init__(self, key: bytes, public_url: str) -> None:
+        self._key = key
+        self._base = public_url.rstrip("/")
+
+    def subscriber_for_address(self, email: str) -> str:
+        """The subscriber key of someone addressed by email only (a digest's recipient)."""
+        return f"{ADDRESS}:{sign(self._key, ADDRESS, email.strip().lower())}"
+
+    def url(self, subscriber: str) -> str:
+        """The link for one subscriber key (`participant:<id>` or `address:<hash>`)."""
+        return f"{self._base}/opt-out/{self.token(subscriber)}"
+
+    def token(self, subscriber: str) -> str:
+        """`<subscriber, base64>.<signature>`."""
+        encoded = base64.urlsafe_b64encode(subscriber.encode()).decode().rstrip("=")
+        return f"{encoded}.{sign(self._key, _PURPOSE, subscriber)}"
+
+    def read(self, token: str) -> str:
+        """The subscriber key a genuine token stands for."""
+        encoded, _, signature = token.partition(".")
+        try:
+            subscriber = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            subscriber = ""
+        kind, _, _ = subscriber.partition(":")
+        if kind in (PARTICIPANT, ADDRESS) and signature and verify(self._key, signature, _PURPOSE, subscriber):
+            return subscriber
+        raise InvalidLink("this opt-out link is not valid; ask your coordinator to change your preferences")

@@ -1,0 +1,144 @@
+"""Who may refuse which messages, and the signed links by which they do."""
+
+from email.message import EmailMessage
+
+import pytest
+
+from aimms_notifications import domain
+from aimms_notifications.handlers import MESSAGES
+from aimms_notifications.links import InvalidLink, OptOutLinks, sign, verify
+from aimms_notifications.mailer import Mailer
+from aimms_notifications.settings import NotificationsSettings
+from aimms_shared.contracts.matching import MatchProposalReminder
+from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
+from aimms_shared.events import wrap
+from tests.unit.test_notifications_templates import EVENTS, KNOWN, MENTEE, SURVEY_EVENTS, digest_notes
+
+KEY = b"k" * 32
+LINKS = OptOutLinks(KEY, "https://aimms.example/notifications/")
+
+
+def test_only_reminders_and_digests_are_optional_and_every_template_is_classified() -> None:
+    assert {domain.PROPOSAL_REMINDER, domain.SURVEY_REMINDER, domain.DIGEST} == domain.OPTIONAL
+    assert set(domain.TEMPLATES) == domain.OPTIONAL | domain.REQUIRED
+    for procedure in ("match_proposed", "match_declined", "mentoring_started", "registered", "survey_invitation"):
+        assert not domain.is_optional(procedure)
+    with pytest.raises(ValueError, match="unknown template"):
+        domain.is_optional("newsletter")
+
+
+def test_a_survey_reminder_may_be_refused_but_the_invitation_itself_may_not() -> None:
+    invitation, reminder = SURVEY_EVENTS
+    assert isinstance(invitation, SurveyInvitationIssued) and isinstance(reminder, SurveyReminderIssued)
+    [first] = domain.survey_invitation(invitation, wrap(invitation, producer="surveys"))
+    [again] = domain.survey_invitation(reminder, wrap(reminder, producer="surveys"))
+    assert (first.template, again.template) == (domain.SURVEY_INVITATION, domain.SURVEY_REMINDER)
+
+
+def test_a_recipient_who_opted_out_is_skipped_for_optional_messages_only() -> None:
+    opted_out = domain.Known(
+        KNOWN.contacts, KNOWN.erased, KNOWN.withdrawn, KNOWN.programme, KNOWN.institutions, recipient_opted_out=True
+    )
+    for event in EVENTS + SURVEY_EVENTS:
+        for note in MESSAGES[type(event)](event, wrap(event, producer="test")):
+            decision = domain.compose(note, opted_out)
+            if domain.is_optional(note.template):
+                assert decision == domain.Skipped(domain.OPTED_OUT), note.template
+            else:
+                assert isinstance(decision, domain.Ready), note.template
+    [digest] = digest_notes()
+    assert domain.compose(digest, opted_out) == domain.Skipped(domain.OPTED_OUT)
+
+
+def test_erasure_wins_over_an_opt_out() -> None:
+    event = EVENTS[6]
+    assert isinstance(event, MatchProposalReminder)
+    [reminder] = domain.proposal_reminder(event, wrap(event, producer="matching"))
+    gone = domain.Known({}, frozenset({reminder.recipient_id or ""}), frozenset(), KNOWN.programme, {}, True)
+    assert domain.compose(reminder, gone) == domain.Cancelled("recipient erased")
+
+
+def test_an_opt_out_link_names_its_subscriber_and_reads_back() -> None:
+    url = LINKS.url(f"participant:{MENTEE}")
+    assert url.startswith("https://aimms.example/notifications/opt-out/")
+    assert LINKS.read(url.rsplit("/", 1)[1]) == f"participant:{MENTEE}"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),  # signature altered
+        lambda t: LINKS.token("participant:p-someone-else").split(".")[0] + "." + t.split(".")[1],  # subscriber swapped
+        lambda t: OptOutLinks(b"x" * 32, "https://x").token("participant:" + MENTEE),  # another key
+        lambda t: t.split(".")[0],  # no signature
+        lambda t: "%%%." + t.split(".")[1],  # not base64
+        lambda t: "",
+    ],
+)
+def test_a_forged_or_altered_opt_out_link_is_refused(tamper) -> None:
+    token = LINKS.token(f"participant:{MENTEE}")
+    with pytest.raises(InvalidLink):
+        LINKS.read(tamper(token))
+
+
+def test_only_participants_and_addresses_can_be_opted_out() -> None:
+    with pytest.raises(InvalidLink):
+        LINKS.read(LINKS.token("programme:aimms-mentoring"))
+
+
+def test_a_coordinators_link_does_not_reveal_her_address_and_ignores_case() -> None:
+    subscriber = LINKS.subscriber_for_address("Mentoring-Office@Demo-University.ac.uk")
+    assert subscriber == LINKS.subscriber_for_address(" mentoring-office@demo-university.ac.uk")
+    token = LINKS.token(subscriber)
+    assert "demo-university" not in subscriber and "demo-university" not in token
+    assert LINKS.read(token) == subscriber
+
+
+def test_signatures_depend_on_key_and_every_part() -> None:
+    assert verify(KEY, sign(KEY, "a", "b"), "a", "b")
+    assert not verify(KEY, sign(KEY, "a", "b"), "a|b")  # no two lists of parts sign the same text
+    assert not verify(KEY, sign(KEY, "a|", "b"), "a", "|b")
+    assert not verify(b"y" * 32, sign(KEY, "a", "b"), "a", "b")
+
+
+def settings() -> NotificationsSettings:
+    return NotificationsSettings(
+        kafka_bootstrap_servers="k:9092",
+        mongodb_uri="mongodb://m/",
+        smtp_host="smtp",
+        sender="AIMMS <mentoring@aimms.test>",
+        link_signing_key="k" * 32,
+        public_url="https://aimms.example/notifications",
+    )
+
+
+def build(unsubscribe_url: str | None) -> EmailMessage:
+    return Mailer(settings()).build(
+        to_email="a@x.org",
+        to_name="A",
+        subject="s",
+        text="t",
+        html="<p>h</p>",
+        message_id="<1@aimms.local>",
+        unsubscribe_url=unsubscribe_url,
+    )
+
+
+def test_an_optional_email_offers_one_click_unsubscribe_and_a_required_one_does_not() -> None:
+    optional = build("https://aimms.example/notifications/opt-out/tok.sig")
+    assert optional["List-Unsubscribe"] == "<https://aimms.example/notifications/opt-out/tok.sig>"
+    assert optional["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    required = build(None)
+    assert required["List-Unsubscribe"] is None and required["List-Unsubscribe-Post"] is None
+
+
+@pytest.mark.parametrize("key", ["", "too-short", "k" * 31])
+def test_the_link_signing_key_is_required_and_long(key: str) -> None:
+    with pytest.raises(ValueError, match="link_signing_key"):
+        settings().model_validate(settings().model_dump() | {"link_signing_key": key})
+
+
+def test_the_retention_is_an_iso_8601_duration() -> None:
+    assert settings().delivery_log_retention == "P90D"
+    with pytest.raises(ValueError, match="ISO 8601"):
+        settings().model_validate(settings().model_dump() | {"delivery_log_retention": "90 days"})
