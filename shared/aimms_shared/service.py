@@ -21,7 +21,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from aimms_shared.auth import KeyLoader, TokenVerifier, document_scopes, remote_jwks
-from aimms_shared.consumer import EventConsumer, ProcessedEvents, Subscriptions
+from aimms_shared.consumer import EventConsumer, OffsetCommits, ProcessedEvents, Subscriptions
 from aimms_shared.events import Event, envelope_schema, in_namespace
 from aimms_shared.http import RequestContextMiddleware, install_problem_handlers
 from aimms_shared.logging import configure_logging
@@ -60,6 +60,7 @@ class Runtime:
         self.ledger = ProcessedEvents(
             self.db[PROCESSED_EVENTS], timedelta(hours=settings.processed_event_retention_hours)
         )
+        self.commits = OffsetCommits(settings.consumer_commit_interval_seconds)
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: list[Callable[[], Awaitable[None]]] = [self.relay.run, self._prune_ledger]
 
@@ -98,6 +99,7 @@ class Runtime:
             metrics=self.metrics,
             max_attempts=self.settings.consumer_max_attempts,
             retry_base_seconds=self.settings.consumer_retry_base_seconds,
+            commits=self.commits,
         ).bind()
         await self.producer.start()
         await self.broker.start()
@@ -112,6 +114,7 @@ class Runtime:
             for task in pending:
                 task.cancel()
             _, pending = await asyncio.wait(pending, timeout=1)
+        await self.commits.close()
         await self.broker.stop()
         await self.producer.stop()
         await self.mongo.close()
