@@ -18,7 +18,7 @@ import structlog
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 from pymongo import ASCENDING
@@ -182,9 +182,11 @@ class EventConsumer:
         max_attempts: int,
         retry_base_seconds: float,
         commits: OffsetCommits | None = None,
+        workers: int = 1,
     ) -> None:
         """`commits` batches offset commits; without it each message's offset is committed before the next."""
         self._commits = commits
+        self._workers = workers
         self._group_id = group_id
         self._subscriptions = subscriptions
         self._namespace = namespace
@@ -199,10 +201,13 @@ class EventConsumer:
         """Declare one subscriber per topic; offsets are committed by hand after the effect."""
         for topic in self._subscriptions.topics:
             subscriber = self._broker.subscriber(
-                in_namespace(topic, self._namespace),
+                # Provisioned by the deployment's topic job (or, locally, by the broker's defaults):
+                # FastStream would otherwise create a missing topic itself, with one partition.
+                Topic(in_namespace(topic, self._namespace), declare=False),
                 group_id=self._group_id,
                 auto_offset_reset="earliest",
                 ack_policy=AckPolicy.MANUAL,
+                max_workers=self._workers,
                 title=f"{self._group_id}:{topic}",
                 description=self._subscriptions.describe(topic),
             )
