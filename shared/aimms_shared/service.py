@@ -100,6 +100,7 @@ class Runtime:
             max_attempts=self.settings.consumer_max_attempts,
             retry_base_seconds=self.settings.consumer_retry_base_seconds,
             commits=self.commits,
+            workers=self.settings.consumer_workers,
         ).bind()
         await self.producer.start()
         await self.broker.start()

@@ -31,6 +31,8 @@ class ServiceSettings(BaseSettings):
     consumer_retry_base_seconds: float = Field(default=0.2, ge=0)
     # Processed offsets are committed together this often; a crash redelivers at most this much (deduplicated).
     consumer_commit_interval_seconds: float = Field(default=0.2, gt=0)
+    # Kafka consumers per topic in one process, each with its own partitions (order is kept per partition).
+    consumer_workers: int = Field(default=3, ge=1, le=32)
     # Processed-event ids are kept this long to recognise redeliveries (TTL indexes are not available).
     processed_event_retention_hours: float = Field(default=24 * 14, gt=0)
 
