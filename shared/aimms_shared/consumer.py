@@ -1,11 +1,10 @@
 """Idempotent, at-least-once event consumption with a dead-letter topic.
 
-Offsets are committed only after the effect is stored, a moment later and in one request for
-all that was processed meanwhile. A processed-event ledger makes a redelivered event a no-op.
-A message that cannot be decoded, or whose handler keeps failing after bounded retries, is
-parked on `<topic>.dlq` with the reason and the consumer moves on. An unavailable store or
-broker is not the message's fault: that is retried until it recovers, so nothing is parked
-(or lost) because of an outage. See docs/idempotency.md.
+Offsets are committed only after the effect is stored. A processed-event ledger makes a
+redelivered event a no-op. A message that cannot be decoded, or whose handler keeps failing
+after bounded retries, is parked on `<topic>.dlq` with the reason and the consumer moves on.
+An unavailable store or broker is not the message's fault: that is retried until it recovers,
+so nothing is parked (or lost) because of an outage. See docs/idempotency.md.
 """
 
 import asyncio
@@ -15,10 +14,10 @@ from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
 import structlog
-from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker, Topic
+from faststream.kafka import KafkaBroker
+from faststream.kafka import Topic as KafkaTopic
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 from pymongo import ASCENDING
@@ -27,7 +26,7 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 import aimms_shared.contracts  # noqa: F401 - registers every contract, so any event can be decoded
 from aimms_shared import context
-from aimms_shared.events import Envelope, Event, UnknownEvent, dead_letter, decode, in_namespace, payload
+from aimms_shared.events import Envelope, Event, Topic, UnknownEvent, dead_letter, decode, in_namespace, payload
 from aimms_shared.metrics import Metrics
 from aimms_shared.mongo import utcnow
 from aimms_shared.retry import backoff_delay
@@ -60,12 +59,14 @@ class Subscriptions:
 
     def __init__(self) -> None:
         self._handlers: dict[str, dict[str, tuple[str, Handler]]] = {}
+        self.layouts: dict[str, Topic] = {}  # each subscribed topic's partitions and policy
 
     def on(self, *event_classes: type[Event]) -> Callable[[Handler], Handler]:
         """Decorator: `handler(event, envelope)` handles each of `event_classes`."""
 
         def register(handler: Handler) -> Handler:
             for event_cls in event_classes:
+                self.layouts[event_cls.topic.name] = event_cls.topic
                 by_type = self._handlers.setdefault(event_cls.topic.name, {})
                 if event_cls.event_type in by_type:
                     raise ValueError(f"{event_cls.event_type} already has a handler")
@@ -122,50 +123,6 @@ class ProcessedEvents:
         return result.deleted_count
 
 
-class OffsetCommits:
-    """Commits the offsets of processed messages every `interval` seconds instead of after each one.
-
-    A commit is a round trip to the group coordinator (about 6 ms on the local broker), as long as
-    handling a typical event, and messages are handled one after another. Only messages that reached
-    a final outcome are recorded here, so a commit never passes an unprocessed message; a crash
-    redelivers at most the last interval's messages, and the ledger recognises them.
-    """
-
-    def __init__(self, interval: float) -> None:
-        self._interval = interval
-        self._pending: dict[Any, dict[TopicPartition, int]] = {}  # by Kafka consumer
-        self._timer: asyncio.Task[None] | None = None
-
-    def processed(self, msg: KafkaMessage) -> None:
-        """Note a message as done; its offset goes out with the next commit."""
-        record = msg.raw_message
-        offsets = self._pending.setdefault(msg.consumer, {})
-        offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
-        if self._timer is None or self._timer.done():
-            self._timer = asyncio.create_task(self._flush_later(), name="consumer:commit-offsets")
-
-    async def _flush_later(self) -> None:
-        await asyncio.sleep(self._interval)
-        await self.flush()
-
-    async def flush(self) -> None:
-        """Commit everything noted so far (on a timer, and when the service stops)."""
-        pending, self._pending = self._pending, {}
-        for consumer, offsets in pending.items():
-            try:
-                await consumer.commit(offsets)
-            except Exception as exc:  # noqa: BLE001 - e.g. a rebalance moved the partition: redelivery is harmless
-                log.warning("consumer.commit_failed", error=repr(exc))
-
-    async def close(self) -> None:
-        """Stop the timer and commit what is left."""
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
-        await self.flush()
-
-
 class EventConsumer:
     """Runs a service's subscriptions on a FastStream Kafka broker, one consumer group per service."""
 
@@ -181,12 +138,7 @@ class EventConsumer:
         metrics: Metrics,
         max_attempts: int,
         retry_base_seconds: float,
-        commits: OffsetCommits | None = None,
-        workers: int = 1,
     ) -> None:
-        """`commits` batches offset commits; without it each message's offset is committed before the next."""
-        self._commits = commits
-        self._workers = workers
         self._group_id = group_id
         self._subscriptions = subscriptions
         self._namespace = namespace
@@ -201,23 +153,19 @@ class EventConsumer:
         """Declare one subscriber per topic; offsets are committed by hand after the effect."""
         for topic in self._subscriptions.topics:
             subscriber = self._broker.subscriber(
-                # Provisioned by the deployment's topic job (or, locally, by the broker's defaults):
-                # FastStream would otherwise create a missing topic itself, with one partition.
-                Topic(in_namespace(topic, self._namespace), declare=False),
+                # Provisioned by the runtime (aimms_shared.topics) with their layout: FastStream
+                # would otherwise create a missing topic itself, with one partition.
+                KafkaTopic(in_namespace(topic, self._namespace), declare=False),
                 group_id=self._group_id,
                 auto_offset_reset="earliest",
                 ack_policy=AckPolicy.MANUAL,
-                max_workers=self._workers,
                 title=f"{self._group_id}:{topic}",
                 description=self._subscriptions.describe(topic),
             )
 
             async def on_message(msg: KafkaMessage) -> None:
                 await self.consume(msg)
-                if self._commits is None:
-                    await msg.ack()
-                else:
-                    self._commits.processed(msg)
+                await msg.ack()
 
             subscriber(on_message)
 

@@ -21,13 +21,14 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from aimms_shared.auth import KeyLoader, TokenVerifier, document_scopes, remote_jwks
-from aimms_shared.consumer import EventConsumer, OffsetCommits, ProcessedEvents, Subscriptions
+from aimms_shared.consumer import EventConsumer, ProcessedEvents, Subscriptions
 from aimms_shared.events import Event, envelope_schema, in_namespace
 from aimms_shared.http import RequestContextMiddleware, install_problem_handlers
 from aimms_shared.logging import configure_logging
 from aimms_shared.metrics import Metrics
 from aimms_shared.outbox import OutboxEntry, OutboxRelay, ensure_outbox_index, outbox_backlog
 from aimms_shared.settings import ServiceSettings
+from aimms_shared.topics import ensure_topics
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +61,6 @@ class Runtime:
         self.ledger = ProcessedEvents(
             self.db[PROCESSED_EVENTS], timedelta(hours=settings.processed_event_retention_hours)
         )
-        self.commits = OffsetCommits(settings.consumer_commit_interval_seconds)
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: list[Callable[[], Awaitable[None]]] = [self.relay.run, self._prune_ledger]
 
@@ -84,8 +84,12 @@ class Runtime:
         await self.send(self.topic(entry["topic"]), entry["key"].encode(), value, entry["headers"])
         self.metrics.events_published.labels(entry["topic"], entry["event_type"]).inc()
 
-    async def start(self, subscriptions: Subscriptions) -> None:
-        """Prepare indexes, start consuming and the background loops."""
+    async def start(self, subscriptions: Subscriptions, produces: Sequence[type[Event]] = ()) -> None:
+        """Prepare topics and indexes, start consuming and the background loops."""
+        layouts = subscriptions.layouts | {event_cls.topic.name: event_cls.topic for event_cls in produces}
+        await ensure_topics(
+            self.settings.kafka_bootstrap_servers, [(self.topic(name), layout) for name, layout in layouts.items()]
+        )
         for collection in self.outbox_collections:
             await ensure_outbox_index(collection)
         await self.ledger.ensure_indexes()
@@ -99,8 +103,6 @@ class Runtime:
             metrics=self.metrics,
             max_attempts=self.settings.consumer_max_attempts,
             retry_base_seconds=self.settings.consumer_retry_base_seconds,
-            commits=self.commits,
-            workers=self.settings.consumer_workers,
         ).bind()
         await self.producer.start()
         await self.broker.start()
@@ -115,7 +117,6 @@ class Runtime:
             for task in pending:
                 task.cancel()
             _, pending = await asyncio.wait(pending, timeout=1)
-        await self.commits.close()
         await self.broker.stop()
         await self.producer.stop()
         await self.mongo.close()
@@ -175,7 +176,7 @@ def create_service_app(
                 schema=envelope_schema(event_cls),
                 title=f"{event_cls.topic.name}:{event_cls.event_type}",
             )
-        await runtime.start(subscriptions)
+        await runtime.start(subscriptions, produces)
         try:
             yield
         finally:

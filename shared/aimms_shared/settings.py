@@ -29,10 +29,6 @@ class ServiceSettings(BaseSettings):
     # Attempts of a failing event handler before the message is parked on the dead-letter topic.
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_retry_base_seconds: float = Field(default=0.2, ge=0)
-    # Processed offsets are committed together this often; a crash redelivers at most this much (deduplicated).
-    consumer_commit_interval_seconds: float = Field(default=0.2, gt=0)
-    # Kafka consumers per topic in one process, each with its own partitions (order is kept per partition).
-    consumer_workers: int = Field(default=3, ge=1, le=32)
     # Processed-event ids are kept this long to recognise redeliveries (TTL indexes are not available).
     processed_event_retention_hours: float = Field(default=24 * 14, gt=0)
 

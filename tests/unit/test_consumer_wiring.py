@@ -1,13 +1,10 @@
 """The idempotent consumer on FastStream's in-memory broker: dedupe, retries, dead letters."""
 
-import asyncio
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
-from aiokafka import TopicPartition
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
-from aimms_shared.consumer import DLQ_REASON, EventConsumer, OffsetCommits, Subscriptions
+from aimms_shared.consumer import DLQ_REASON, EventConsumer, Subscriptions
 from aimms_shared.contracts.registration import INTERESTS, InterestExpressed
 from aimms_shared.events import Envelope, dead_letter, wrap
 from aimms_shared.metrics import Metrics
@@ -142,33 +139,3 @@ async def test_events_the_service_does_not_handle_are_skipped() -> None:
         await broker.publish(other.encode(), INTERESTS.name, key=b"i-1")
 
     assert h.handled == [] and h.parked == []
-
-
-@dataclass(eq=False)  # hashable by identity, as Kafka consumers are
-class RecordingConsumer:
-    """Stands in for the Kafka consumer: what was committed, request by request."""
-
-    commits: list[dict[TopicPartition, int]] = field(default_factory=list)
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.commits.append(dict(offsets))
-
-
-def processed_message(consumer: RecordingConsumer, partition: int, offset: int) -> SimpleNamespace:
-    record = SimpleNamespace(topic="registration.interests", partition=partition, offset=offset)
-    return SimpleNamespace(consumer=consumer, raw_message=record)
-
-
-async def test_processed_offsets_are_committed_together_after_the_interval_and_on_close() -> None:
-    consumer, commits = RecordingConsumer(), OffsetCommits(interval=0.05)
-    for partition, offset in ((0, 10), (1, 4), (0, 11)):
-        commits.processed(processed_message(consumer, partition, offset))
-    assert consumer.commits == []  # nothing yet: one request for the whole interval
-
-    await asyncio.sleep(0.1)
-    p0, p1 = TopicPartition("registration.interests", 0), TopicPartition("registration.interests", 1)
-    assert consumer.commits == [{p0: 12, p1: 5}]  # the next offset to read, past the last one processed
-
-    commits.processed(processed_message(consumer, 1, 5))
-    await commits.close()  # a stopping service commits what is left at once
-    assert consumer.commits == [{p0: 12, p1: 5}, {p1: 6}]
