@@ -81,6 +81,8 @@ async def platform_run(kafka: str, mongodb_uri: str, count: int, concurrency: in
         smtp_host="127.0.0.1",
         smtp_port=port,
         sender="bench@aimms.test",
+        link_signing_key=uuid.uuid4().hex * 2,  # signs opt-out links, none of which is followed here
+        public_url="http://notifications.bench",
     )
     portal = await seed_demo(reg_settings)
     registration, notifications = create_registration(reg_settings), create_notifications(notif_settings)

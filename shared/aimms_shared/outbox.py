@@ -28,6 +28,9 @@ OUTBOX = "outbox"
 OUTBOX_DUE = "outbox_due"
 # Documents claimed per round trip; their events are published concurrently.
 CLAIM_BATCH = 50
+# Before each pass the relay lets concurrent writes land, so one search for due documents claims
+# them together: FerretDB answers that search by reading the whole collection.
+GATHER_SECONDS = 0.05
 
 OutboxEntry = dict[str, Any]
 Publish = Callable[[OutboxEntry], Awaitable[None]]
@@ -142,6 +145,7 @@ class OutboxRelay:
         """Relay until cancelled; back off while Kafka or the store is unavailable."""
         failures = 0
         while True:
+            await asyncio.sleep(GATHER_SECONDS)
             try:
                 published = await self.drain()
             except Exception as exc:  # noqa: BLE001 - any failure is retried, nothing is dropped
@@ -160,10 +164,13 @@ class OutboxRelay:
         """Publish every pending event that is due now; return how many were published."""
         published = 0
         for collection in self._collections:
-            while documents := await claim_due(collection, OUTBOX_DUE, self._lease, CLAIM_BATCH):
+            full = True
+            while full:
+                documents = await claim_due(collection, OUTBOX_DUE, self._lease, CLAIM_BATCH)
                 # Documents in parallel, each one's events in order: per-aggregate order is kept.
                 counts = await asyncio.gather(*(self._publish_document(collection, d) for d in documents))
                 published += sum(counts)
+                full = len(documents) == CLAIM_BATCH  # a short batch: nothing else was due
         return published
 
     async def _publish_document(self, collection: AsyncCollection, document: dict[str, Any]) -> int:

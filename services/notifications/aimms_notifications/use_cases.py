@@ -29,7 +29,7 @@ from aimms_shared.durations import parse
 from aimms_shared.errors import Missing
 from aimms_shared.events import Envelope, wrap
 from aimms_shared.mongo import as_utc, utcnow
-from aimms_shared.outbox import outbox_entry
+from aimms_shared.outbox import GATHER_SECONDS, outbox_entry
 from aimms_shared.retry import backoff_delay
 from aimms_shared.wakeup import Wakeup
 
@@ -37,7 +37,7 @@ PRODUCER = "notifications"
 # How often the worker looks for due notifications when nothing woke it (retries come due this way).
 POLL_SECONDS = 1.0
 # Notifications claimed at once and sent concurrently (one SMTP connection each).
-DELIVERY_BATCH = 10
+DELIVERY_BATCH = 25
 
 log = structlog.get_logger(__name__)
 
@@ -284,6 +284,7 @@ class DeliveryWorker:
     async def run(self) -> None:
         """Deliver until cancelled."""
         while True:
+            await asyncio.sleep(GATHER_SECONDS)  # as the relay: one search claims what was queued meanwhile
             try:
                 delivered = await self.deliver_due()
             except Exception as exc:  # noqa: BLE001 - store outage: wait and go on
@@ -296,9 +297,12 @@ class DeliveryWorker:
         """Attempt every notification that is due; return how many attempts were made."""
         attempts = 0
         lease = timedelta(seconds=self._settings.lease_seconds)
-        while due := await self._store.claim_due(lease, DELIVERY_BATCH):
+        full = True
+        while full:
+            due = await self._store.claim_due(lease, DELIVERY_BATCH)
             await asyncio.gather(*(self._attempt(doc) for doc in due))
             attempts += len(due)
+            full = len(due) == DELIVERY_BATCH  # a short batch: nothing else was due
         return attempts
 
     async def _attempt(self, doc: dict[str, Any]) -> None:
