@@ -14,49 +14,14 @@ from pymongo import AsyncMongoClient
 from aimms_notifications.app import create_app as create_notifications
 from aimms_notifications.settings import NotificationsSettings
 from aimms_shared.contracts.matching import MatchAccepted, MatchDeclined, MatchProposalReminder
-from aimms_shared.contracts.registration import InstitutionOnboarded, ParticipantContact, ProgrammeOpened
-from aimms_shared.events import Event
 from tests.factories import interest_expressed
 
 from .conftest import ADMIN_CLIENT_ID, Infrastructure, eventually, mails_to, running, service_settings
-from .test_notifications_flow import links, pair_of, proposal, publish, subject
+from .test_notifications_flow import address, links, pair_of, proposal, publish, read_models, subject
 
 pytestmark = pytest.mark.integration
 
 PEOPLE = {"p-amina": "Dr Amina Okafor", "p-priya": "Prof Priya Raman", "p-zara": "Dr Zara Ahmed"}
-
-
-def address(pid: str, namespace: str) -> str:
-    return f"{pid}.{namespace}@northgate.ac.uk"
-
-
-def read_models(namespace: str, people: dict[str, str] = PEOPLE) -> list[Event]:
-    """What registration would have published: the programme, the institution, everyone's contact."""
-    return [
-        ProgrammeOpened(
-            programme_id="aimms-mentoring",
-            name="AIMMS Mentoring",
-            roles_offered=["mentor", "mentee"],
-            default_mentor_capacity=1,
-            max_mentor_capacity=3,
-            seniority_scale=["Lecturer", "Professor"],
-            mentor_more_senior=True,
-            term="P6M",
-            follow_up_after="P6M",
-            open_for_registration=True,
-        ),
-        InstitutionOnboarded(institution_id="northgate", name="Northgate School of Medicine", email_domains=[]),
-        *(
-            ParticipantContact(
-                participant_id=pid,
-                programme_id="aimms-mentoring",
-                institution_id="northgate",
-                name=name,
-                email=address(pid, namespace),
-            )
-            for pid, name in people.items()
-        ),
-    ]
 
 
 class AsAdmin:
@@ -90,7 +55,7 @@ async def test_the_daily_digest_goes_once_per_programme_and_day_across_replicas_
     async with running(first) as one, running(second) as two:
         AsAdmin(first, second)
         now = datetime.now(UTC)
-        await publish(infra, ns, *read_models(ns), producer="registration")
+        await publish(infra, ns, *read_models(ns, PEOPLE), producer="registration")
         answered, declined, stuck = (
             pair_of("pair-1", "p-amina", "p-priya"),
             pair_of("pair-2", "p-zara", "p-priya"),
@@ -200,7 +165,7 @@ async def test_an_opt_out_link_stops_her_reminders_but_never_a_proposal(
     async with running(app) as notifications:
         AsAdmin(app)
         amina, priya = address("p-amina", ns), address("p-priya", ns)
-        await publish(infra, ns, *read_models(ns), producer="registration")
+        await publish(infra, ns, *read_models(ns, PEOPLE), producer="registration")
         first, second = pair_of("pair-1", "p-amina", "p-priya"), pair_of("pair-2", "p-amina", "p-priya")
         reply_by = datetime.now(UTC) + timedelta(days=14)
         await publish(infra, ns, proposal(first, reply_by), reminder(first, reply_by))

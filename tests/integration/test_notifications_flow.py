@@ -239,6 +239,39 @@ async def test_each_step_of_a_match_mails_the_right_people_once_and_redelivery_s
     print(f"\nMatchProposed published -> both emails accepted by SMTP and visible in the sink: {latency * 1000:.0f} ms")
 
 
+def address(pid: str, namespace: str) -> str:
+    return f"{pid}.{namespace}@northgate.ac.uk"
+
+
+def read_models(namespace: str, people: dict[str, str]) -> list[Event]:
+    """What registration would have published: the programme, the institution, everyone's contact."""
+    return [
+        ProgrammeOpened(
+            programme_id="aimms-mentoring",
+            name="AIMMS Mentoring",
+            roles_offered=["mentor", "mentee"],
+            default_mentor_capacity=1,
+            max_mentor_capacity=3,
+            seniority_scale=["Lecturer", "Professor"],
+            mentor_more_senior=True,
+            term="P6M",
+            follow_up_after="P6M",
+            open_for_registration=True,
+        ),
+        InstitutionOnboarded(institution_id="northgate", name="Northgate School of Medicine", email_domains=[]),
+        *(
+            ParticipantContact(
+                participant_id=pid,
+                programme_id="aimms-mentoring",
+                institution_id="northgate",
+                name=name,
+                email=address(pid, namespace),
+            )
+            for pid, name in people.items()
+        ),
+    ]
+
+
 async def publish_again(infra: Infrastructure, namespace: str, topic_name: str) -> None:
     """Send every record of a topic again, byte for byte, as a redelivery would."""
     topic = in_namespace(topic_name, namespace)
@@ -305,34 +338,8 @@ async def test_a_message_waits_for_details_that_arrive_late_and_is_parked_with_a
         [late_envelope, never_envelope] = await publish(
             infra, namespace, proposal(late, now + timedelta(days=14)), proposal(never, now + timedelta(days=14))
         )
-        await publish(
-            infra,
-            namespace,
-            ProgrammeOpened(
-                programme_id="aimms-mentoring",
-                name="AIMMS Mentoring",
-                roles_offered=["mentor", "mentee"],
-                default_mentor_capacity=1,
-                max_mentor_capacity=3,
-                seniority_scale=["Lecturer", "Professor"],
-                mentor_more_senior=True,
-                term="P6M",
-                follow_up_after="P6M",
-                open_for_registration=True,
-            ),
-            InstitutionOnboarded(institution_id="northgate", name="Northgate School of Medicine", email_domains=[]),
-            *(
-                ParticipantContact(
-                    participant_id=pid,
-                    programme_id="aimms-mentoring",
-                    institution_id="northgate",
-                    name=name,
-                    email=f"{pid}.{namespace}@northgate.ac.uk",
-                )
-                for pid, name in (("p-amina", "Dr Amina Okafor"), ("p-priya", "Prof Priya Raman"))
-            ),
-            producer="registration",
-        )
+        people = {"p-amina": "Dr Amina Okafor", "p-priya": "Prof Priya Raman"}
+        await publish(infra, namespace, *read_models(namespace, people), producer="registration")
 
         priya = f"p-priya.{namespace}@northgate.ac.uk"
         [mail] = await eventually(lambda: mails_to(infra, priya))

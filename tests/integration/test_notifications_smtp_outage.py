@@ -14,8 +14,8 @@ from aimms_notifications.settings import NotificationsSettings
 from tests.factories import interest_expressed
 
 from .conftest import Infrastructure, _free_port, eventually, running, service_settings
-from .test_notifications_digest import AsAdmin, address, log_of, read_models
-from .test_notifications_flow import pair_of, proposal, publish
+from .test_notifications_digest import PEOPLE, AsAdmin, log_of
+from .test_notifications_flow import address, pair_of, proposal, publish, read_models
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ async def test_messages_queued_while_smtp_is_down_are_retried_then_delivered_onc
     sink = Controller(MaildirHandler(tmp_path), hostname="127.0.0.1", port=port)
     async with running(app) as notifications:
         AsAdmin(app)
-        await publish(infra, ns, *read_models(ns), producer="registration")
+        await publish(infra, ns, *read_models(ns, PEOPLE), producer="registration")
         welcome = interest_expressed(email=f"amina.{ns}@demo-university.ac.uk")
         [interest] = await publish(infra, ns, welcome, producer="registration")
         [proposed] = await publish(
