@@ -64,20 +64,28 @@ def _accept_any_login(*_args: Any) -> AuthResult:
     return AuthResult(success=True)
 
 
-def read_messages(maildir: Path) -> list[EmailMessage]:
-    """Parse every stored message in ``maildir`` (sorted by file name, i.e. arrival order).
+def read_messages(maildir: Path, to: str | None = None) -> list[EmailMessage]:
+    """Parse the stored messages in ``maildir`` (sorted by file name, i.e. arrival order), or only
+    those addressed to ``to`` (the whole address or a part of it, such as a test run's marker).
 
     Files keep the CRLF line endings of the wire; they are parsed with plain newlines so
-    ``get_content()`` returns text as Python code wrote it.
+    ``get_content()`` returns text as Python code wrote it. With ``to``, a file is parsed only if
+    its bytes contain it: a sink that collected thousands of messages is then still read in
+    milliseconds, which matters to tests polling it on the event loop their services run on.
     """
     if not maildir.is_dir():
         return []
     parser = BytesParser(policy=email.policy.default)
+    wanted = to.encode() if to is not None else b""
     messages: list[EmailMessage] = []
     for path in sorted(maildir.glob("*.eml")):
-        message = parser.parsebytes(path.read_bytes().replace(b"\r\n", b"\n"))
+        raw = path.read_bytes()
+        if wanted not in raw:
+            continue
+        message = parser.parsebytes(raw.replace(b"\r\n", b"\n"))
         assert isinstance(message, EmailMessage)  # guaranteed by policy.default
-        messages.append(message)
+        if to is None or to in str(message["To"] or ""):
+            messages.append(message)
     return messages
 
 

@@ -279,7 +279,7 @@ async def start_partnerships(http: httpx.AsyncClient, pilot: Pilot, proposals: d
 
 
 def mail_to(pilot: Pilot, email: str) -> list[EmailMessage]:
-    return [m for m in read_messages(pilot.maildir) if m["To"] and email in str(m["To"])]
+    return read_messages(pilot.maildir, to=email)
 
 
 def text_of(message: EmailMessage) -> str:
@@ -429,7 +429,7 @@ async def check_emails(
         expected[(email, "follow-up")] += 1
 
     def received() -> Counter[tuple[str, str]]:
-        mine = [m for m in read_messages(pilot.maildir) if pilot.run in str(m["To"])]
+        mine = read_messages(pilot.maildir, to=pilot.run)
         return Counter((str(m["To"]).split("<")[-1].rstrip(">"), kind_of(m["Subject"])) for m in mine)
 
     async def all_arrived() -> bool:

@@ -258,7 +258,7 @@ def interest_of(namespace: str, who: str = "amina") -> dict[str, str]:
 
 def mails_to(infra: Infrastructure, address: str) -> list[EmailMessage]:
     """Messages the SMTP sink received for one address."""
-    return [m for m in read_messages(infra.maildir) if address in str(m["To"])]
+    return read_messages(infra.maildir, to=address)
 
 
 async def eventually(probe: Callable[[], T | Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.1) -> T:
