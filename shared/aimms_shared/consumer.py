@@ -124,7 +124,13 @@ class ProcessedEvents:
 
 
 class EventConsumer:
-    """Runs a service's subscriptions on a FastStream Kafka broker, one consumer group per service."""
+    """Runs a service's subscriptions on a FastStream Kafka broker, one consumer group per topic.
+
+    A group per topic rather than per service: a service has one consumer per topic, and in a shared
+    group every one of them joining (or missing a heartbeat while a rebalance runs) stopped all the
+    others for a rebalance, which redelivered uncommitted events and held them up for seconds.
+    Replicas of a service still share each topic's partitions in its group.
+    """
 
     def __init__(
         self,
@@ -156,7 +162,7 @@ class EventConsumer:
                 # Provisioned by the runtime (aimms_shared.topics) with their layout: FastStream
                 # would otherwise create a missing topic itself, with one partition.
                 KafkaTopic(in_namespace(topic, self._namespace), declare=False),
-                group_id=self._group_id,
+                group_id=self.group_for(topic),
                 auto_offset_reset="earliest",
                 ack_policy=AckPolicy.MANUAL,
                 title=f"{self._group_id}:{topic}",
@@ -169,10 +175,17 @@ class EventConsumer:
 
             subscriber(on_message)
 
+    def group_for(self, topic: str) -> str:
+        """The consumer group of this service's consumer of one (un-namespaced) topic."""
+        return f"{self._group_id}.{topic}"
+
+    def _unprefixed(self, topic: str) -> str:
+        return topic.removeprefix(f"{self._namespace}.") if self._namespace else topic
+
     async def consume(self, msg: Any) -> None:
         """Process one message to a final outcome: handled, duplicate, ignored or dead-lettered."""
         record = msg.raw_message
-        topic = record.topic.removeprefix(f"{self._namespace}.") if self._namespace else record.topic
+        topic = self._unprefixed(record.topic)
         if getattr(record, "value", b"") is None or not msg.body:
             # A tombstone on a compacted topic: Kafka forgets the key. The erasure it stands for also
             # arrives as an event (ParticipantErased), which is what services act on.
@@ -260,7 +273,7 @@ class EventConsumer:
             "dlq_source_topic": record.topic,
             "dlq_source_partition": str(record.partition),
             "dlq_source_offset": str(record.offset),
-            "dlq_consumer_group": self._group_id,
+            "dlq_consumer_group": self.group_for(self._unprefixed(record.topic)),
             "dlq_failed_at": utcnow().isoformat(),
         }
         await self._retry_outages(lambda: self._send(dead_letter(record.topic), record.key, msg.body, headers))

@@ -2,7 +2,7 @@
 
 A deployment's topic job (deploy/compose/create-topics.sh) normally makes them first, with their
 replication; this covers the local stack and tests, where each test's namespace has its own topics.
-Making them all before consuming also spares the consumer group a rebalance each time one appears.
+Making them all before consuming also spares each consumer group a rebalance when one appears.
 """
 
 from collections.abc import Iterable

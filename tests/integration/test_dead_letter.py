@@ -32,6 +32,6 @@ async def test_a_malformed_message_is_parked_with_its_reason_while_the_next_is_p
     assert parked.value == b"{this is not an event"
     assert headers[DLQ_REASON].startswith("malformed envelope: ")
     assert headers["dlq_source_topic"] == topic
-    assert headers["dlq_consumer_group"] == in_namespace("notifications", platform.namespace)
+    assert headers["dlq_consumer_group"] == in_namespace(f"notifications.{INTERESTS.name}", platform.namespace)
     [mail] = await eventually(lambda: mails_to(infrastructure, valid["email"]))
     assert mail["Subject"] == "Welcome to AIMMS Mentoring"
