@@ -162,7 +162,10 @@ class Matchmaker:
         choices = await self._store.choices_of(programme_id)
         exclusions = await self._store.exclusions(programme_id)
         exclusions |= domain.declared_conflicts(programme, waiting, mentors)
-        result = engine.match_cohort(
+        # In a worker thread: a large cohort takes seconds, and on the event loop it would stall the
+        # consumers' heartbeats (their sessions expire, and their partitions are handed over) and HTTP.
+        result = await asyncio.to_thread(
+            engine.match_cohort,
             [programme.as_mentee(m, choices.get(m.participant_id, ())) for m in waiting],
             [programme.as_mentor(m) for m in mentors],
             programme.policy(),
