@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aimms_matching import pairs
+from aimms_matching import engine, pairs
 from aimms_matching.domain import Member, ProgrammeRules, declared_conflicts
 from aimms_matching.links import AnswerLinks, InvalidLink
 from aimms_matching.pairs import Explanation, Pair, Timing
@@ -219,3 +219,9 @@ def test_the_coordinators_summary_counts_pairs_and_days_to_match():
         10.0,
     )
     assert matching_summary([], {})["days_to_match_median"] is None
+
+
+def test_a_programme_that_sets_no_matching_policy_matches_by_the_engines_defaults() -> None:
+    # The engine keeps defaults of its own (it runs without the service in benches); the contract's
+    # defaults are what programmes get. They must not drift apart.
+    assert ProgrammeRules("aimms", ("F1", "ST3"), True, 1, 3, "P6M", "P6M").policy() == engine.DEFAULT_POLICY
