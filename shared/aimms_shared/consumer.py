@@ -9,7 +9,7 @@ so nothing is parked (or lost) because of an outage. See docs/idempotency.md.
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -30,6 +30,10 @@ from aimms_shared.events import Envelope, Event, Topic, UnknownEvent, dead_lette
 from aimms_shared.metrics import Metrics
 from aimms_shared.mongo import utcnow
 from aimms_shared.retry import backoff_delay
+
+# Records fetched at most per poll; a poll returns what is there already and waits only when idle.
+BATCH_RECORDS = 100
+IDLE_POLL_MS = 50
 
 Handler = Callable[[Event, Envelope], Awaitable[None]]
 # Sends one record (topic, key, value, headers) and waits for Kafka's acknowledgement.
@@ -156,7 +160,8 @@ class EventConsumer:
         self._retry_base = retry_base_seconds
 
     def bind(self) -> None:
-        """Declare one subscriber per topic; offsets are committed by hand after the effect."""
+        """Declare one subscriber per topic, taking records in batches; offsets are committed by hand
+        once every record of a batch reached its outcome."""
         for topic in self._subscriptions.topics:
             subscriber = self._broker.subscriber(
                 # Provisioned by the runtime (aimms_shared.topics) with their layout: FastStream
@@ -165,15 +170,18 @@ class EventConsumer:
                 group_id=self.group_for(topic),
                 auto_offset_reset="earliest",
                 ack_policy=AckPolicy.MANUAL,
+                batch=True,
+                max_records=BATCH_RECORDS,
+                batch_timeout_ms=IDLE_POLL_MS,
                 title=f"{self._group_id}:{topic}",
                 description=self._subscriptions.describe(topic),
             )
 
-            async def on_message(msg: KafkaMessage) -> None:
-                await self.consume(msg)
+            async def on_batch(msg: KafkaMessage) -> None:
+                await self.consume_batch(msg.raw_message)
                 await msg.ack()
 
-            subscriber(on_message)
+            subscriber(on_batch)
 
     def group_for(self, topic: str) -> str:
         """The consumer group of this service's consumer of one (un-namespaced) topic."""
@@ -182,19 +190,34 @@ class EventConsumer:
     def _unprefixed(self, topic: str) -> str:
         return topic.removeprefix(f"{self._namespace}.") if self._namespace else topic
 
-    async def consume(self, msg: Any) -> None:
-        """Process one message to a final outcome: handled, duplicate, ignored or dead-lettered."""
-        record = msg.raw_message
+    async def consume_batch(self, records: Sequence[Any]) -> None:
+        """Process a batch: each partition's records one after another, in order (a key's events
+        stay in order), and the partitions side by side."""
+        partitions: dict[tuple[str, int], list[Any]] = {}
+        for record in records:
+            partitions.setdefault((record.topic, record.partition), []).append(record)
+
+        async def in_order(batch: list[Any]) -> None:
+            for record in batch:
+                await self.consume(record)
+
+        outcomes = await asyncio.gather(*(in_order(b) for b in partitions.values()), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # after every partition finished; the batch stays uncommitted
+
+    async def consume(self, record: Any) -> None:
+        """Process one record to a final outcome: handled, duplicate, ignored or dead-lettered."""
         topic = self._unprefixed(record.topic)
-        if getattr(record, "value", b"") is None or not msg.body:
+        if not record.value:
             # A tombstone on a compacted topic: Kafka forgets the key. The erasure it stands for also
             # arrives as an event (ParticipantErased), which is what services act on.
             self._metrics.events_consumed.labels(topic, "tombstone", "ignored").inc()
             return
         try:
-            envelope = decode(msg.body)
+            envelope = decode(record.value)
         except ValidationError as exc:
-            await self._dead_letter(msg, f"malformed envelope: {_summary(exc)}", "unknown")
+            await self._dead_letter(record, f"malformed envelope: {_summary(exc)}", "unknown")
             return
         with structlog.contextvars.bound_contextvars(
             event_id=str(envelope.event_id), event_type=envelope.event_type, correlation_id=envelope.correlation_id
@@ -208,7 +231,7 @@ class EventConsumer:
                 event = payload(envelope)
             except (UnknownEvent, ValidationError) as exc:
                 reason = str(exc) if isinstance(exc, UnknownEvent) else f"invalid payload: {_summary(exc)}"
-                await self._dead_letter(msg, reason, envelope.event_type)
+                await self._dead_letter(record, reason, envelope.event_type)
                 return
             event_id = str(envelope.event_id)
             if await self._retry_outages(lambda: self._ledger.seen(name, event_id)):
@@ -218,7 +241,7 @@ class EventConsumer:
             error = await self._run(handler, event, envelope, topic)
             if error is not None:
                 await self._dead_letter(
-                    msg, f"handler {name} failed {self._max_attempts} times: {error!r}", envelope.event_type
+                    record, f"handler {name} failed {self._max_attempts} times: {error!r}", envelope.event_type
                 )
                 return
             await self._retry_outages(lambda: self._ledger.record(name, event_id))
@@ -265,10 +288,9 @@ class EventConsumer:
                 log.warning("event.dependency_unavailable", error=repr(exc), retry_in_seconds=delay)
                 await asyncio.sleep(delay)
 
-    async def _dead_letter(self, msg: Any, reason: str, event_type: str) -> None:
-        record = msg.raw_message
+    async def _dead_letter(self, record: Any, reason: str, event_type: str) -> None:
         headers = {
-            **(msg.headers or {}),
+            **{key: value.decode(errors="replace") for key, value in record.headers or ()},
             DLQ_REASON: reason[:2000],
             "dlq_source_topic": record.topic,
             "dlq_source_partition": str(record.partition),
@@ -276,7 +298,7 @@ class EventConsumer:
             "dlq_consumer_group": self.group_for(self._unprefixed(record.topic)),
             "dlq_failed_at": utcnow().isoformat(),
         }
-        await self._retry_outages(lambda: self._send(dead_letter(record.topic), record.key, msg.body, headers))
+        await self._retry_outages(lambda: self._send(dead_letter(record.topic), record.key, record.value, headers))
         self._metrics.events_consumed.labels(record.topic, event_type, "dead_lettered").inc()
         log.error("event.dead_lettered", reason=reason, topic=record.topic, offset=record.offset)
 

@@ -1,6 +1,8 @@
 """The idempotent consumer on FastStream's in-memory broker: dedupe, retries, dead letters."""
 
+import asyncio
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
@@ -139,3 +141,42 @@ async def test_events_the_service_does_not_handle_are_skipped() -> None:
         await broker.publish(other.encode(), INTERESTS.name, key=b"i-1")
 
     assert h.handled == [] and h.parked == []
+
+
+async def test_a_batch_keeps_each_partitions_order_and_runs_the_partitions_side_by_side() -> None:
+    # Partition 0's first event waits until partition 1's has been handled: with the partitions one
+    # after another this would never finish.
+    handled: list[str] = []
+    other_partition_done = asyncio.Event()
+    table = Subscriptions()
+
+    @table.on(InterestExpressed)
+    async def remember(event: InterestExpressed, envelope: Envelope) -> None:
+        if event.interest_id == "p0-first":
+            await asyncio.wait_for(other_partition_done.wait(), timeout=5)
+        handled.append(event.interest_id)
+        if event.interest_id == "p1-only":
+            other_partition_done.set()
+
+    async def never(*_: object) -> None:
+        raise AssertionError("nothing should be parked")
+
+    consumer = EventConsumer(
+        group_id="unit",
+        subscriptions=table,
+        namespace="",
+        ledger=MemoryLedger(),
+        broker=KafkaBroker(),
+        send=never,
+        metrics=Metrics("unit"),
+        max_attempts=1,
+        retry_base_seconds=0,
+    )
+
+    def record(partition: int, interest_id: str) -> SimpleNamespace:
+        value = wrap(interest_expressed(interest_id=interest_id), producer="registration").encode()
+        return SimpleNamespace(topic=INTERESTS.name, partition=partition, key=b"k", value=value, headers=())
+
+    await consumer.consume_batch([record(0, "p0-first"), record(1, "p1-only"), record(0, "p0-second")])
+
+    assert handled == ["p1-only", "p0-first", "p0-second"]
