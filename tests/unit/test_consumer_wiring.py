@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
-from aimms_shared.consumer import DLQ_REASON, EventConsumer, Subscriptions
+from aimms_shared.consumer import DLQ_REASON, EventConsumer, Send, Subscriptions
 from aimms_shared.contracts.registration import INTERESTS, InterestExpressed
 from aimms_shared.events import Envelope, dead_letter, wrap
 from aimms_shared.metrics import Metrics
@@ -53,7 +53,12 @@ def harness(*, failures_before_success: int = 0, max_attempts: int = 3) -> Harne
             raise RuntimeError("template exploded")
         h.handled.append(envelope)
 
-    EventConsumer(
+    consumer_of(table, broker, send, max_attempts).bind()
+    return h
+
+
+def consumer_of(table: Subscriptions, broker: KafkaBroker, send: Send, max_attempts: int) -> EventConsumer:
+    return EventConsumer(
         group_id="unit",
         subscriptions=table,
         namespace="",
@@ -63,9 +68,7 @@ def harness(*, failures_before_success: int = 0, max_attempts: int = 3) -> Harne
         metrics=Metrics("unit"),
         max_attempts=max_attempts,
         retry_base_seconds=0,
-    ).bind()
-
-    return h
+    )
 
 
 async def test_each_event_is_handled_once_however_often_it_is_delivered() -> None:
@@ -161,17 +164,7 @@ async def test_a_batch_keeps_each_partitions_order_and_runs_the_partitions_side_
     async def never(*_: object) -> None:
         raise AssertionError("nothing should be parked")
 
-    consumer = EventConsumer(
-        group_id="unit",
-        subscriptions=table,
-        namespace="",
-        ledger=MemoryLedger(),
-        broker=KafkaBroker(),
-        send=never,
-        metrics=Metrics("unit"),
-        max_attempts=1,
-        retry_base_seconds=0,
-    )
+    consumer = consumer_of(table, KafkaBroker(), never, max_attempts=1)
 
     def record(partition: int, interest_id: str) -> SimpleNamespace:
         value = wrap(interest_expressed(interest_id=interest_id), producer="registration").encode()
