@@ -1,10 +1,11 @@
 """Benchmark: the event pipeline, from an expression of interest (HTTP) to its welcome email accepted by SMTP,
 against the floor this machine's Kafka and store allow.
 
-Platform: registration and notifications run in this process (the real apps, through their HTTP API) against
+Platform: registration and notifications run as the platform runs them, each its own uvicorn process, against
 the Kafka and store named by KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI, else the local stack's (`aimms local
-start`), with an in-process SMTP server noting when each message arrives. `--count` people express interest,
-`--concurrency` at a time; the rate is people per second from the first request until every email is accepted.
+start`); an SMTP server in a third process notes when each message arrives. `--count` people express interest
+through the HTTP API, `--concurrency` at a time; the rate is people per second from the first request until
+every email is accepted.
 
 Floor, in the same run and volume: one bare aiokafka producer (idempotent, acks=all, as the relay) sends one
 record per person and inserts one document; one bare consumer reads each record and inserts one document. That
@@ -21,6 +22,8 @@ import json
 import os
 import socket
 import statistics
+import sys
+import threading
 import time
 import uuid
 from typing import Any
@@ -32,9 +35,6 @@ from aiosmtpd.controller import Controller
 from pymongo import AsyncMongoClient
 
 from aimms_deploy.local_stack import LocalStack
-from aimms_notifications.app import create_app as create_notifications
-from aimms_notifications.settings import NotificationsSettings
-from aimms_registration.app import create_app as create_registration
 from aimms_registration.demo import seed as seed_demo
 from aimms_registration.settings import RegistrationSettings
 
@@ -42,15 +42,21 @@ TARGET_RATIO = 3.0
 
 
 class ArrivalClock:
-    """SMTP handler that records when each recipient's message was accepted."""
-
-    def __init__(self) -> None:
-        self.arrived: dict[str, float] = {}
+    """SMTP handler that prints, for each recipient, when her message was accepted (wall clock)."""
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001, N802 - aiosmtpd's hook
+        accepted = time.time()
         for recipient in envelope.rcpt_tos:
-            self.arrived.setdefault(recipient, time.perf_counter())
+            print(f"{accepted} {recipient}", flush=True)
         return "250 OK"
+
+
+def smtp_clock(port: int) -> None:
+    """Run an SMTP server that accepts everything and notes arrivals on stdout, until killed."""
+    controller = Controller(ArrivalClock(), hostname="127.0.0.1", port=port)
+    controller.start()
+    print("ready", flush=True)
+    threading.Event().wait()
 
 
 def free_port() -> int:
@@ -64,60 +70,111 @@ def percentiles(latencies_ms: list[float]) -> dict[str, float]:
     return {"p50_ms": round(q[49], 1), "p95_ms": round(q[94], 1), "p99_ms": round(q[98], 1)}
 
 
+class Arrivals:
+    """The SMTP clock's reports, read as they come."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.at: dict[str, float] = {}
+        self._process = process
+
+    async def ready(self) -> None:
+        assert self._process.stdout is not None
+        line = await asyncio.wait_for(self._process.stdout.readline(), 30)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"the SMTP clock did not start: {line!r}")
+
+    async def follow(self) -> None:
+        assert self._process.stdout is not None
+        async for line in self._process.stdout:
+            accepted, recipient = line.decode().split()
+            self.at.setdefault(recipient, float(accepted))
+
+
+async def start_service(name: str, environment: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
+    """One service as the platform runs it (uvicorn, its own process); returns it and its URL once ready."""
+    port = free_port()
+    app = f"aimms_{name}.app:create_app"
+    command = ["-m", "uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--log-level", "warning", "--no-access-log"]
+    process = await asyncio.create_subprocess_exec(sys.executable, *command, env={**os.environ, **environment})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            if process.returncode is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}")
+            try:
+                if (await client.get(f"{url}/readyz")).status_code == 200:
+                    return process, url
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    process.kill()
+    raise TimeoutError(f"{name} was not ready within 60 s")
+
+
 async def platform_run(kafka: str, mongodb_uri: str, count: int, concurrency: int) -> dict[str, Any]:
     """People per second through the public API until every welcome email is accepted, and their latencies."""
     namespace = f"bench{uuid.uuid4().hex[:8]}"
-    common = {"kafka_bootstrap_servers": kafka, "mongodb_uri": mongodb_uri, "topic_namespace": namespace}
-    common |= {"log_level": "WARNING"}
-    clock, port = ArrivalClock(), free_port()
-    smtp = Controller(clock, hostname="127.0.0.1", port=port)
-    smtp.start()
-    secrets = LocalStack().registration_secrets()  # this machine's local keys (generated once)
-    keys = {name.removeprefix("REGISTRATION_").lower(): value for name, value in secrets.items()}
-    reg_settings = RegistrationSettings(**common, **keys, mongodb_database=f"{namespace}_registration")
-    notif_settings = NotificationsSettings(
-        **common,
-        mongodb_database=f"{namespace}_notifications",
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        sender="bench@aimms.test",
-        link_signing_key=uuid.uuid4().hex * 2,  # signs opt-out links, none of which is followed here
-        public_url="http://notifications.bench",
+    smtp_port = free_port()
+    clock = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--smtp-clock", str(smtp_port), stdout=asyncio.subprocess.PIPE
     )
-    portal = await seed_demo(reg_settings)
-    registration, notifications = create_registration(reg_settings), create_notifications(notif_settings)
+    arrivals = Arrivals(clock)
+    common = {"KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGODB_URI": mongodb_uri, "TOPIC_NAMESPACE": namespace}
+    common |= {"LOG_LEVEL": "WARNING"}
+    secrets = LocalStack().registration_secrets()  # this machine's local keys (generated once)
+    registration_env = {f"REGISTRATION_{k}": v for k, v in common.items()} | secrets
+    registration_env["REGISTRATION_MONGODB_DATABASE"] = f"{namespace}_registration"
+    notifications_env = {f"NOTIFICATIONS_{k}": v for k, v in common.items()} | {
+        "NOTIFICATIONS_MONGODB_DATABASE": f"{namespace}_notifications",
+        "NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+        "NOTIFICATIONS_SMTP_PORT": str(smtp_port),
+        "NOTIFICATIONS_SENDER": "bench@aimms.test",
+        "NOTIFICATIONS_LINK_SIGNING_KEY": uuid.uuid4().hex * 2,  # signs opt-out links, none followed here
+        "NOTIFICATIONS_PUBLIC_URL": "http://notifications.bench",
+    }
+    keys = {name.removeprefix("REGISTRATION_").lower(): value for name, value in registration_env.items()}
+    portal = await seed_demo(RegistrationSettings(**keys))
+    services: list[asyncio.subprocess.Process] = []
     sent_at: dict[str, float] = {}
     try:
-        async with (
-            registration.router.lifespan_context(registration),
-            notifications.router.lifespan_context(notifications),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=registration), base_url="http://api") as client,
-        ):
+        await arrivals.ready()
+        following = asyncio.create_task(arrivals.follow())
+        registration, registration_url = await start_service("registration", registration_env)
+        services.append(registration)
+        services.append((await start_service("notifications", notifications_env))[0])
+        limits = httpx.Limits(max_connections=concurrency)
+        async with httpx.AsyncClient(base_url=registration_url, limits=limits) as client:
             form = {"grant_type": "client_credentials", "client_id": portal.client_id}
             form["client_secret"] = portal.client_secret
             token = (await client.post("/oauth/token", data=form)).raise_for_status().json()["access_token"]
             client.headers["Authorization"] = f"Bearer {token}"
-            await warm_up(client, clock, namespace)
+            await warm_up(client, arrivals, namespace)
             gate = asyncio.Semaphore(concurrency)
 
             async def express(i: int) -> None:
                 email = f"person{i}.{namespace}@example.org"
                 body = {"name": f"Dr Person {i}", "email": email, "programme_id": "aimms-mentoring"}
                 async with gate:
-                    sent_at[email] = time.perf_counter()
+                    sent_at[email] = time.time()
                     (await client.post("/interests", json=body)).raise_for_status()
 
-            started = time.perf_counter()
+            started = time.time()
             await asyncio.gather(*(express(i) for i in range(count)))
-            http_done = time.perf_counter()
+            http_done = time.time()
             deadline = time.monotonic() + 600
-            while sum(email in clock.arrived for email in sent_at) < count and time.monotonic() < deadline:
+            while sum(email in arrivals.at for email in sent_at) < count and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
-            finished = time.perf_counter()
+            finished = max([arrivals.at[e] for e in sent_at if e in arrivals.at], default=time.time())
+        following.cancel()
     finally:
-        smtp.stop()
+        for process in [*services, clock]:
+            if process.returncode is None:
+                process.terminate()
+                await process.wait()
         await drop_databases(mongodb_uri, namespace)
-    latencies = sorted((clock.arrived[e] - sent_at[e]) * 1000 for e in sent_at if e in clock.arrived)
+    latencies = sorted((arrivals.at[e] - sent_at[e]) * 1000 for e in sent_at if e in arrivals.at)
     return {
         "people": count,
         "concurrency": concurrency,
@@ -129,13 +186,13 @@ async def platform_run(kafka: str, mongodb_uri: str, count: int, concurrency: in
     }
 
 
-async def warm_up(client: httpx.AsyncClient, clock: ArrivalClock, namespace: str) -> None:
+async def warm_up(client: httpx.AsyncClient, arrivals: Arrivals, namespace: str) -> None:
     """One person first, so topic creation and consumer group joins are not timed."""
     email = f"warm-up.{namespace}@example.org"
     body = {"name": "Dr Warm Up", "email": email, "programme_id": "aimms-mentoring"}
     (await client.post("/interests", json=body)).raise_for_status()
     deadline = time.monotonic() + 120
-    while email not in clock.arrived:
+    while email not in arrivals.at:
         if time.monotonic() > deadline:
             raise TimeoutError("the warm-up email never arrived: are Kafka and the store up?")
         await asyncio.sleep(0.05)
@@ -226,7 +283,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--smtp-clock", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
+    if args.smtp_clock:
+        smtp_clock(args.smtp_clock)
+        return
     figures = asyncio.run(run(args.count, args.concurrency))
     print(json.dumps(figures, separators=(",", ":")))
 
