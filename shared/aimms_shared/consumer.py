@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import structlog
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
@@ -58,23 +58,36 @@ OUTAGES: tuple[type[BaseException], ...] = (
 DLQ_REASON = "dlq_reason"
 
 
+class Route(NamedTuple):
+    """Who handles an event type: the handler, its name in the ledger, and whether it needs the ledger."""
+
+    name: str
+    handler: Handler
+    idempotent: bool
+
+
 class Subscriptions:
     """The table of every event a service consumes and the handler for each."""
 
     def __init__(self) -> None:
-        self._handlers: dict[str, dict[str, tuple[str, Handler]]] = {}
+        self._routes: dict[str, dict[str, Route]] = {}
         self.layouts: dict[str, Topic] = {}  # each subscribed topic's partitions and policy
 
-    def on(self, *event_classes: type[Event]) -> Callable[[Handler], Handler]:
-        """Decorator: `handler(event, envelope)` handles each of `event_classes`."""
+    def on(self, *event_classes: type[Event], idempotent: bool = False) -> Callable[[Handler], Handler]:
+        """Decorator: `handler(event, envelope)` handles each of `event_classes`.
+
+        `idempotent=True` says that running the handler again for the same event changes nothing (its writes
+        are keyed by the event, or only set what the event says), so the processed-event ledger is skipped:
+        two round trips fewer per event.
+        """
 
         def register(handler: Handler) -> Handler:
             for event_cls in event_classes:
                 self.layouts[event_cls.topic.name] = event_cls.topic
-                by_type = self._handlers.setdefault(event_cls.topic.name, {})
+                by_type = self._routes.setdefault(event_cls.topic.name, {})
                 if event_cls.event_type in by_type:
                     raise ValueError(f"{event_cls.event_type} already has a handler")
-                by_type[event_cls.event_type] = (handler.__name__, handler)
+                by_type[event_cls.event_type] = Route(handler.__name__, handler, idempotent)
             return handler
 
         return register
@@ -82,15 +95,15 @@ class Subscriptions:
     @property
     def topics(self) -> list[str]:
         """Topics the service subscribes to."""
-        return sorted(self._handlers)
+        return sorted(self._routes)
 
-    def handler_for(self, topic: str, event_type: str) -> tuple[str, Handler] | None:
-        """The (name, handler) for an event type on a topic, or None if the service ignores it."""
-        return self._handlers.get(topic, {}).get(event_type)
+    def route(self, topic: str, event_type: str) -> Route | None:
+        """Who handles an event type on a topic, or None if the service ignores it."""
+        return self._routes.get(topic, {}).get(event_type)
 
     def describe(self, topic: str) -> str:
         """A line for the AsyncAPI document: which events of the topic are handled."""
-        return "Handles " + ", ".join(sorted(self._handlers.get(topic, {})))
+        return "Handles " + ", ".join(sorted(self._routes.get(topic, {})))
 
 
 class Ledger(Protocol):
@@ -222,11 +235,10 @@ class EventConsumer:
         with structlog.contextvars.bound_contextvars(
             event_id=str(envelope.event_id), event_type=envelope.event_type, correlation_id=envelope.correlation_id
         ):
-            route = self._subscriptions.handler_for(topic, envelope.event_type)
+            route = self._subscriptions.route(topic, envelope.event_type)
             if route is None:
                 self._metrics.events_consumed.labels(topic, envelope.event_type, "ignored").inc()
                 return
-            name, handler = route
             try:
                 event = payload(envelope)
             except (UnknownEvent, ValidationError) as exc:
@@ -234,19 +246,20 @@ class EventConsumer:
                 await self._dead_letter(record, reason, envelope.event_type)
                 return
             event_id = str(envelope.event_id)
-            if await self._retry_outages(lambda: self._ledger.seen(name, event_id)):
-                log.info("event.duplicate_ignored", handler=name)
+            if not route.idempotent and await self._retry_outages(lambda: self._ledger.seen(route.name, event_id)):
+                log.info("event.duplicate_ignored", handler=route.name)
                 self._metrics.events_consumed.labels(topic, envelope.event_type, "duplicate").inc()
                 return
-            error = await self._run(handler, event, envelope, topic)
+            error = await self._run(route.handler, event, envelope, topic)
             if error is not None:
                 await self._dead_letter(
-                    record, f"handler {name} failed {self._max_attempts} times: {error!r}", envelope.event_type
+                    record, f"handler {route.name} failed {self._max_attempts} times: {error!r}", envelope.event_type
                 )
                 return
-            await self._retry_outages(lambda: self._ledger.record(name, event_id))
+            if not route.idempotent:
+                await self._retry_outages(lambda: self._ledger.record(route.name, event_id))
             self._metrics.events_consumed.labels(topic, envelope.event_type, "processed").inc()
-            log.info("event.handled", handler=name)
+            log.info("event.handled", handler=route.name)
 
     async def _run(self, handler: Handler, event: Event, envelope: Envelope, topic: str) -> Exception | None:
         """Call the handler with bounded retries; outages are waited out. Returns the last error."""

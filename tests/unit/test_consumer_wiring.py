@@ -57,12 +57,14 @@ def harness(*, failures_before_success: int = 0, max_attempts: int = 3) -> Harne
     return h
 
 
-def consumer_of(table: Subscriptions, broker: KafkaBroker, send: Send, max_attempts: int) -> EventConsumer:
+def consumer_of(
+    table: Subscriptions, broker: KafkaBroker, send: Send, max_attempts: int, ledger: MemoryLedger | None = None
+) -> EventConsumer:
     return EventConsumer(
         group_id="unit",
         subscriptions=table,
         namespace="",
-        ledger=MemoryLedger(),
+        ledger=ledger or MemoryLedger(),
         broker=broker,
         send=send,
         metrics=Metrics("unit"),
@@ -80,6 +82,28 @@ async def test_each_event_is_handled_once_however_often_it_is_delivered() -> Non
 
     assert [e.event_id for e in h.handled] == [envelope.event_id]
     assert h.parked == []
+
+
+async def test_an_idempotent_handler_runs_for_every_copy_and_the_ledger_is_left_alone() -> None:
+    table, ledger, runs = Subscriptions(), MemoryLedger(), []
+
+    @table.on(InterestExpressed, idempotent=True)
+    async def keyed_by_event(event: InterestExpressed, envelope: Envelope) -> None:
+        runs.append(envelope.event_id)
+
+    broker = KafkaBroker()
+    consumer_of(table, broker, send=_no_dead_letters, max_attempts=1, ledger=ledger).bind()
+    envelope = wrap(EVENT, producer="registration")
+    async with TestKafkaBroker(broker) as test_broker:
+        for _ in range(2):
+            await test_broker.publish(envelope.encode(), INTERESTS.name, key=b"i-1")
+
+    assert runs == [envelope.event_id] * 2
+    assert ledger.entries == set()
+
+
+async def _no_dead_letters(topic: str, key: bytes | None, value: bytes | None, headers: dict[str, str]) -> None:
+    raise AssertionError(f"nothing should be parked: {headers}")
 
 
 async def test_a_malformed_message_is_parked_with_its_reason_and_the_next_one_is_handled() -> None:
