@@ -1,17 +1,18 @@
 """Transactional outbox without transactions.
 
 A use case stores the events it raises *inside* the aggregate document it changes, in the same
-single-document write (atomic in MongoDB and FerretDB alike). The relay then claims documents
-with pending events under an expiring lease, publishes each event with an idempotent, acks=all
-producer, and removes it only after Kafka acknowledged it. A relay that dies after publishing but
-before removing leaves the event in place: it is published again, and consumers drop the copy by
-its `event_id`. Nothing is ever removed unpublished. See docs/outbox.md.
+single-document write (atomic in MongoDB and FerretDB alike). The store then hands the document to
+its process's relay, which publishes each event with an idempotent, acks=all producer and removes it
+only after Kafka acknowledged it. A relay that dies after publishing but before removing leaves the
+event in place: it is published again, and consumers drop the copy by its `event_id`. A document
+nobody published (its writer stopped first) is found by any relay's periodic search once the
+writer's grace has passed. Nothing is ever removed unpublished. See docs/outbox.md.
 """
 
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -26,11 +27,14 @@ from aimms_shared.wakeup import Wakeup
 
 OUTBOX = "outbox"
 OUTBOX_DUE = "outbox_due"
-# Documents claimed per round trip; their events are published concurrently.
+# Documents published at once; their events go out concurrently.
 CLAIM_BATCH = 50
-# Before each pass the relay lets concurrent writes land, so one search for due documents claims
-# them together: FerretDB answers that search by reading the whole collection.
+# Before each pass the relay lets concurrent writes land, so they are published together.
 GATHER_SECONDS = 0.05
+# A document handed to its writer's relay stays out of every relay's search this long: the writer's
+# relay publishes it without a search or a claim, and were the writer to stop first, any relay takes
+# it over afterwards.
+HANDOVER_GRACE = timedelta(seconds=5)
 
 OutboxEntry = dict[str, Any]
 Publish = Callable[[OutboxEntry], Awaitable[None]]
@@ -65,16 +69,6 @@ def outbox_tombstone(topic: Topic, key: str) -> OutboxEntry:
     }
 
 
-def outbox_fields(entries: Sequence[OutboxEntry]) -> dict[str, Any]:
-    """Fields to put in a newly inserted aggregate document that raised `entries`."""
-    return {OUTBOX: list(entries), OUTBOX_DUE: utcnow()}
-
-
-def outbox_push(entries: Sequence[OutboxEntry]) -> dict[str, Any]:
-    """Update operators appending `entries` to an existing aggregate document's outbox."""
-    return {"$push": {OUTBOX: {"$each": list(entries)}}, "$set": {OUTBOX_DUE: utcnow()}}
-
-
 class ConcurrentUpdate(Conflict):
     """The aggregate changed since it was read: reload it and decide again."""
 
@@ -82,25 +76,62 @@ class ConcurrentUpdate(Conflict):
     title = "Changed by someone else meanwhile"
 
 
-async def save_aggregate(
-    collection: AsyncCollection,
-    aggregate_id: str,
-    *,
-    expected_version: int,
-    changes: dict[str, Any],
-    events: Sequence[OutboxEntry] = (),
-) -> None:
-    """Apply `changes` and append `events` in one write, only if nobody saved since we read it.
+class Outbox:
+    """How a store writes the events it raises beside its change, and gets them published.
 
-    Every aggregate document carries a `version`; the write matches on the version that was read
-    and increments it, so of two concurrent decisions on the same state only the first is stored.
+    With the relay of a running service, a written document is left out of searches for
+    HANDOVER_GRACE and `written` hands it to that relay, which publishes at once. Without a relay (a
+    script seeding data), documents are due at once, for a running service's relay to find.
     """
-    update: dict[str, Any] = outbox_push(events) if events else {"$set": {}}
-    update["$set"] |= changes
-    update["$inc"] = {"version": 1}
-    result = await collection.update_one({"_id": aggregate_id, "version": expected_version}, update)
-    if result.matched_count == 0:
-        raise ConcurrentUpdate(f"{collection.name} {aggregate_id} is no longer at version {expected_version}")
+
+    def __init__(self, relay: "OutboxRelay | None" = None) -> None:
+        self._relay = relay
+
+    async def insert(
+        self, collection: AsyncCollection, document: dict[str, Any], events: Sequence[OutboxEntry]
+    ) -> None:
+        """Insert a new aggregate document with the events it raised, and have them published."""
+        await collection.insert_one(document | self.fields(events))
+        self.written(collection, document["_id"])
+
+    def fields(self, entries: Sequence[OutboxEntry]) -> dict[str, Any]:
+        """Fields to put in a newly inserted aggregate document that raised `entries`."""
+        return {OUTBOX: list(entries), OUTBOX_DUE: self._due()}
+
+    def push(self, entries: Sequence[OutboxEntry]) -> dict[str, Any]:
+        """Update operators appending `entries` to an existing aggregate document's outbox."""
+        return {"$push": {OUTBOX: {"$each": list(entries)}}, "$set": {OUTBOX_DUE: self._due()}}
+
+    def written(self, collection: AsyncCollection, document_id: str) -> None:
+        """A write with `fields` or `push` stored events in this document: publish them now."""
+        if self._relay is not None:
+            self._relay.hand_over(collection, document_id)
+
+    async def save_aggregate(
+        self,
+        collection: AsyncCollection,
+        aggregate_id: str,
+        *,
+        expected_version: int,
+        changes: dict[str, Any],
+        events: Sequence[OutboxEntry] = (),
+    ) -> None:
+        """Apply `changes` and append `events` in one write, only if nobody saved since we read it.
+
+        Every aggregate document carries a `version`; the write matches on the version that was read
+        and increments it, so of two concurrent decisions on the same state only the first is stored.
+        """
+        update: dict[str, Any] = self.push(events) if events else {"$set": {}}
+        update["$set"] |= changes
+        update["$inc"] = {"version": 1}
+        result = await collection.update_one({"_id": aggregate_id, "version": expected_version}, update)
+        if result.matched_count == 0:
+            raise ConcurrentUpdate(f"{collection.name} {aggregate_id} is no longer at version {expected_version}")
+        if events:
+            self.written(collection, aggregate_id)
+
+    def _due(self) -> datetime:
+        return utcnow() + HANDOVER_GRACE if self._relay is not None else utcnow()
 
 
 async def ensure_outbox_index(collection: AsyncCollection) -> None:
@@ -136,20 +167,29 @@ class OutboxRelay:
         self._idle_seconds = idle_seconds
         self._max_backoff = max_backoff_seconds
         self._wakeup = Wakeup()
+        self._handed: dict[tuple[str, str], AsyncCollection] = {}
 
-    def nudge(self) -> None:
-        """Publish now rather than at the next poll (called after a use case stored events)."""
+    def hand_over(self, collection: AsyncCollection, document_id: str) -> None:
+        """Publish this document's events now (its writer stored them moments ago)."""
+        self._handed[(collection.name, document_id)] = collection
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Relay until cancelled; back off while Kafka or the store is unavailable."""
+        """Relay until cancelled: documents handed over at once, and a search for due ones every
+        `idle_seconds` (what a stopped writer left); back off while Kafka or the store is unavailable."""
+        loop = asyncio.get_running_loop()
         failures = 0
+        next_search = 0.0
         while True:
             await asyncio.sleep(GATHER_SECONDS)
             try:
-                published = await self.drain()
+                published = await self.publish_handed()
+                if loop.time() >= next_search:
+                    next_search = loop.time() + self._idle_seconds
+                    published += await self.drain()
             except Exception as exc:  # noqa: BLE001 - any failure is retried, nothing is dropped
                 failures += 1
+                next_search = 0.0  # what failed was handed back to the search
                 delay = backoff_delay(0.25, failures, self._max_backoff)
                 log.warning("outbox.relay_failed", error=repr(exc), retry_in_seconds=delay)
                 await asyncio.sleep(delay)
@@ -157,11 +197,22 @@ class OutboxRelay:
             if failures:
                 log.info("outbox.relay_recovered", after_failures=failures)
                 failures = 0
-            if not published:
-                await self._wakeup.sleep(self._idle_seconds)
+            if not published and not self._handed:
+                await self._wakeup.sleep(max(0.0, next_search - loop.time()))
+
+    async def publish_handed(self) -> int:
+        """Publish the documents handed over so far, without searching or claiming; how many events."""
+        published = 0
+        while self._handed:
+            batch = list(self._handed.items())[:CLAIM_BATCH]
+            for key, _ in batch:
+                del self._handed[key]
+            counts = await asyncio.gather(*(self._publish_handed(c, doc_id) for (_, doc_id), c in batch))
+            published += sum(counts)
+        return published
 
     async def drain(self) -> int:
-        """Publish every pending event that is due now; return how many were published."""
+        """Claim and publish every pending event that is due now; return how many were published."""
         published = 0
         for collection in self._collections:
             full = True
@@ -172,6 +223,13 @@ class OutboxRelay:
                 published += sum(counts)
                 full = len(documents) == CLAIM_BATCH  # a short batch: nothing else was due
         return published
+
+    async def _publish_handed(self, collection: AsyncCollection, document_id: str) -> int:
+        # The whole outbox as it is now, so earlier events still pending go out first.
+        document = await collection.find_one({"_id": document_id}, {OUTBOX: 1, OUTBOX_DUE: 1})
+        if document is None or OUTBOX_DUE not in document:
+            return 0  # published already (handed over twice)
+        return await self._publish_document(collection, document)
 
     async def _publish_document(self, collection: AsyncCollection, document: dict[str, Any]) -> int:
         doc_id, leased_until = document["_id"], document[OUTBOX_DUE]
@@ -191,8 +249,9 @@ class OutboxRelay:
             await collection.update_one({"_id": doc_id, OUTBOX_DUE: leased_until}, {"$unset": {OUTBOX_DUE: ""}})
             return 0
         # Exact entries, not a condition (FerretDB 1.24's $pull matches whole values only), in one write that
-        # also ends the lease, unless a use case appended events (and so moved the due time) since the claim:
-        # then they stay, due at once. A crash before this write publishes them again; consumers drop copies.
+        # also ends the lease, unless a use case appended events (and so moved the due time) since it was read:
+        # then the rest stays, for that write's own hand-over or search. A crash before this write publishes
+        # the entries again; consumers drop the copies.
         done = await collection.update_one(
             {"_id": doc_id, OUTBOX_DUE: leased_until}, {"$pullAll": {OUTBOX: published}, "$unset": {OUTBOX_DUE: ""}}
         )

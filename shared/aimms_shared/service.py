@@ -26,7 +26,7 @@ from aimms_shared.events import Event, envelope_schema, in_namespace
 from aimms_shared.http import RequestContextMiddleware, install_problem_handlers
 from aimms_shared.logging import configure_logging
 from aimms_shared.metrics import Metrics
-from aimms_shared.outbox import OutboxEntry, OutboxRelay, ensure_outbox_index, outbox_backlog
+from aimms_shared.outbox import Outbox, OutboxEntry, OutboxRelay, ensure_outbox_index, outbox_backlog
 from aimms_shared.settings import ServiceSettings
 from aimms_shared.topics import ensure_topics
 
@@ -58,6 +58,7 @@ class Runtime:
         )
         self.outbox_collections = [self.db[name] for name in outbox_collections]
         self.relay = OutboxRelay(self.outbox_collections, self.publish, lease=timedelta(seconds=settings.lease_seconds))
+        self.outbox = Outbox(self.relay)  # what stores write their events with
         self.ledger = ProcessedEvents(
             self.db[PROCESSED_EVENTS], timedelta(hours=settings.processed_event_retention_hours)
         )

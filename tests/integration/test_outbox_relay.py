@@ -1,5 +1,6 @@
 """The outbox relay: killed after publishing but before recording, the event is published again
-and the email is still sent exactly once."""
+and the email is still sent exactly once; a document handed over is published without a search,
+and one whose writer stopped first is found by the search once the writer's grace has passed."""
 
 import json
 from datetime import timedelta
@@ -17,10 +18,11 @@ from aimms_registration.domain.interests import InterestSubmission
 from aimms_registration.settings import RegistrationSettings
 from aimms_registration.store import INTERESTS as INTERESTS_COLLECTION
 from aimms_registration.store import RegistrationStore
+from aimms_shared import outbox
 from aimms_shared.contracts.registration import INTERESTS
 from aimms_shared.crypto import FieldCipher, parse_keys
 from aimms_shared.events import in_namespace
-from aimms_shared.outbox import OUTBOX, OUTBOX_DUE, OutboxEntry, OutboxRelay
+from aimms_shared.outbox import OUTBOX, OUTBOX_DUE, Outbox, OutboxEntry, OutboxRelay
 
 from .conftest import (
     Infrastructure,
@@ -54,7 +56,7 @@ async def test_a_relay_killed_after_publishing_publishes_again_and_the_email_is_
     # An interest is stored with its event in the outbox, as the HTTP route does.
     cipher = FieldCipher(parse_keys(reg_settings.encryption_keys.get_secret_value()), reg_settings.encryption_key_id)
     interest_id, _ = await use_cases.express_interest(
-        RegistrationStore(mongo[reg_settings.mongodb_database], cipher), submission, on_events=lambda: None
+        RegistrationStore(mongo[reg_settings.mongodb_database], cipher), submission
     )
 
     # A relay publishes it, Kafka acknowledges, and the process dies before removing it.
@@ -81,10 +83,11 @@ async def test_a_relay_killed_after_publishing_publishes_again_and_the_email_is_
         copies = await read_topic(infrastructure, topic, expect=2)
         [mail] = await eventually(lambda: mails_to(infrastructure, submission.email))
 
-        # Both copies are the same event; the consumer had dropped the second by its id.
+        # Both copies are the same event; both were handled, and the second queued nothing: the welcome's id
+        # is derived from the event's.
         assert [json.loads(c.value)["event_id"] for c in copies] == [json.loads(first_copy.value)["event_id"]] * 2
-        duplicate = {"topic": INTERESTS.name, "event_type": "InterestExpressed", "outcome": "duplicate"}
-        await eventually(lambda: metric(notifications, "aimms_events_consumed_total", **duplicate) == 1)
+        handled = {"topic": INTERESTS.name, "event_type": "InterestExpressed", "outcome": "processed"}
+        await eventually(lambda: metric(notifications, "aimms_events_consumed_total", **handled) == 2)
         assert len(mails_to(infrastructure, submission.email)) == 1
         assert mail["Subject"] == "Welcome to AIMMS Mentoring"
     await mongo.close()
@@ -93,3 +96,44 @@ async def test_a_relay_killed_after_publishing_publishes_again_and_the_email_is_
 async def _outbox_empty(interests, interest_id: str) -> bool:  # noqa: ANN001
     doc = await interests.find_one({"_id": interest_id})
     return doc[OUTBOX] == [] and OUTBOX_DUE not in doc
+
+
+async def test_a_handed_over_document_is_published_at_once_and_a_stopped_writers_after_its_grace(
+    infrastructure: Infrastructure, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox, "HANDOVER_GRACE", timedelta(seconds=1))
+    mongo: AsyncMongoClient = AsyncMongoClient(infrastructure.mongodb_uri, tz_aware=True)
+    aggregates = mongo[namespace]["aggregates"]
+    published: list[str] = []
+
+    async def publish(entry: OutboxEntry) -> None:
+        published.append(entry["key"])
+
+    def relay() -> OutboxRelay:
+        return OutboxRelay([aggregates], publish, lease=timedelta(seconds=30))
+
+    def entry(key: str) -> OutboxEntry:
+        return {"event_id": key, "event_type": "Test", "topic": "t", "key": key, "value": "{}", "headers": {}}
+
+    try:
+        # The writer's relay publishes what it is handed; no relay's search takes it meanwhile.
+        writers = relay()
+        await Outbox(writers).insert(aggregates, {"_id": "a"}, [entry("a")])
+        assert await relay().drain() == 0
+        assert await writers.publish_handed() == 1
+        assert published == ["a"]
+        assert await aggregates.find_one({"_id": "a"}) == {"_id": "a", OUTBOX: []}
+
+        # A writer whose relay stopped before publishing: another relay's search finds it after the grace.
+        await Outbox(relay()).insert(aggregates, {"_id": "b"}, [entry("b")])
+        assert await relay().drain() == 0
+        await eventually(lambda: _published_by_search(relay(), published, "b"), timeout=10)
+        assert published == ["a", "b"]
+    finally:
+        await mongo.drop_database(namespace)
+        await mongo.close()
+
+
+async def _published_by_search(relay: OutboxRelay, published: list[str], key: str) -> bool:
+    await relay.drain()
+    return key in published

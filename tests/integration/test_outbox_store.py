@@ -1,12 +1,14 @@
 """Aggregates and their events are stored in one write, guarded by an optimistic version."""
 
+import asyncio
+
 import pytest
 from pymongo import AsyncMongoClient
 
 from aimms_shared.contracts.notifications import NotificationSent
 from aimms_shared.events import wrap
 from aimms_shared.mongo import utcnow
-from aimms_shared.outbox import OUTBOX, OUTBOX_DUE, ConcurrentUpdate, outbox_entry, save_aggregate
+from aimms_shared.outbox import OUTBOX, OUTBOX_DUE, ConcurrentUpdate, Outbox, outbox_entry
 
 from .conftest import Infrastructure
 
@@ -25,7 +27,7 @@ async def test_a_change_and_its_events_are_saved_together_and_stale_writers_are_
     aggregates = client[namespace]["aggregates"]
     await aggregates.insert_one({"_id": "a-1", "version": 1, "status": "pending", OUTBOX: []})
     try:
-        await save_aggregate(
+        await Outbox().save_aggregate(
             aggregates, "a-1", expected_version=1, changes={"status": "sent"}, events=[sent_event("a-1")]
         )
         saved = await aggregates.find_one({"_id": "a-1"})
@@ -33,10 +35,32 @@ async def test_a_change_and_its_events_are_saved_together_and_stale_writers_are_
         assert OUTBOX_DUE in saved
 
         with pytest.raises(ConcurrentUpdate):  # a writer that read version 1 decides too late
-            await save_aggregate(
+            await Outbox().save_aggregate(
                 aggregates, "a-1", expected_version=1, changes={"status": "failed"}, events=[sent_event("a-1")]
             )
         unchanged = await aggregates.find_one({"_id": "a-1"})
         assert (unchanged["status"], unchanged["version"], len(unchanged[OUTBOX])) == ("sent", 2, 1)
     finally:
+        await client.close()
+
+
+async def test_of_concurrent_conditional_writes_to_one_document_exactly_one_wins(
+    infrastructure: Infrastructure, namespace: str
+) -> None:
+    # The services rely on MongoDB's single-document atomicity (optimistic versions, held places); the local
+    # store gives it through its write gate (deploy/local/ferretdb/gate.go).
+    client: AsyncMongoClient = AsyncMongoClient(infrastructure.mongodb_uri, tz_aware=True)
+    aggregates = client[namespace]["aggregates"]
+    try:
+        await aggregates.insert_one({"_id": "a-1", "version": 1})
+        results = await asyncio.gather(
+            *(
+                aggregates.update_one({"_id": "a-1", "version": 1}, {"$inc": {"version": 1}, "$set": {"by": i}})
+                for i in range(20)
+            )
+        )
+        assert sum(r.modified_count for r in results) == 1
+        assert (await aggregates.find_one({"_id": "a-1"}))["version"] == 2
+    finally:
+        await client.drop_database(namespace)
         await client.close()

@@ -20,12 +20,10 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
     settings = settings or MatchingSettings()
 
     async def setup(app: FastAPI, runtime: Runtime) -> Subscriptions:
-        store = MatchingStore(runtime.db)
+        store = MatchingStore(runtime.db, runtime.outbox)
         await store.ensure_indexes()
         links = AnswerLinks(settings.link_signing_key.get_secret_value().encode(), settings.public_url)
-        matchmaker = Matchmaker(
-            store, links, lease=timedelta(seconds=settings.lease_seconds), on_events=runtime.relay.nudge
-        )
+        matchmaker = Matchmaker(store, links, lease=timedelta(seconds=settings.lease_seconds))
         app.state.store, app.state.matchmaker = store, matchmaker
         runtime.run_in_background(lambda: poll_due("matching", matchmaker.run_due, settings.scheduler_poll_seconds))
         return handlers.subscriptions(store, matchmaker)

@@ -106,9 +106,7 @@ async def submit_preferences(
     mentee_id: str, body: PreferencesIn, store: Store, request: Request, caller: Principal = require(PARTICIPANTS_WRITE)
 ) -> PreferencesOut:
     """Her top three mentors, best first (MentorPreferencesSubmitted); changeable until she is matched."""
-    choices = await use_cases.submit_preferences(
-        store, caller, mentee_id, body.choices, on_events=request.app.state.runtime.relay.nudge
-    )
+    choices = await use_cases.submit_preferences(store, caller, mentee_id, body.choices)
     return PreferencesOut(mentee_id=mentee_id, choices=list(choices))
 
 

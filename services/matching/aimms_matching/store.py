@@ -17,7 +17,7 @@ from aimms_matching.domain import Member, ProgrammeRules
 from aimms_matching.pairs import OPEN_STATES, Explanation, Pair, Timing
 from aimms_shared.contracts.registration import MatchingPolicy
 from aimms_shared.mongo import as_utc, claim_due, utcnow
-from aimms_shared.outbox import OutboxEntry, outbox_push, save_aggregate
+from aimms_shared.outbox import Outbox, OutboxEntry
 
 PREFERENCES = "preferences"
 PAIRS = "pairs"
@@ -53,7 +53,8 @@ _PAIR_TIMES = (
 class MatchingStore:
     """Programmes, members, mentees' preferences, pairs and rounds."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, outbox: Outbox | None = None) -> None:
+        self._outbox = outbox or Outbox()
         self._programmes = db["programmes"]
         self._members = db["members"]
         self._preferences = db[PREFERENCES]
@@ -208,7 +209,7 @@ class MatchingStore:
 
     async def save_preferences(self, mentee: Member, choices: tuple[str, ...], events: list[OutboxEntry]) -> None:
         """Her choices, replacing earlier ones, with MentorPreferencesSubmitted in the same write."""
-        update = outbox_push(events)
+        update = self._outbox.push(events)
         update["$set"] |= {
             "programme_id": mentee.programme_id,
             "institution_id": mentee.institution_id,
@@ -216,6 +217,7 @@ class MatchingStore:
             "submitted_at": utcnow(),
         }
         await self._preferences.update_one({"_id": mentee.participant_id}, update, upsert=True)
+        self._outbox.written(self._preferences, mentee.participant_id)
 
     async def preferences(self, mentee_id: str) -> dict[str, Any] | None:
         """Her current choices."""
@@ -241,7 +243,7 @@ class MatchingStore:
         changes = _pair_doc(pair)
         del changes["_id"], changes["version"]
         changes[DUE] = pair.next_due()
-        await save_aggregate(
+        await self._outbox.save_aggregate(
             self._pairs, pair.pair_id, expected_version=expected_version, changes=changes, events=events
         )
         return replace(pair, version=expected_version + 1)

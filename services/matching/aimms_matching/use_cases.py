@@ -66,7 +66,7 @@ async def profile_announced(
 
 
 async def submit_preferences(
-    store: MatchingStore, caller: Principal, mentee_id: str, choices: list[str], *, on_events: Callable[[], None]
+    store: MatchingStore, caller: Principal, mentee_id: str, choices: list[str]
 ) -> tuple[str, ...]:
     """A mentee's ranked choices (MentorPreferencesSubmitted); her portal submits them."""
     mentee = await store.member(mentee_id)
@@ -88,7 +88,6 @@ async def submit_preferences(
     await store.save_preferences(
         mentee, checked, [outbox_entry(event, wrap(event, producer=PRODUCER, institution_id=mentee.institution_id))]
     )
-    on_events()
     return checked
 
 
@@ -111,13 +110,10 @@ def _explained(proposal: engine.Proposal) -> Explanation:
 class Matchmaker:
     """Rounds, rolling matches and every step of a pair's life, stored with the events they raise."""
 
-    def __init__(
-        self, store: MatchingStore, links: AnswerLinks, *, lease: timedelta, on_events: Callable[[], None]
-    ) -> None:
+    def __init__(self, store: MatchingStore, links: AnswerLinks, *, lease: timedelta) -> None:
         self._store = store
         self.links = links
         self._lease = lease
-        self._on_events = on_events
 
     async def _programme(self, programme_id: str) -> ProgrammeRules:
         programme = await self._store.programme(programme_id)
@@ -150,7 +146,6 @@ class Matchmaker:
     async def _propose(self, held: Pair) -> None:
         proposed, events = pairs.propose(held, utcnow(), self.links.for_pair(held.pair_id))
         await self._store.save_pair(proposed, held.version, _outbox(held, events))
-        self._on_events()
 
     async def run_round(self, programme_id: str) -> dict[str, Any]:
         """A cohort round over every waiting mentee and the places still free; pairs in progress stay put."""
@@ -236,7 +231,6 @@ class Matchmaker:
                 continue
             if not saved.is_open and pair.is_open:
                 await self._store.release_places(saved)
-            self._on_events()
             return saved
         raise ConcurrentUpdate(f"pair {pair_id} keeps changing; try again")
 

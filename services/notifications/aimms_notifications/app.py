@@ -20,15 +20,15 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     settings = settings or NotificationsSettings()
 
     async def setup(app: FastAPI, runtime: Runtime) -> Subscriptions:
-        store = NotificationStore(runtime.db)
+        store = NotificationStore(runtime.db, runtime.outbox)
         await store.ensure_indexes()
         app.state.store = store
         links = OptOutLinks(settings.link_signing_key.get_secret_value().encode(), settings.public_url)
         app.state.links = links
         templates = Templates(settings.template_dir)
-        deliveries = DeliveryWorker(store, Mailer(settings), templates, settings, links, on_events=runtime.relay.nudge)
+        deliveries = DeliveryWorker(store, Mailer(settings), templates, settings, links)
         runtime.run_in_background(deliveries.run)
-        scheduler = Scheduler(store, settings, on_queued=deliveries.nudge)
+        scheduler = Scheduler(store, settings, on_queued=deliveries.hand)
         runtime.run_in_background(lambda: poll_due("notifications", scheduler.run_due, settings.scheduler_poll_seconds))
         return handlers.subscriptions(store, deliveries, settings)
 

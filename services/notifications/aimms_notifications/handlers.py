@@ -1,5 +1,7 @@
 """Every event the notifications service consumes, in one table."""
 
+from datetime import timedelta
+
 from aimms_notifications import domain, use_cases
 from aimms_notifications.settings import NotificationsSettings
 from aimms_notifications.store import NotificationStore
@@ -61,20 +63,23 @@ def subscriptions(
     """Notifications' subscriptions: events queue messages; registration's events keep the read models."""
     table = Subscriptions()
 
-    @table.on(*MESSAGES)
+    # Idempotent: a notification's id is derived from the event, so a second run queues nothing, and the
+    # proposals read model only records what the event says (closed proposals refuse being reopened).
+    @table.on(*MESSAGES, idempotent=True)
     async def send_messages(event: Event, envelope: Envelope) -> None:
         if type(event) in PROPOSALS:
             await PROPOSALS[type(event)](store, event, envelope)
         notifications = MESSAGES[type(event)](event, envelope)
-        if await use_cases.queue(
+        queued = await use_cases.queue(
             store,
             notifications,
             message_id_domain=settings.message_id_domain,
             details_wait_seconds=settings.details_wait_seconds,
-        ):
-            deliveries.nudge()
+            lease=timedelta(seconds=settings.lease_seconds),
+        )
+        deliveries.hand(queued)
 
-    @table.on(MatchAccepted)
+    @table.on(MatchAccepted, idempotent=True)  # adds a side to a set
     async def track_answer(event: MatchAccepted, envelope: Envelope) -> None:
         await PROPOSALS[MatchAccepted](store, event, envelope)
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -29,7 +30,7 @@ from aimms_notifications.domain import (
     Programme,
 )
 from aimms_shared.mongo import claim_due, utcnow
-from aimms_shared.outbox import OutboxEntry, outbox_push
+from aimms_shared.outbox import Outbox, OutboxEntry
 
 NOTIFICATIONS = "notifications"
 CONTACTS = "contacts"
@@ -57,7 +58,8 @@ def as_notification(doc: dict[str, Any]) -> Notification:
 class NotificationStore:
     """Notifications and their delivery state; one document per (event, recipient, template)."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, outbox: Outbox | None = None) -> None:
+        self._outbox = outbox or Outbox()
         self._notifications = db[NOTIFICATIONS]
         self._contacts = db[CONTACTS]
         self._programmes = db[PROGRAMMES]
@@ -81,8 +83,11 @@ class NotificationStore:
 
     # -- notifications
 
-    async def add(self, notification: Notification, *, message_id: str, details_deadline: datetime) -> bool:
-        """Record a notification to send; False if it was already recorded (a redelivery)."""
+    async def add(
+        self, notification: Notification, *, message_id: str, details_deadline: datetime, lease: timedelta
+    ) -> dict[str, Any] | None:
+        """Record a notification to send, already claimed by the caller for `lease`; the stored document,
+        or None if it was already recorded (a redelivery)."""
         now = utcnow()
         doc = {k: v for k, v in asdict(notification).items() if v is not None and k != "notification_id"} | {
             "_id": notification.notification_id,
@@ -91,13 +96,13 @@ class NotificationStore:
             "attempts": 0,
             "created_at": now,
             "details_deadline": details_deadline,
-            SEND_DUE: now,
+            SEND_DUE: now + lease,
         }
         try:
             await self._notifications.insert_one(doc)
         except DuplicateKeyError:
-            return False
-        return True
+            return None
+        return doc
 
     async def claim_due(self, lease: timedelta, limit: int) -> list[dict[str, Any]]:
         """Take up to `limit` pending notifications whose send time has come."""
@@ -124,11 +129,12 @@ class NotificationStore:
 
     async def mark_sent(self, notification_id: str, events: list[OutboxEntry]) -> None:
         """Delivered: no longer due, with NotificationSent in the same write."""
-        update = outbox_push(events)
+        update = self._outbox.push(events)
         update["$set"] |= {"status": SENT, "sent_at": utcnow()}
         update["$unset"] = {SEND_DUE: "", "waiting_for": "", "waiting_due": ""}
         update["$inc"] = {"attempts": 1}
         await self._notifications.update_one({"_id": notification_id}, update)
+        self._outbox.written(self._notifications, notification_id)
 
     async def mark_retry(self, notification_id: str, error: str, due: datetime) -> None:
         """A temporary failure: try again at `due`."""
@@ -150,11 +156,13 @@ class NotificationStore:
 
     async def mark_failed(self, notification_id: str, error: str, events: list[OutboxEntry]) -> None:
         """Given up: recorded as failed, with NotificationFailed in the same write."""
-        update = outbox_push(events)
+        update = self._outbox.push(events)
         update["$set"] |= {"status": FAILED, "last_error": error, "failed_at": utcnow()}
         update["$unset"] = {SEND_DUE: ""}
         update["$inc"] = {"attempts": 1}
-        await self._notifications.update_one({"_id": notification_id, "status": PENDING}, update)
+        result = await self._notifications.update_one({"_id": notification_id, "status": PENDING}, update)
+        if result.modified_count:
+            self._outbox.written(self._notifications, notification_id)
 
     async def mark_skipped(self, notification_id: str, reason: str) -> None:
         """An optional message the recipient refused: recorded as skipped, never sent."""
@@ -366,7 +374,7 @@ class NotificationStore:
         """What the read models hold about these participants, their institutions and the programme."""
         contacts: dict[str, Contact] = {}
         erased, withdrawn = set(), set()
-        async for doc in self._contacts.find({"_id": {"$in": sorted(set(participant_ids))}}):
+        for doc in await _by_ids(self._contacts, participant_ids):
             if doc.get("erased"):
                 erased.add(doc["_id"])
                 continue
@@ -378,11 +386,15 @@ class NotificationStore:
         programme = (
             Programme(**{k: programme_doc[k] for k in Programme.__dataclass_fields__}) if programme_doc else None
         )
-        institution_ids = sorted({c.institution_id for c in contacts.values()})
-        institutions = {
-            doc["_id"]: doc["name"] async for doc in self._institutions.find({"_id": {"$in": institution_ids}})
-        }
+        institution_ids = {c.institution_id for c in contacts.values()}
+        institutions = {doc["_id"]: doc["name"] for doc in await _by_ids(self._institutions, institution_ids)}
         return Known(contacts, frozenset(erased), frozenset(withdrawn), programme, institutions)
+
+
+async def _by_ids(collection: AsyncCollection, ids: Iterable[str]) -> list[dict[str, Any]]:
+    """The documents with these ids; no round trip for none (a welcome names nobody)."""
+    wanted = sorted(set(ids))
+    return await collection.find({"_id": {"$in": wanted}}).to_list() if wanted else []
 
 
 def _cancel(reason: str) -> dict[str, Any]:

@@ -48,15 +48,20 @@ async def queue(
     *,
     message_id_domain: str,
     details_wait_seconds: float,
-) -> int:
-    """Record notifications for delivery; how many were new (a redelivered event adds none)."""
-    added = 0
+    lease: timedelta,
+) -> list[dict[str, Any]]:
+    """Record notifications for delivery, claimed for `lease` by the caller, who hands them to the delivery
+    worker; the new ones (a redelivered event adds none)."""
+    added = []
     for note in notifications:
-        added += await store.add(
+        doc = await store.add(
             note,
             message_id=f"<{note.notification_id}@{message_id_domain}>",
             details_deadline=domain.details_deadline(utcnow(), details_wait_seconds),
+            lease=lease,
         )
+        if doc is not None:
+            added.append(doc)
     return added
 
 
@@ -184,7 +189,13 @@ class Scheduler:
     (programme, day, recipient), so a crash between queuing and recording queues nothing twice.
     """
 
-    def __init__(self, store: NotificationStore, settings: NotificationsSettings, *, on_queued: Callable[[], None]):
+    def __init__(
+        self,
+        store: NotificationStore,
+        settings: NotificationsSettings,
+        *,
+        on_queued: Callable[[list[dict[str, Any]]], None],
+    ) -> None:
         self._store = store
         self._settings = settings
         self._on_queued = on_queued
@@ -227,14 +238,15 @@ class Scheduler:
                     proposals=await self._store.open_proposals(programme_id),
                     failures=await self._store.failed_since(programme_id, now - timedelta(days=1)),
                 )
-                queued = await queue(
+                added = await queue(
                     self._store,
                     notes,
                     message_id_domain=self._settings.message_id_domain,
                     details_wait_seconds=self._settings.details_wait_seconds,
+                    lease=self._lease,
                 )
-                if queued:
-                    self._on_queued()
+                self._on_queued(added)
+                queued = len(added)
             next_due = domain.next_digest_at(now, doc["hour_utc"])
             await self._store.digest_queued(programme_id, as_utc(doc["digest_due"]), day, next_due)
             took = asyncio.get_running_loop().time() - started
@@ -266,35 +278,59 @@ class DeliveryWorker:
         templates: Templates,
         settings: NotificationsSettings,
         links: OptOutLinks,
-        *,
-        on_events: Callable[[], None],
     ) -> None:
         self._store = store
         self._links = links
-        self._on_events = on_events
         self._mailer = mailer
         self._templates = templates
         self._settings = settings
         self._wakeup = Wakeup()
+        self._handed: list[dict[str, Any]] = []
+        self._search = True
 
     def nudge(self) -> None:
-        """Send now rather than at the next poll."""
+        """Look for due notifications now rather than at the next poll (e.g. details a message waited for came)."""
+        self._search = True
         self._wakeup.set()
 
+    def hand(self, queued: list[dict[str, Any]]) -> None:
+        """Send notifications this process just queued, claimed for the worker (`queue`): no search, no claim.
+
+        Were the process to stop first, their claim runs out and a search finds them.
+        """
+        if queued:
+            self._handed.extend(queued)
+            self._wakeup.set()
+
     async def run(self) -> None:
-        """Deliver until cancelled."""
+        """Deliver until cancelled: what is handed over at once, and a search for due notifications when
+        nudged or every POLL_SECONDS (retries, waits that ended, claims that ran out)."""
+        loop = asyncio.get_running_loop()
+        next_search = 0.0
         while True:
-            await asyncio.sleep(GATHER_SECONDS)  # as the relay: one search claims what was queued meanwhile
+            await asyncio.sleep(GATHER_SECONDS)  # lets handed-over notifications gather into one batch
             try:
-                delivered = await self.deliver_due()
+                attempts = await self.deliver_handed()
+                if self._search or loop.time() >= next_search:
+                    self._search, next_search = False, loop.time() + POLL_SECONDS
+                    attempts += await self.deliver_due()
             except Exception as exc:  # noqa: BLE001 - store outage: wait and go on
                 log.warning("delivery.loop_failed", error=repr(exc))
-                delivered = 0
-            if not delivered:
+                attempts = 0
+            if not attempts and not self._handed:
                 await self._wakeup.sleep(POLL_SECONDS)
 
+    async def deliver_handed(self) -> int:
+        """Attempt the notifications handed over so far; return how many."""
+        attempts = 0
+        while self._handed:
+            batch, self._handed = self._handed[:DELIVERY_BATCH], self._handed[DELIVERY_BATCH:]
+            await asyncio.gather(*(self._attempt(doc) for doc in batch))
+            attempts += len(batch)
+        return attempts
+
     async def deliver_due(self) -> int:
-        """Attempt every notification that is due; return how many attempts were made."""
+        """Claim and attempt every notification that is due; return how many attempts were made."""
         attempts = 0
         lease = timedelta(seconds=self._settings.lease_seconds)
         full = True
@@ -393,7 +429,6 @@ class DeliveryWorker:
             sent_at=utcnow(),
         )
         await self._store.mark_sent(note.notification_id, [outbox_entry(sent, wrap(sent, producer=PRODUCER))])
-        self._on_events()
         log.info("delivery.sent")
 
     async def _fail(self, note: domain.Notification, reason: str) -> None:
@@ -406,5 +441,4 @@ class DeliveryWorker:
         await self._store.mark_failed(
             note.notification_id, reason, [outbox_entry(event, wrap(event, producer=PRODUCER))]
         )
-        self._on_events()
         log.error("delivery.failed", error=reason)

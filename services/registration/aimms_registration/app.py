@@ -27,7 +27,7 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
         return issuer.jwks()
 
     async def setup(app: FastAPI, runtime: Runtime) -> Subscriptions:
-        store = RegistrationStore(runtime.db, cipher)
+        store = RegistrationStore(runtime.db, cipher, runtime.outbox)
         await store.ensure_indexes()
         if settings.bootstrap_admin_client_id and settings.bootstrap_admin_secret:
             await use_cases.ensure_admin_credential(

@@ -79,11 +79,10 @@ async def seed(settings: RegistrationSettings) -> DemoPortal:
                     email_domains=domains,
                     contact_email=f"mentoring@{domains[0]}",
                     registration_url=f"https://portal.{domains[0]}/aimms",
-                    on_events=lambda: None,
                 )
         for programme in DEMO_PROGRAMMES:
             if await store.programme(programme.programme_id) is None:
-                await use_cases.create_programme(store, programme, on_events=lambda: None)
+                await use_cases.create_programme(store, programme)
         [portal, *_] = await store.credentials_of(DEMO_INSTITUTIONS[0][0])
         _, secret = await use_cases.rotate_credential(store, portal.client_id)
         return DemoPortal(portal.client_id, secret)

@@ -21,7 +21,7 @@ from aimms_shared.crypto import FieldCipher
 from aimms_shared.errors import StateConflict
 from aimms_shared.idempotency import IdempotencyKeys
 from aimms_shared.mongo import utcnow
-from aimms_shared.outbox import OutboxEntry, outbox_fields, save_aggregate
+from aimms_shared.outbox import Outbox, OutboxEntry
 
 INSTITUTIONS = "institutions"
 PROGRAMMES = "programmes"
@@ -34,13 +34,14 @@ OUTBOX_COLLECTIONS = (INSTITUTIONS, PROGRAMMES, INTERESTS, PARTICIPANTS)
 class RegistrationStore:
     """Institutions, programmes, credentials, expressions of interest and participants."""
 
-    def __init__(self, db: AsyncDatabase, cipher: FieldCipher) -> None:
+    def __init__(self, db: AsyncDatabase, cipher: FieldCipher, outbox: Outbox | None = None) -> None:
         self._institutions = db[INSTITUTIONS]
         self._programmes = db[PROGRAMMES]
         self._interests = db[INTERESTS]
         self._participants = db[PARTICIPANTS]
         self._credentials = db["credentials"]
         self._cipher = cipher
+        self._outbox = outbox or Outbox()  # none given: a script, whose events a running service publishes
         self.idempotency = IdempotencyKeys(db["idempotency_keys"])
 
     async def ensure_indexes(self) -> None:
@@ -66,7 +67,7 @@ class RegistrationStore:
         """Store a new institution with its events; refuse a taken id."""
         doc = _institution_doc(institution)
         try:
-            await self._institutions.insert_one(doc | outbox_fields(events))
+            await self._outbox.insert(self._institutions, doc, events)
         except DuplicateKeyError:
             raise StateConflict(
                 "institution_id", "unique", f"institution '{institution.institution_id}' exists"
@@ -76,7 +77,7 @@ class RegistrationStore:
         """Store a changed institution with its events, if nobody changed it meanwhile."""
         doc = _institution_doc(institution)
         del doc["_id"], doc["version"]
-        await save_aggregate(
+        await self._outbox.save_aggregate(
             self._institutions,
             institution.institution_id,
             expected_version=institution.version,
@@ -98,7 +99,7 @@ class RegistrationStore:
     async def add_programme(self, programme: Programme, events: list[OutboxEntry]) -> None:
         """Store a new programme with its events; refuse a taken id."""
         try:
-            await self._programmes.insert_one(_programme_doc(programme) | outbox_fields(events))
+            await self._outbox.insert(self._programmes, _programme_doc(programme), events)
         except DuplicateKeyError:
             raise StateConflict("programme_id", "unique", f"programme '{programme.programme_id}' exists") from None
 
@@ -106,7 +107,7 @@ class RegistrationStore:
         """Store a changed programme with its events, if nobody changed it meanwhile."""
         doc = _programme_doc(programme)
         del doc["_id"], doc["version"]
-        await save_aggregate(
+        await self._outbox.save_aggregate(
             self._programmes, programme.programme_id, expected_version=programme.version, changes=doc, events=events
         )
 
@@ -139,7 +140,7 @@ class RegistrationStore:
         doc = asdict(interest) | {"_id": interest.interest_id, "email_key": interest.email_key, "version": 1}
         del doc["interest_id"]
         try:
-            await self._interests.insert_one(doc | outbox_fields(events))
+            await self._outbox.insert(self._interests, doc, events)
         except DuplicateKeyError:
             existing = await self._interests.find_one(
                 {"programme_id": interest.programme_id, "email_key": interest.email_key}, {"_id": 1}
@@ -179,7 +180,7 @@ class RegistrationStore:
     async def add_participant(self, participant: Participant, events: list[OutboxEntry]) -> None:
         """Store a new participant and her events in one write; refuse a second registration."""
         try:
-            await self._participants.insert_one(self._participant_doc(participant) | outbox_fields(events))
+            await self._outbox.insert(self._participants, self._participant_doc(participant), events)
         except DuplicateKeyError:
             raise StateConflict(
                 "email", "one-registration-per-programme", "this address is already registered in the programme"
@@ -189,7 +190,7 @@ class RegistrationStore:
         """Store a changed participant with her events, if nobody changed her record meanwhile."""
         doc = self._participant_doc(participant)
         del doc["_id"], doc["version"]
-        await save_aggregate(
+        await self._outbox.save_aggregate(
             self._participants,
             participant.participant_id,
             expected_version=participant.version,
@@ -201,22 +202,19 @@ class RegistrationStore:
         """Delete everything personal; keep only ids and status (for counts) and the outgoing events."""
         kept = ("_id", "programme_id", "institution_id", "version", "status", "email_key")  # the last two: rewritten
         personal = [k for k in self._participant_doc(participant) if k not in kept]
+        update = self._outbox.push(events)
+        update["$set"] |= {
+            "status": "erased",
+            "erased_at": utcnow(),
+            "email_key": f"erased:{participant.participant_id}",  # keeps the unique index free
+        }
+        update |= {"$unset": dict.fromkeys(personal, ""), "$inc": {"version": 1}}
         result = await self._participants.update_one(
-            {"_id": participant.participant_id, "version": participant.version},
-            {
-                "$unset": dict.fromkeys(personal, ""),
-                "$set": {
-                    "status": "erased",
-                    "erased_at": utcnow(),
-                    "email_key": f"erased:{participant.participant_id}",  # keeps the unique index free
-                    "outbox_due": utcnow(),
-                },
-                "$push": {"outbox": {"$each": events}},
-                "$inc": {"version": 1},
-            },
+            {"_id": participant.participant_id, "version": participant.version}, update
         )
         if result.matched_count == 0:
             raise StateConflict("participant_id", "concurrent-update", "her record changed meanwhile; retry")
+        self._outbox.written(self._participants, participant.participant_id)
         await self._interests.delete_many(
             {"programme_id": participant.programme_id, "email_key": email_key(participant.email)}
         )

@@ -1,10 +1,9 @@
 """Registration use cases: load, decide with the domain, store state and events in one write.
 
-HTTP routes (and the CLI) call these; `on_events` wakes the outbox relay after a write.
+HTTP routes (and the CLI) call these; the store hands the events a write raised to the outbox relay.
 """
 
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +22,6 @@ from aimms_shared.mongo import utcnow
 from aimms_shared.outbox import OutboxEntry, outbox_entry, outbox_tombstone
 
 PRODUCER = "registration"
-Notify = Callable[[], None]
 
 
 def _entries(events: list[Event], institution_id: str | None = None) -> list[OutboxEntry]:
@@ -41,12 +39,10 @@ async def onboard_institution(
     email_domains: list[str],
     contact_email: str,
     registration_url: str | None,
-    on_events: Notify,
 ) -> tuple[Institution, Credential, str]:
     """Onboard an institution and give its portal a first credential (its secret returned once)."""
     institution, event = institutions.onboard(institution_id, name, email_domains, contact_email, registration_url)
     await store.add_institution(institution, _entries([event], institution_id))
-    on_events()
     credential, secret = await create_credential(
         store,
         name=f"{name} portal",
@@ -56,14 +52,11 @@ async def onboard_institution(
     return institution, credential, secret
 
 
-async def set_institution_active(
-    store: RegistrationStore, institution_id: str, active: bool, *, on_events: Notify
-) -> Institution:
+async def set_institution_active(store: RegistrationStore, institution_id: str, active: bool) -> Institution:
     """Suspend or re-activate an institution."""
     institution = await _institution(store, institution_id)
     changed, event = (institutions.reactivate if active else institutions.suspend)(institution)
     await store.save_institution(changed, _entries([event], institution_id))
-    on_events()
     return replace(changed, version=changed.version + 1)
 
 
@@ -134,49 +127,40 @@ async def issue_token(
 # -- programmes
 
 
-async def create_programme(store: RegistrationStore, programme: Programme, *, on_events: Notify) -> Programme:
+async def create_programme(store: RegistrationStore, programme: Programme) -> Programme:
     """Open a programme (ProgrammeOpened)."""
     checked = programmes.define(programme)
     await store.add_programme(checked, _entries([programmes.announcement(checked, new=True)]))
-    on_events()
     return checked
 
 
-async def update_programme(store: RegistrationStore, programme: Programme, *, on_events: Notify) -> Programme:
+async def update_programme(store: RegistrationStore, programme: Programme) -> Programme:
     """Change a programme's settings (ProgrammeUpdated)."""
     current = await store.programme(programme.programme_id)
     if current is None:
         raise Missing("programme_id", "existing-programme", f"programme '{programme.programme_id}' does not exist")
     checked = programmes.define(replace(programme, version=current.version))
     await store.save_programme(checked, _entries([programmes.announcement(checked, new=False)]))
-    on_events()
     return replace(checked, version=current.version + 1)
 
 
 # -- expressions of interest
 
 
-async def express_interest(
-    store: RegistrationStore, submission: interests.InterestSubmission, *, on_events: Notify
-) -> tuple[str, bool]:
+async def express_interest(store: RegistrationStore, submission: interests.InterestSubmission) -> tuple[str, bool]:
     """Record an expression of interest and raise InterestExpressed; return (interest id, created)."""
     institution = await store.institution(submission.institution_id)
     programme = await store.programme(submission.programme_id)
     interest, event = interests.express_interest(
         submission, institution, programme, interest_id=str(uuid.uuid4()), now=utcnow()
     )
-    interest_id, created = await store.add_interest(interest, _entries([event], interest.institution_id))
-    if created:
-        on_events()
-    return interest_id, created
+    return await store.add_interest(interest, _entries([event], interest.institution_id))
 
 
 # -- participants
 
 
-async def register_participant(
-    store: RegistrationStore, registration: Registration, *, on_events: Notify
-) -> Participant:
+async def register_participant(store: RegistrationStore, registration: Registration) -> Participant:
     """Register her in a programme: ParticipantRegistered plus her contact record, in one write."""
     institution = await store.institution(registration.institution_id)
     programme = await store.programme(registration.programme_id)
@@ -184,7 +168,6 @@ async def register_participant(
         registration, institution, programme, participant_id=str(uuid.uuid4()), now=utcnow()
     )
     await store.add_participant(participant, _entries(events, participant.institution_id))
-    on_events()
     return participant
 
 
@@ -202,8 +185,6 @@ async def update_participant(
     caller: Principal,
     participant_id: str,
     changes: dict[str, Any],
-    *,
-    on_events: Notify,
 ) -> Participant:
     """Apply profile, contact and demographic changes (ParticipantProfileUpdated and friends)."""
     participant = await participant_for(store, caller, participant_id)
@@ -222,31 +203,25 @@ async def update_participant(
         sensitive={k: changes[k] for k in ("ethnicity", "age_band") if k in changes},
     )
     await store.save_participant(updated, _entries(events, participant.institution_id))
-    if events:
-        on_events()
     return replace(updated, version=participant.version + 1)
 
 
 async def withdraw_participant(
-    store: RegistrationStore, caller: Principal, participant_id: str, reason: str | None, *, on_events: Notify
+    store: RegistrationStore, caller: Principal, participant_id: str, reason: str | None
 ) -> Participant:
     """She leaves the programme (ParticipantWithdrawn)."""
     participant = await participant_for(store, caller, participant_id)
     withdrawn, event = participants.withdraw(participant, reason, now=utcnow())
     await store.save_participant(withdrawn, _entries([event], participant.institution_id))
-    on_events()
     return withdrawn
 
 
-async def erase_participant(
-    store: RegistrationStore, caller: Principal, participant_id: str, *, on_events: Notify
-) -> None:
+async def erase_participant(store: RegistrationStore, caller: Principal, participant_id: str) -> None:
     """Erasure: her personal data deleted here, a tombstone for her contact record, ParticipantErased."""
     participant = await participant_for(store, caller, participant_id)
     events = _entries([participants.erase(participant)], participant.institution_id)
     events.append(outbox_tombstone(CONTACTS, participant.participant_id))
     await store.erase_participant(participant, events)
-    on_events()
 
 
 async def export_participant(store: RegistrationStore, caller: Principal, participant_id: str) -> dict[str, Any]:

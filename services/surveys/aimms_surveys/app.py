@@ -20,14 +20,13 @@ def create_app(settings: SurveysSettings | None = None) -> FastAPI:
     cipher = settings.field_cipher()  # fails at start, not at the first sensitive answer
 
     async def setup(app: FastAPI, runtime: Runtime) -> Subscriptions:
-        store = SurveysStore(runtime.db, cipher)
+        store = SurveysStore(runtime.db, cipher, runtime.outbox)
         await store.ensure_indexes()
         await seed_questionnaires(store, shipped_questionnaires())
         surveys = Surveys(
             store,
             public_url=settings.public_url,
             lease=timedelta(seconds=settings.lease_seconds),
-            on_events=runtime.relay.nudge,
         )
         app.state.store, app.state.surveys = store, surveys
         runtime.run_in_background(lambda: poll_due("surveys", surveys.run_due, settings.scheduler_poll_seconds))

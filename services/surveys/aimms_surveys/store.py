@@ -22,7 +22,7 @@ from aimms_shared.contracts.registration import Role
 from aimms_shared.contracts.surveys import Wave
 from aimms_shared.crypto import FieldCipher
 from aimms_shared.mongo import as_utc, claim_due
-from aimms_shared.outbox import OutboxEntry, outbox_fields, save_aggregate
+from aimms_shared.outbox import Outbox, OutboxEntry
 from aimms_surveys.domain import Invitation, SurveyPolicy
 from aimms_surveys.questionnaires import Answer, Questionnaire, QuestionnaireDraft
 from aimms_surveys.reports import Response
@@ -38,7 +38,8 @@ _TIMES = ("issued_at", "expires_at")
 class SurveysStore:
     """Questionnaires, programmes' survey policies, invitations, their tokens, and anonymous responses."""
 
-    def __init__(self, db: AsyncDatabase, cipher: FieldCipher) -> None:
+    def __init__(self, db: AsyncDatabase, cipher: FieldCipher, outbox: Outbox | None = None) -> None:
+        self._outbox = outbox or Outbox()
         self._cipher = cipher
         self._questionnaires = db["questionnaires"]
         self._policies = db["policies"]
@@ -134,9 +135,9 @@ class SurveysStore:
 
     async def insert_invitation(self, invitation: Invitation, events: list[OutboxEntry]) -> bool:
         """A new invitation with its event; False when she was already asked (a redelivery)."""
-        doc = _invitation_doc(invitation) | outbox_fields(events) | {DUE: invitation.next_due()}
+        doc = _invitation_doc(invitation) | {DUE: invitation.next_due()}
         try:
-            await self._invitations.insert_one(doc)
+            await self._outbox.insert(self._invitations, doc, events)
         except DuplicateKeyError:
             await self._tokens.delete_many({"_id": {"$in": list(invitation.token_hashes)}})
             return False
@@ -158,7 +159,7 @@ class SurveysStore:
         changes = _invitation_doc(invitation)
         del changes["_id"], changes["version"]
         changes[DUE] = invitation.next_due()
-        await save_aggregate(
+        await self._outbox.save_aggregate(
             self._invitations,
             invitation.invitation_id,
             expected_version=expected_version,
@@ -236,7 +237,8 @@ class SurveysStore:
     ) -> None:
         """An anonymous response: a random id, and nothing that names or dates a person more finely than a day."""
         response_id = uuid.uuid4().hex
-        await self._responses.insert_one(
+        await self._outbox.insert(
+            self._responses,
             {
                 "_id": response_id,
                 "programme_id": programme_id,
@@ -250,8 +252,8 @@ class SurveysStore:
                     for item, answer in answers.items()
                     if item in sensitive
                 },
-            }
-            | outbox_fields(events)
+            },
+            events,
         )
 
     async def responses(self, programme_id: str) -> list[Response]:

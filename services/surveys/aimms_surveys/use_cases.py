@@ -2,7 +2,7 @@
 
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -46,12 +46,11 @@ class Surveys:
     """Invitations, answers and reports, stored with the events they raise."""
 
     def __init__(
-        self, store: SurveysStore, *, public_url: str, lease: timedelta, on_events: Callable[[], None]
+        self, store: SurveysStore, *, public_url: str, lease: timedelta
     ) -> None:
         self._store = store
         self._public_url = public_url
         self._lease = lease
-        self._on_events = on_events
 
     # -- invitations
 
@@ -85,7 +84,6 @@ class Surveys:
         await self._store.add_token(token[1], invitation.invitation_id)
         if not await self._store.insert_invitation(invitation, _outbox([event], institution_id)):
             return False
-        self._on_events()
         log.info("surveys.invited", invitation_id=invitation.invitation_id, wave=wave, role=role)
         return True
 
@@ -163,7 +161,6 @@ class Surveys:
         except BaseException:
             await self._store.reopen_invitation(invitation.invitation_id)
             raise
-        self._on_events()
         # Logged without the invitation: a log line must not join a response to a person either.
         log.info("surveys.response_recorded", programme_id=invitation.programme_id, wave=invitation.wave)
         return {"recorded": True, "wave": invitation.wave, "role": invitation.role}
@@ -211,6 +208,4 @@ class Surveys:
                 )
             except ConcurrentUpdate:
                 continue
-            if events:
-                self._on_events()
             return

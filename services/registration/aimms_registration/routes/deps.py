@@ -1,6 +1,5 @@
 """What the routes get from the composition root."""
 
-from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -20,14 +19,8 @@ def get_issuer(request: Request) -> TokenIssuer:
     return request.app.state.token_issuer
 
 
-def get_notify(request: Request) -> Callable[[], None]:
-    """Wakes the outbox relay after a use case stored events."""
-    return request.app.state.runtime.relay.nudge
-
-
 Store = Annotated[RegistrationStore, Depends(get_store)]
 Issuer = Annotated[TokenIssuer, Depends(get_issuer)]
-Notify = Annotated[Callable[[], None], Depends(get_notify)]
 IdempotencyKey = Annotated[
     str | None,
     Header(

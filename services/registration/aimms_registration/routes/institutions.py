@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 from aimms_registration import use_cases
 from aimms_registration.domain.credentials import Credential
 from aimms_registration.domain.institutions import Institution
-from aimms_registration.routes.deps import IdempotencyKey, Notify, Store
+from aimms_registration.routes.deps import IdempotencyKey, Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
 from aimms_shared.errors import Missing
 from aimms_shared.http import problem_responses
@@ -112,16 +112,13 @@ class OnboardedOut(BaseModel):
 async def onboard_institution(
     body: InstitutionIn,
     store: Store,
-    notify: Notify,
     idempotency_key: IdempotencyKey = None,
     caller: Principal = require(ADMIN),
 ) -> Response:
     """Onboard a medical school (InstitutionOnboarded) and issue its portal's first credential."""
 
     async def run() -> tuple[int, dict, None]:
-        institution, credential, secret = await use_cases.onboard_institution(
-            store, **body.model_dump(mode="json"), on_events=notify
-        )
+        institution, credential, secret = await use_cases.onboard_institution(store, **body.model_dump(mode="json"))
         out = OnboardedOut(
             institution=InstitutionOut.of(institution),
             credential=IssuedCredential(**CredentialOut.of(credential).model_dump(), client_secret=secret),
@@ -154,21 +151,19 @@ async def get_institution(
 @router.post(
     "/institutions/{institution_id}/suspension", response_model=InstitutionOut, responses=problem_responses(404, 409)
 )
-async def suspend_institution(
-    institution_id: str, store: Store, notify: Notify, caller: Principal = require(ADMIN)
-) -> InstitutionOut:
+async def suspend_institution(institution_id: str, store: Store, caller: Principal = require(ADMIN)) -> InstitutionOut:
     """Suspend an institution: no one registers through it, and its portal gets no tokens."""
-    return InstitutionOut.of(await use_cases.set_institution_active(store, institution_id, False, on_events=notify))
+    return InstitutionOut.of(await use_cases.set_institution_active(store, institution_id, False))
 
 
 @router.delete(
     "/institutions/{institution_id}/suspension", response_model=InstitutionOut, responses=problem_responses(404, 409)
 )
 async def reactivate_institution(
-    institution_id: str, store: Store, notify: Notify, caller: Principal = require(ADMIN)
+    institution_id: str, store: Store, caller: Principal = require(ADMIN)
 ) -> InstitutionOut:
     """Re-activate a suspended institution."""
-    return InstitutionOut.of(await use_cases.set_institution_active(store, institution_id, True, on_events=notify))
+    return InstitutionOut.of(await use_cases.set_institution_active(store, institution_id, True))
 
 
 @router.get("/credentials", response_model=list[CredentialOut], tags=["credentials"])

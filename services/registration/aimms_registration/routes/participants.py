@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from aimms_registration import use_cases
 from aimms_registration.domain.interests import InterestSubmission
 from aimms_registration.domain.participants import AGE_BANDS, Participant, Profile, Registration
-from aimms_registration.routes.deps import IdempotencyKey, Notify, Store
+from aimms_registration.routes.deps import IdempotencyKey, Store
 from aimms_shared.auth import PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
 from aimms_shared.errors import RuleBroken
 from aimms_shared.http import problem_responses
@@ -208,7 +208,7 @@ class WithdrawalIn(BaseModel):
     },
 )
 async def express_interest(
-    body: InterestIn, store: Store, notify: Notify, response: Response, caller: Principal = require(PARTICIPANTS_WRITE)
+    body: InterestIn, store: Store, response: Response, caller: Principal = require(PARTICIPANTS_WRITE)
 ) -> InterestOut:
     """Someone asks to join a programme; she receives the welcome email and the invitation to register."""
     submission = InterestSubmission(
@@ -217,7 +217,7 @@ async def express_interest(
         institution_id=acting_institution(caller, body.institution_id),
         programme_id=body.programme_id,
     )
-    interest_id, created = await use_cases.express_interest(store, submission, on_events=notify)
+    interest_id, created = await use_cases.express_interest(store, submission)
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"/interests/{interest_id}"
     return InterestOut(interest_id=interest_id, status="received" if created else "already-received")
@@ -229,7 +229,6 @@ async def express_interest(
 async def register_participant(
     body: ParticipantIn,
     store: Store,
-    notify: Notify,
     idempotency_key: IdempotencyKey = None,
     caller: Principal = require(PARTICIPANTS_WRITE),
 ) -> Response:
@@ -247,7 +246,7 @@ async def register_participant(
     )
 
     async def run() -> tuple[int, dict[str, Any], str]:
-        participant = await use_cases.register_participant(store, registration, on_events=notify)
+        participant = await use_cases.register_participant(store, registration)
         return 201, ParticipantOut.of(participant).model_dump(mode="json"), participant.participant_id
 
     return await store.idempotency.run(caller.client_id, idempotency_key, body.model_dump(mode="json"), run)
@@ -278,12 +277,11 @@ async def update_participant(
     participant_id: str,
     body: ParticipantChanges,
     store: Store,
-    notify: Notify,
     caller: Principal = require(PARTICIPANTS_WRITE),
 ) -> ParticipantOut:
     """Change her profile, contact details, capacity or optional answers (ParticipantProfileUpdated…)."""
     changes = body.model_dump(exclude_unset=True, mode="json")
-    updated = await use_cases.update_participant(store, caller, participant_id, changes, on_events=notify)
+    updated = await use_cases.update_participant(store, caller, participant_id, changes)
     return ParticipantOut.of(updated)
 
 
@@ -293,23 +291,20 @@ async def update_participant(
 async def withdraw_participant(
     participant_id: str,
     store: Store,
-    notify: Notify,
     body: WithdrawalIn | None = None,
     caller: Principal = require(PARTICIPANTS_WRITE),
 ) -> ParticipantOut:
     """She withdraws from the programme (ParticipantWithdrawn)."""
     reason = body.reason if body else None
-    return ParticipantOut.of(
-        await use_cases.withdraw_participant(store, caller, participant_id, reason, on_events=notify)
-    )
+    return ParticipantOut.of(await use_cases.withdraw_participant(store, caller, participant_id, reason))
 
 
 @router.delete("/participants/{participant_id}", status_code=204, responses=problem_responses(404, 409))
 async def erase_participant(
-    participant_id: str, store: Store, notify: Notify, caller: Principal = require(PARTICIPANTS_WRITE)
+    participant_id: str, store: Store, caller: Principal = require(PARTICIPANTS_WRITE)
 ) -> Response:
     """Erasure: her personal data deleted everywhere (ParticipantErased, contact tombstone)."""
-    await use_cases.erase_participant(store, caller, participant_id, on_events=notify)
+    await use_cases.erase_participant(store, caller, participant_id)
     return Response(status_code=204)
 
 

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aimms_registration import use_cases
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
-from aimms_registration.routes.deps import Notify, Store
+from aimms_registration.routes.deps import Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
 from aimms_shared.contracts.registration import MatchingPolicy
 from aimms_shared.errors import Missing
@@ -98,22 +98,18 @@ class ProgrammeOut(ProgrammeSettings):
 
 
 @router.post("/programmes", status_code=201, response_model=ProgrammeOut, responses=problem_responses(409, 422))
-async def create_programme(
-    body: ProgrammeIn, store: Store, notify: Notify, caller: Principal = require(ADMIN)
-) -> ProgrammeOut:
+async def create_programme(body: ProgrammeIn, store: Store, caller: Principal = require(ADMIN)) -> ProgrammeOut:
     """Create a programme (ProgrammeOpened); no code change, no restart."""
     settings = ProgrammeSettings.model_validate(body.model_dump(exclude={"programme_id"}))
-    return ProgrammeOut.of(
-        await use_cases.create_programme(store, settings.to_domain(body.programme_id), on_events=notify)
-    )
+    return ProgrammeOut.of(await use_cases.create_programme(store, settings.to_domain(body.programme_id)))
 
 
 @router.put("/programmes/{programme_id}", response_model=ProgrammeOut, responses=problem_responses(404, 409, 422))
 async def update_programme(
-    programme_id: str, body: ProgrammeSettings, store: Store, notify: Notify, caller: Principal = require(ADMIN)
+    programme_id: str, body: ProgrammeSettings, store: Store, caller: Principal = require(ADMIN)
 ) -> ProgrammeOut:
     """Change a programme's settings, e.g. close registration (ProgrammeUpdated)."""
-    return ProgrammeOut.of(await use_cases.update_programme(store, body.to_domain(programme_id), on_events=notify))
+    return ProgrammeOut.of(await use_cases.update_programme(store, body.to_domain(programme_id)))
 
 
 @router.get("/programmes", response_model=list[ProgrammeOut])
