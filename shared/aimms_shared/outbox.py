@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from aimms_shared.errors import Conflict
@@ -91,8 +91,21 @@ class Outbox:
         self, collection: AsyncCollection, document: dict[str, Any], events: Sequence[OutboxEntry]
     ) -> None:
         """Insert a new aggregate document with the events it raised, and have them published."""
-        await collection.insert_one(document | self.fields(events))
-        self.written(collection, document["_id"])
+        stored = document | self.fields(events)
+        await collection.insert_one(stored)
+        self.written(collection, stored)
+
+    async def update(
+        self, collection: AsyncCollection, query: dict[str, Any], update: dict[str, Any], *, upsert: bool = False
+    ) -> bool:
+        """Apply an update that appended events (`push`) to the one document `query` matches, and have
+        them published; False if no document matched."""
+        # The whole document: FerretDB 1.24 has no projection on findAndModify.
+        after = await collection.find_one_and_update(query, update, upsert=upsert, return_document=ReturnDocument.AFTER)
+        if after is None:
+            return False
+        self.written(collection, after)
+        return True
 
     def fields(self, entries: Sequence[OutboxEntry]) -> dict[str, Any]:
         """Fields to put in a newly inserted aggregate document that raised `entries`."""
@@ -102,10 +115,10 @@ class Outbox:
         """Update operators appending `entries` to an existing aggregate document's outbox."""
         return {"$push": {OUTBOX: {"$each": list(entries)}}, "$set": {OUTBOX_DUE: self._due()}}
 
-    def written(self, collection: AsyncCollection, document_id: str) -> None:
-        """A write with `fields` or `push` stored events in this document: publish them now."""
+    def written(self, collection: AsyncCollection, document: dict[str, Any]) -> None:
+        """A write with `fields` or `push` left `document` so (its id, outbox and due time): publish now."""
         if self._relay is not None:
-            self._relay.hand_over(collection, document_id)
+            self._relay.hand_over(collection, document)
 
     async def save_aggregate(
         self,
@@ -121,17 +134,22 @@ class Outbox:
         Every aggregate document carries a `version`; the write matches on the version that was read
         and increments it, so of two concurrent decisions on the same state only the first is stored.
         """
+        query = {"_id": aggregate_id, "version": expected_version}
         update: dict[str, Any] = self.push(events) if events else {"$set": {}}
         update["$set"] |= changes
         update["$inc"] = {"version": 1}
-        result = await collection.update_one({"_id": aggregate_id, "version": expected_version}, update)
-        if result.matched_count == 0:
+        saved = await self.update(collection, query, update) if events else await _updated(collection, query, update)
+        if not saved:
             raise ConcurrentUpdate(f"{collection.name} {aggregate_id} is no longer at version {expected_version}")
-        if events:
-            self.written(collection, aggregate_id)
 
     def _due(self) -> datetime:
-        return utcnow() + HANDOVER_GRACE if self._relay is not None else utcnow()
+        due = utcnow() + HANDOVER_GRACE if self._relay is not None else utcnow()
+        # As the store keeps it (milliseconds), so the relay's write can match the due time it was handed.
+        return due.replace(microsecond=due.microsecond // 1000 * 1000)
+
+
+async def _updated(collection: AsyncCollection, query: dict[str, Any], update: dict[str, Any]) -> bool:
+    return (await collection.update_one(query, update)).matched_count == 1
 
 
 async def ensure_outbox_index(collection: AsyncCollection) -> None:
@@ -167,11 +185,11 @@ class OutboxRelay:
         self._idle_seconds = idle_seconds
         self._max_backoff = max_backoff_seconds
         self._wakeup = Wakeup()
-        self._handed: dict[tuple[str, str], AsyncCollection] = {}
+        self._handed: dict[tuple[str, str], tuple[AsyncCollection, dict[str, Any]]] = {}
 
-    def hand_over(self, collection: AsyncCollection, document_id: str) -> None:
-        """Publish this document's events now (its writer stored them moments ago)."""
-        self._handed[(collection.name, document_id)] = collection
+    def hand_over(self, collection: AsyncCollection, document: dict[str, Any]) -> None:
+        """Publish the events of a document its writer stored moments ago (its id, outbox and due time)."""
+        self._handed[(collection.name, document["_id"])] = (collection, document)  # the newest write wins
         self._wakeup.set()
 
     async def run(self) -> None:
@@ -204,10 +222,11 @@ class OutboxRelay:
         """Publish the documents handed over so far, without searching or claiming; how many events."""
         published = 0
         while self._handed:
-            batch = list(self._handed.items())[:CLAIM_BATCH]
-            for key, _ in batch:
-                del self._handed[key]
-            counts = await asyncio.gather(*(self._publish_handed(c, doc_id) for (_, doc_id), c in batch))
+            batch = [self._handed.pop(key) for key in list(self._handed)[:CLAIM_BATCH]]
+            by_collection: dict[str, tuple[AsyncCollection, list[dict[str, Any]]]] = {}
+            for collection, document in batch:
+                by_collection.setdefault(collection.name, (collection, []))[1].append(document)
+            counts = await asyncio.gather(*(self._publish_batch(c, docs) for c, docs in by_collection.values()))
             published += sum(counts)
         return published
 
@@ -218,43 +237,52 @@ class OutboxRelay:
             full = True
             while full:
                 documents = await claim_due(collection, OUTBOX_DUE, self._lease, CLAIM_BATCH)
-                # Documents in parallel, each one's events in order: per-aggregate order is kept.
-                counts = await asyncio.gather(*(self._publish_document(collection, d) for d in documents))
-                published += sum(counts)
+                published += await self._publish_batch(collection, documents) if documents else 0
                 full = len(documents) == CLAIM_BATCH  # a short batch: nothing else was due
         return published
 
-    async def _publish_handed(self, collection: AsyncCollection, document_id: str) -> int:
-        # The whole outbox as it is now, so earlier events still pending go out first.
-        document = await collection.find_one({"_id": document_id}, {OUTBOX: 1, OUTBOX_DUE: 1})
-        if document is None or OUTBOX_DUE not in document:
-            return 0  # published already (handed over twice)
-        return await self._publish_document(collection, document)
+    async def _publish_batch(self, collection: AsyncCollection, documents: list[dict[str, Any]]) -> int:
+        """Publish documents side by side, each one's events in order (per-aggregate order is kept), then
+        record what went out for all of them in one write; how many events went out."""
+        outcomes = await asyncio.gather(
+            *(self._publish_entries(collection, d) for d in documents), return_exceptions=True
+        )
+        done = [(d, sent) for d, sent in zip(documents, outcomes, strict=True) if not isinstance(sent, BaseException)]
+        if done:
+            await self._record_published(collection, done)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # after the others were recorded
+        return sum(len(sent) for _, sent in done)
 
-    async def _publish_document(self, collection: AsyncCollection, document: dict[str, Any]) -> int:
-        doc_id, leased_until = document["_id"], document[OUTBOX_DUE]
+    async def _publish_entries(self, collection: AsyncCollection, document: dict[str, Any]) -> list[OutboxEntry]:
         published: list[OutboxEntry] = []
         try:
             for entry in document.get(OUTBOX, []):
                 await self._publish(entry)
                 published.append(entry)
         except Exception:
-            # Drop what went out and hand the document straight back instead of waiting for the lease.
+            # Drop what went out and hand the document straight back to the search instead of waiting.
             update: dict[str, Any] = {"$set": {OUTBOX_DUE: utcnow()}}
             if published:
                 update["$pullAll"] = {OUTBOX: published}
-            await collection.update_one({"_id": doc_id}, update)
+            await collection.update_one({"_id": document["_id"]}, update)
             raise
-        if not published:  # nothing was pending after all: just end the lease
-            await collection.update_one({"_id": doc_id, OUTBOX_DUE: leased_until}, {"$unset": {OUTBOX_DUE: ""}})
-            return 0
-        # Exact entries, not a condition (FerretDB 1.24's $pull matches whole values only), in one write that
-        # also ends the lease, unless a use case appended events (and so moved the due time) since it was read:
-        # then the rest stays, for that write's own hand-over or search. A crash before this write publishes
-        # the entries again; consumers drop the copies.
-        done = await collection.update_one(
-            {"_id": doc_id, OUTBOX_DUE: leased_until}, {"$pullAll": {OUTBOX: published}, "$unset": {OUTBOX_DUE: ""}}
-        )
-        if done.matched_count == 0:
-            await collection.update_one({"_id": doc_id}, {"$pullAll": {OUTBOX: published}})
-        return len(published)
+        return published
+
+    async def _record_published(
+        self, collection: AsyncCollection, done: list[tuple[dict[str, Any], list[OutboxEntry]]]
+    ) -> None:
+        # Exact entries, not a condition (FerretDB 1.24's $pull matches whole values only), in one write per
+        # document that also ends its claim, unless a use case appended events (and so moved the due time) since
+        # it was read: then the rest stays, for that write's own hand-over or the search. A crash before this
+        # write publishes the entries again; consumers drop the copies.
+        def finished(document: dict[str, Any], sent: list[OutboxEntry]) -> UpdateOne:
+            update: dict[str, Any] = {"$unset": {OUTBOX_DUE: ""}} | ({"$pullAll": {OUTBOX: sent}} if sent else {})
+            return UpdateOne({"_id": document["_id"], OUTBOX_DUE: document[OUTBOX_DUE]}, update)
+
+        result = await collection.bulk_write([finished(d, sent) for d, sent in done], ordered=False)
+        if result.matched_count < len(done):  # some changed meanwhile: remove what went out of each (a no-op if done)
+            pulls = [UpdateOne({"_id": d["_id"]}, {"$pullAll": {OUTBOX: sent}}) for d, sent in done if sent]
+            if pulls:
+                await collection.bulk_write(pulls, ordered=False)

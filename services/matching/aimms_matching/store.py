@@ -216,8 +216,7 @@ class MatchingStore:
             "choices": list(choices),
             "submitted_at": utcnow(),
         }
-        await self._preferences.update_one({"_id": mentee.participant_id}, update, upsert=True)
-        self._outbox.written(self._preferences, mentee.participant_id)
+        await self._outbox.update(self._preferences, {"_id": mentee.participant_id}, update, upsert=True)
 
     async def preferences(self, mentee_id: str) -> dict[str, Any] | None:
         """Her current choices."""

@@ -29,6 +29,7 @@ from aimms_notifications.domain import (
     OpenProposal,
     Programme,
 )
+from aimms_shared.cache import RecentReads
 from aimms_shared.mongo import claim_due, utcnow
 from aimms_shared.outbox import Outbox, OutboxEntry
 
@@ -48,6 +49,7 @@ FINISHED = [SENT, FAILED, CANCELLED, SKIPPED]
 PER_MESSAGE_DETAILS = ("context", "recipient_email", "recipient_name", "last_error", "waiting_for")
 _NOTIFICATION_FIELDS = tuple(Notification.__dataclass_fields__)
 LOG_LIMIT = 500
+REFERENCE_SECONDS = 2.0
 
 
 def as_notification(doc: dict[str, Any]) -> Notification:
@@ -60,6 +62,8 @@ class NotificationStore:
 
     def __init__(self, db: AsyncDatabase, outbox: Outbox | None = None) -> None:
         self._outbox = outbox or Outbox()
+        # Every message reads its programme; another replica's update of it shows within this time.
+        self._recent_programmes = RecentReads[Programme](REFERENCE_SECONDS)
         self._notifications = db[NOTIFICATIONS]
         self._contacts = db[CONTACTS]
         self._programmes = db[PROGRAMMES]
@@ -133,8 +137,7 @@ class NotificationStore:
         update["$set"] |= {"status": SENT, "sent_at": utcnow()}
         update["$unset"] = {SEND_DUE: "", "waiting_for": "", "waiting_due": ""}
         update["$inc"] = {"attempts": 1}
-        await self._notifications.update_one({"_id": notification_id}, update)
-        self._outbox.written(self._notifications, notification_id)
+        await self._outbox.update(self._notifications, {"_id": notification_id}, update)
 
     async def mark_retry(self, notification_id: str, error: str, due: datetime) -> None:
         """A temporary failure: try again at `due`."""
@@ -160,9 +163,7 @@ class NotificationStore:
         update["$set"] |= {"status": FAILED, "last_error": error, "failed_at": utcnow()}
         update["$unset"] = {SEND_DUE: ""}
         update["$inc"] = {"attempts": 1}
-        result = await self._notifications.update_one({"_id": notification_id, "status": PENDING}, update)
-        if result.modified_count:
-            self._outbox.written(self._notifications, notification_id)
+        await self._outbox.update(self._notifications, {"_id": notification_id, "status": PENDING}, update)
 
     async def mark_skipped(self, notification_id: str, reason: str) -> None:
         """An optional message the recipient refused: recorded as skipped, never sent."""
@@ -260,6 +261,11 @@ class NotificationStore:
                 {"$set": asdict(programme) | {"as_of": as_of}},
                 upsert=True,
             )
+        self._recent_programmes.forget(programme.programme_id)
+
+    async def _programme(self, programme_id: str) -> Programme | None:
+        doc = await self._programmes.find_one({"_id": programme_id})
+        return Programme(**{k: doc[k] for k in Programme.__dataclass_fields__}) if doc else None
 
     async def record_institution(self, institution_id: str, name: str) -> None:
         """Keep an institution's name."""
@@ -382,10 +388,7 @@ class NotificationStore:
                 withdrawn.add(doc["_id"])
             if "email" in doc:
                 contacts[doc["_id"]] = Contact(**{k: doc[k] for k in Contact.__dataclass_fields__})
-        programme_doc = await self._programmes.find_one({"_id": programme_id})
-        programme = (
-            Programme(**{k: programme_doc[k] for k in Programme.__dataclass_fields__}) if programme_doc else None
-        )
+        programme = await self._recent_programmes.get(programme_id, lambda: self._programme(programme_id))
         institution_ids = {c.institution_id for c in contacts.values()}
         institutions = {doc["_id"]: doc["name"] for doc in await _by_ids(self._institutions, institution_ids)}
         return Known(contacts, frozenset(erased), frozenset(withdrawn), programme, institutions)

@@ -16,6 +16,7 @@ from aimms_registration.domain.institutions import Institution
 from aimms_registration.domain.interests import Interest, email_key
 from aimms_registration.domain.participants import Consent, Participant, Profile
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
+from aimms_shared.cache import RecentReads
 from aimms_shared.contracts.registration import MatchingPolicy
 from aimms_shared.crypto import FieldCipher
 from aimms_shared.errors import StateConflict
@@ -27,6 +28,9 @@ INSTITUTIONS = "institutions"
 PROGRAMMES = "programmes"
 INTERESTS = "interests"
 PARTICIPANTS = "participants"
+# How long a replica may decide participants' requests on an institution or programme it read: an
+# administrator's change (a suspension) reaches the other replicas within this time.
+REFERENCE_SECONDS = 2.0
 # Collections whose documents carry outboxes, for the relay.
 OUTBOX_COLLECTIONS = (INSTITUTIONS, PROGRAMMES, INTERESTS, PARTICIPANTS)
 
@@ -42,6 +46,8 @@ class RegistrationStore:
         self._credentials = db["credentials"]
         self._cipher = cipher
         self._outbox = outbox or Outbox()  # none given: a script, whose events a running service publishes
+        self._recent_institutions = RecentReads[Institution](REFERENCE_SECONDS)
+        self._recent_programmes = RecentReads[Programme](REFERENCE_SECONDS)
         self.idempotency = IdempotencyKeys(db["idempotency_keys"])
 
     async def ensure_indexes(self) -> None:
@@ -58,6 +64,11 @@ class RegistrationStore:
         """An onboarded institution by id."""
         doc = await self._institutions.find_one({"_id": institution_id})
         return _institution(doc) if doc else None
+
+    async def recent_institution(self, institution_id: str) -> Institution | None:
+        """An institution as read within REFERENCE_SECONDS, for deciding a participant's request; changes
+        read `institution`, so a stale version is never saved over."""
+        return await self._recent_institutions.get(institution_id, lambda: self.institution(institution_id))
 
     async def institutions(self) -> list[Institution]:
         """Every onboarded institution, by name."""
@@ -84,6 +95,7 @@ class RegistrationStore:
             changes=doc,
             events=events,
         )
+        self._recent_institutions.forget(institution.institution_id)
 
     # -- programmes
 
@@ -91,6 +103,10 @@ class RegistrationStore:
         """A programme by id."""
         doc = await self._programmes.find_one({"_id": programme_id})
         return _programme(doc) if doc else None
+
+    async def recent_programme(self, programme_id: str) -> Programme | None:
+        """A programme as read within REFERENCE_SECONDS, for deciding a participant's request."""
+        return await self._recent_programmes.get(programme_id, lambda: self.programme(programme_id))
 
     async def programmes(self) -> list[Programme]:
         """Every programme, by name."""
@@ -110,6 +126,7 @@ class RegistrationStore:
         await self._outbox.save_aggregate(
             self._programmes, programme.programme_id, expected_version=programme.version, changes=doc, events=events
         )
+        self._recent_programmes.forget(programme.programme_id)
 
     # -- credentials
 
@@ -209,12 +226,9 @@ class RegistrationStore:
             "email_key": f"erased:{participant.participant_id}",  # keeps the unique index free
         }
         update |= {"$unset": dict.fromkeys(personal, ""), "$inc": {"version": 1}}
-        result = await self._participants.update_one(
-            {"_id": participant.participant_id, "version": participant.version}, update
-        )
-        if result.matched_count == 0:
+        query = {"_id": participant.participant_id, "version": participant.version}
+        if not await self._outbox.update(self._participants, query, update):
             raise StateConflict("participant_id", "concurrent-update", "her record changed meanwhile; retry")
-        self._outbox.written(self._participants, participant.participant_id)
         await self._interests.delete_many(
             {"programme_id": participant.programme_id, "email_key": email_key(participant.email)}
         )

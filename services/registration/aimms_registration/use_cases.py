@@ -149,8 +149,8 @@ async def update_programme(store: RegistrationStore, programme: Programme) -> Pr
 
 async def express_interest(store: RegistrationStore, submission: interests.InterestSubmission) -> tuple[str, bool]:
     """Record an expression of interest and raise InterestExpressed; return (interest id, created)."""
-    institution = await store.institution(submission.institution_id)
-    programme = await store.programme(submission.programme_id)
+    institution = await store.recent_institution(submission.institution_id)
+    programme = await store.recent_programme(submission.programme_id)
     interest, event = interests.express_interest(
         submission, institution, programme, interest_id=str(uuid.uuid4()), now=utcnow()
     )
@@ -162,8 +162,8 @@ async def express_interest(store: RegistrationStore, submission: interests.Inter
 
 async def register_participant(store: RegistrationStore, registration: Registration) -> Participant:
     """Register her in a programme: ParticipantRegistered plus her contact record, in one write."""
-    institution = await store.institution(registration.institution_id)
-    programme = await store.programme(registration.programme_id)
+    institution = await store.recent_institution(registration.institution_id)
+    programme = await store.recent_programme(registration.programme_id)
     participant, events = participants.register(
         registration, institution, programme, participant_id=str(uuid.uuid4()), now=utcnow()
     )

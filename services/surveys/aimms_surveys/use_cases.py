@@ -45,9 +45,7 @@ def _outbox(events: list[Event], institution_id: str | None = None) -> list[Outb
 class Surveys:
     """Invitations, answers and reports, stored with the events they raise."""
 
-    def __init__(
-        self, store: SurveysStore, *, public_url: str, lease: timedelta
-    ) -> None:
+    def __init__(self, store: SurveysStore, *, public_url: str, lease: timedelta) -> None:
         self._store = store
         self._public_url = public_url
         self._lease = lease
