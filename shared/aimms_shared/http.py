@@ -9,9 +9,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aimms_shared import context
 from aimms_shared.errors import DomainError
@@ -105,29 +105,41 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
 
-class RequestContextMiddleware(BaseHTTPMiddleware):
-    """Binds request and correlation ids to logs and raised events; records latency."""
+class RequestContextMiddleware:
+    """Binds request and correlation ids to logs and raised events; records latency.
 
-    def __init__(self, app: Any, metrics: Metrics) -> None:
-        super().__init__(app)
+    Plain ASGI: Starlette's BaseHTTPMiddleware would run every request through an extra task and
+    body stream, which cost more than the rest of a short request's handling.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self._app = app
         self._metrics = metrics
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
-        correlation_id = request.headers.get(CORRELATION_ID_HEADER) or request_id
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        request_id = headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        correlation_id = headers.get(CORRELATION_ID_HEADER) or request_id
+        status = 500
+
+        async def send_with_ids(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_headers = MutableHeaders(scope=message)
+                response_headers[REQUEST_ID_HEADER] = request_id
+                response_headers[CORRELATION_ID_HEADER] = correlation_id
+            await send(message)
+
         token = context.correlation_id.set(correlation_id)
         started = time.perf_counter()
-        status = 500
         try:
             with structlog.contextvars.bound_contextvars(request_id=request_id, correlation_id=correlation_id):
-                response = await call_next(request)
-                status = response.status_code
+                await self._app(scope, receive, send_with_ids)
         finally:
             context.correlation_id.reset(token)
-            route = request.scope.get("route")
-            self._metrics.http_latency.labels(request.method, getattr(route, "path", "unmatched"), str(status)).observe(
-                time.perf_counter() - started
-            )
-        response.headers[REQUEST_ID_HEADER] = request_id
-        response.headers[CORRELATION_ID_HEADER] = correlation_id
-        return response
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self._metrics.http_latency.labels(scope["method"], path, str(status)).observe(time.perf_counter() - started)
