@@ -29,15 +29,15 @@ from aimms_shared.durations import parse
 from aimms_shared.errors import Missing
 from aimms_shared.events import Envelope, wrap
 from aimms_shared.mongo import as_utc, utcnow
-from aimms_shared.outbox import GATHER_SECONDS, outbox_entry
+from aimms_shared.outbox import outbox_entry
 from aimms_shared.retry import backoff_delay
 from aimms_shared.wakeup import Wakeup
 
 PRODUCER = "notifications"
 # How often the worker looks for due notifications when nothing woke it (retries come due this way).
 POLL_SECONDS = 1.0
-# Notifications claimed at once and sent concurrently (one SMTP connection each).
-DELIVERY_BATCH = 25
+# Notifications sent at once (one SMTP connection each), and claimed at once by a search.
+DELIVERY_CONCURRENCY = 25
 
 log = structlog.get_logger(__name__)
 
@@ -285,49 +285,37 @@ class DeliveryWorker:
         self._templates = templates
         self._settings = settings
         self._wakeup = Wakeup()
-        self._handed: list[dict[str, Any]] = []
-        self._search = True
+        self._sending = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     def nudge(self) -> None:
         """Look for due notifications now rather than at the next poll (e.g. details a message waited for came)."""
-        self._search = True
         self._wakeup.set()
 
     def hand(self, queued: list[dict[str, Any]]) -> None:
         """Send notifications this process just queued, claimed for the worker (`queue`): no search, no claim.
 
-        Were the process to stop first, their claim runs out and a search finds them.
+        Each starts at once, up to DELIVERY_CONCURRENCY at a time. Were the process to stop first, their
+        claim runs out and a search finds them.
         """
-        if queued:
-            self._handed.extend(queued)
-            self._wakeup.set()
+        for doc in queued:
+            task = asyncio.create_task(self._attempt_handed(doc))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
 
     async def run(self) -> None:
-        """Deliver until cancelled: what is handed over at once, and a search for due notifications when
-        nudged or every POLL_SECONDS (retries, waits that ended, claims that ran out)."""
-        loop = asyncio.get_running_loop()
-        next_search = 0.0
-        while True:
-            await asyncio.sleep(GATHER_SECONDS)  # lets handed-over notifications gather into one batch
-            try:
-                attempts = await self.deliver_handed()
-                if self._search or loop.time() >= next_search:
-                    self._search, next_search = False, loop.time() + POLL_SECONDS
-                    attempts += await self.deliver_due()
-            except Exception as exc:  # noqa: BLE001 - store outage: wait and go on
-                log.warning("delivery.loop_failed", error=repr(exc))
-                attempts = 0
-            if not attempts and not self._handed:
+        """Search for due notifications when nudged or every POLL_SECONDS (retries, waits that ended, claims
+        that ran out), until cancelled; what is handed over is attempted as it comes."""
+        try:
+            while True:
+                try:
+                    await self.deliver_due()
+                except Exception as exc:  # noqa: BLE001 - store outage: wait and go on
+                    log.warning("delivery.loop_failed", error=repr(exc))
                 await self._wakeup.sleep(POLL_SECONDS)
-
-    async def deliver_handed(self) -> int:
-        """Attempt the notifications handed over so far; return how many."""
-        attempts = 0
-        while self._handed:
-            batch, self._handed = self._handed[:DELIVERY_BATCH], self._handed[DELIVERY_BATCH:]
-            await asyncio.gather(*(self._attempt(doc) for doc in batch))
-            attempts += len(batch)
-        return attempts
+        finally:
+            for task in self._in_flight:
+                task.cancel()
 
     async def deliver_due(self) -> int:
         """Claim and attempt every notification that is due; return how many attempts were made."""
@@ -335,11 +323,21 @@ class DeliveryWorker:
         lease = timedelta(seconds=self._settings.lease_seconds)
         full = True
         while full:
-            due = await self._store.claim_due(lease, DELIVERY_BATCH)
-            await asyncio.gather(*(self._attempt(doc) for doc in due))
+            due = await self._store.claim_due(lease, DELIVERY_CONCURRENCY)
+            await asyncio.gather(*(self._attempt_limited(doc) for doc in due))
             attempts += len(due)
-            full = len(due) == DELIVERY_BATCH  # a short batch: nothing else was due
+            full = len(due) == DELIVERY_CONCURRENCY  # a short batch: nothing else was due
         return attempts
+
+    async def _attempt_handed(self, doc: dict[str, Any]) -> None:
+        try:
+            await self._attempt_limited(doc)
+        except Exception as exc:  # noqa: BLE001 - e.g. a store outage: the claim runs out and a search retries it
+            log.warning("delivery.attempt_failed", notification_id=doc["_id"], error=repr(exc))
+
+    async def _attempt_limited(self, doc: dict[str, Any]) -> None:
+        async with self._sending:
+            await self._attempt(doc)
 
     async def _attempt(self, doc: dict[str, Any]) -> None:
         note = as_notification(doc)
