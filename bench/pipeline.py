@@ -9,7 +9,9 @@ every email is accepted.
 
 Floor, in the same run and volume: one bare aiokafka producer (idempotent, acks=all, as the relay) sends one
 record per person and inserts one document; one bare consumer reads each record and inserts one document. That
-is the least any design moving an event from one service's store to another's could do here.
+is the least any design moving an event from one service's store to another's could do here. It takes well under
+a second, so a checkpoint or a collection of garbage moves it by half: it runs FLOOR_RUNS times and the median
+counts (all are printed).
 
     .venv/bin/python bench/pipeline.py --count 300 --concurrency 20
 
@@ -28,7 +30,7 @@ import time
 import uuid
 from typing import Any
 
-import httpx
+import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiosmtpd.controller import Controller
@@ -39,6 +41,7 @@ from aimms_registration.demo import seed as seed_demo
 from aimms_registration.settings import RegistrationSettings
 
 TARGET_RATIO = 3.0
+FLOOR_RUNS = 3
 
 
 class ArrivalClock:
@@ -99,14 +102,15 @@ async def start_service(name: str, environment: dict[str, str]) -> tuple[asyncio
     process = await asyncio.create_subprocess_exec(sys.executable, *command, env={**os.environ, **environment})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    async with httpx.AsyncClient() as client:
+    async with aiohttp.ClientSession() as client:
         while time.monotonic() < deadline:
             if process.returncode is not None:
                 raise RuntimeError(f"{name} exited with {process.returncode}")
             try:
-                if (await client.get(f"{url}/readyz")).status_code == 200:
-                    return process, url
-            except httpx.TransportError:
+                async with client.get(f"{url}/readyz") as ready:
+                    if ready.status == 200:
+                        return process, url
+            except aiohttp.ClientConnectionError:
                 pass
             await asyncio.sleep(0.2)
     process.kill()
@@ -144,11 +148,14 @@ async def platform_run(kafka: str, mongodb_uri: str, count: int, concurrency: in
         registration, registration_url = await start_service("registration", registration_env)
         services.append(registration)
         services.append((await start_service("notifications", notifications_env))[0])
-        limits = httpx.Limits(max_connections=concurrency)
-        async with httpx.AsyncClient(base_url=registration_url, limits=limits) as client:
+        # aiohttp rather than httpx: on two cores the load generator's own CPU takes from the platform's,
+        # and httpx spent more per request than the registration service did.
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(registration_url, connector=connector, raise_for_status=True) as client:
             form = {"grant_type": "client_credentials", "client_id": portal.client_id}
             form["client_secret"] = portal.client_secret
-            token = (await client.post("/oauth/token", data=form)).raise_for_status().json()["access_token"]
+            async with client.post("/oauth/token", data=form) as response:
+                token = (await response.json())["access_token"]
             client.headers["Authorization"] = f"Bearer {token}"
             await warm_up(client, arrivals, namespace)
             gate = asyncio.Semaphore(concurrency)
@@ -158,7 +165,8 @@ async def platform_run(kafka: str, mongodb_uri: str, count: int, concurrency: in
                 body = {"name": f"Dr Person {i}", "email": email, "programme_id": "aimms-mentoring"}
                 async with gate:
                     sent_at[email] = time.time()
-                    (await client.post("/interests", json=body)).raise_for_status()
+                    async with client.post("/interests", json=body) as response:
+                        await response.read()
 
             started = time.time()
             await asyncio.gather(*(express(i) for i in range(count)))
@@ -186,11 +194,12 @@ async def platform_run(kafka: str, mongodb_uri: str, count: int, concurrency: in
     }
 
 
-async def warm_up(client: httpx.AsyncClient, arrivals: Arrivals, namespace: str) -> None:
+async def warm_up(client: aiohttp.ClientSession, arrivals: Arrivals, namespace: str) -> None:
     """One person first, so topic creation and consumer group joins are not timed."""
     email = f"warm-up.{namespace}@example.org"
     body = {"name": "Dr Warm Up", "email": email, "programme_id": "aimms-mentoring"}
-    (await client.post("/interests", json=body)).raise_for_status()
+    async with client.post("/interests", json=body) as response:
+        await response.read()
     deadline = time.monotonic() + 120
     while email not in arrivals.at:
         if time.monotonic() > deadline:
@@ -271,8 +280,13 @@ async def run(count: int, concurrency: int) -> dict[str, Any]:
         f"  latency HTTP request -> SMTP accepted: p50 {platform['p50_ms']} ms, p95 {platform['p95_ms']} ms, "
         f"p99 {platform['p99_ms']} ms"
     )
-    floor = await floor_run(kafka, mongodb_uri, count)
-    print(f"floor: bare producer + consumer + one insert each side: {floor['per_second']}/s ({floor['seconds']} s)")
+    floors = [await floor_run(kafka, mongodb_uri, count) for _ in range(FLOOR_RUNS)]
+    median = sorted(floors, key=lambda f: f["per_second"])[len(floors) // 2]
+    floor = median | {"runs": [f["per_second"] for f in floors]}
+    print(
+        f"floor: bare producer + consumer + one insert each side: {floor['per_second']}/s ({floor['seconds']} s), "
+        f"the median of {', '.join(f'{rate}/s' for rate in floor['runs'])}"
+    )
     ratio = floor["per_second"] / platform["per_second_until_all_emails"]
     verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
     print(f"platform is {ratio:.1f}x below the floor  [target within {TARGET_RATIO:.0f}x: {verdict}]")
