@@ -18,10 +18,17 @@ class SmtpRejection(Exception):
 
 
 class Mailer:
-    """Sends one message per call to the configured SMTP server."""
+    """Sends messages to the configured SMTP server over connections it keeps open between messages.
 
-    def __init__(self, settings: NotificationsSettings) -> None:
+    Opening a connection (TCP, greeting, EHLO, STARTTLS, AUTH) took longer than sending a message, and a
+    welcome rush sends hundreds; idle connections are reused, and one the server has closed meanwhile is
+    replaced before the message is retried on it once.
+    """
+
+    def __init__(self, settings: NotificationsSettings, *, max_idle: int = 25) -> None:
         self._settings = settings
+        self._max_idle = max_idle
+        self._idle: list[aiosmtplib.SMTP] = []
 
     def build(
         self,
@@ -54,18 +61,8 @@ class Mailer:
 
     async def send(self, message: EmailMessage) -> None:
         """Hand the message to the SMTP server; raise SmtpRejection on any failure."""
-        s = self._settings
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=s.smtp_host,
-                port=s.smtp_port,
-                username=s.smtp_username,
-                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-                start_tls=s.smtp_starttls,
-                use_tls=s.smtp_tls,
-                timeout=s.smtp_timeout_seconds,
-            )
+            smtp = await self._send_on_idle(message) or await self._send_on_new(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             first = exc.recipients[0] if exc.recipients else None
             raise SmtpRejection(first.code if first else 550, str(exc)) from exc
@@ -73,3 +70,50 @@ class Mailer:
             raise SmtpRejection(exc.code, exc.message) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise SmtpRejection(None, f"{type(exc).__name__}: {exc}") from exc
+        if len(self._idle) < self._max_idle:
+            self._idle.append(smtp)
+        else:
+            smtp.close()
+
+    def close(self) -> None:
+        """Drop the idle connections."""
+        while self._idle:
+            self._idle.pop().close()
+
+    async def _send_on_idle(self, message: EmailMessage) -> aiosmtplib.SMTP | None:
+        """Send on an idle connection; None if there was none left that the server had kept open.
+
+        A connection found closed (the server timed it out, or restarted) is dropped and the next one
+        tried. Were it closed in the middle of the message, that message may have gone: the copy carries
+        the same Message-ID, by which mail systems recognise it.
+        """
+        while self._idle:
+            smtp = self._idle.pop()
+            try:
+                await smtp.send_message(message)
+                return smtp
+            except (aiosmtplib.SMTPServerDisconnected, OSError):
+                smtp.close()
+            except BaseException:
+                smtp.close()
+                raise
+        return None
+
+    async def _send_on_new(self, message: EmailMessage) -> aiosmtplib.SMTP:
+        s = self._settings
+        smtp = aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            start_tls=s.smtp_starttls,
+            use_tls=s.smtp_tls,
+            timeout=s.smtp_timeout_seconds,
+        )
+        try:
+            await smtp.connect()
+            await smtp.send_message(message)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp

@@ -316,6 +316,7 @@ class DeliveryWorker:
         finally:
             for task in self._in_flight:
                 task.cancel()
+            self._mailer.close()
 
     async def deliver_due(self) -> int:
         """Claim and attempt every notification that is due; return how many attempts were made."""
