@@ -79,9 +79,11 @@ class ConcurrentUpdate(Conflict):
 class Outbox:
     """How a store writes the events it raises beside its change, and gets them published.
 
-    With the relay of a running service, a written document is left out of searches for
-    HANDOVER_GRACE and `written` hands it to that relay, which publishes at once. Without a relay (a
-    script seeding data), documents are due at once, for a running service's relay to find.
+    A store writes a new aggregate with `insert`, and appends events to one with `update` (its
+    operators from `push`) or `save_aggregate`. With the relay of a running service, the written
+    document is left out of searches for HANDOVER_GRACE and handed to that relay, which publishes at
+    once. Without a relay (a script seeding data), documents are due at once, for a running
+    service's relay to find.
     """
 
     def __init__(self, relay: "OutboxRelay | None" = None) -> None:
@@ -91,9 +93,9 @@ class Outbox:
         self, collection: AsyncCollection, document: dict[str, Any], events: Sequence[OutboxEntry]
     ) -> None:
         """Insert a new aggregate document with the events it raised, and have them published."""
-        stored = document | self.fields(events)
+        stored = document | {OUTBOX: list(events), OUTBOX_DUE: self._due()}
         await collection.insert_one(stored)
-        self.written(collection, stored)
+        self._written(collection, stored)
 
     async def update(
         self, collection: AsyncCollection, query: dict[str, Any], update: dict[str, Any], *, upsert: bool = False
@@ -104,19 +106,15 @@ class Outbox:
         after = await collection.find_one_and_update(query, update, upsert=upsert, return_document=ReturnDocument.AFTER)
         if after is None:
             return False
-        self.written(collection, after)
+        self._written(collection, after)
         return True
-
-    def fields(self, entries: Sequence[OutboxEntry]) -> dict[str, Any]:
-        """Fields to put in a newly inserted aggregate document that raised `entries`."""
-        return {OUTBOX: list(entries), OUTBOX_DUE: self._due()}
 
     def push(self, entries: Sequence[OutboxEntry]) -> dict[str, Any]:
         """Update operators appending `entries` to an existing aggregate document's outbox."""
         return {"$push": {OUTBOX: {"$each": list(entries)}}, "$set": {OUTBOX_DUE: self._due()}}
 
-    def written(self, collection: AsyncCollection, document: dict[str, Any]) -> None:
-        """A write with `fields` or `push` left `document` so (its id, outbox and due time): publish now."""
+    def _written(self, collection: AsyncCollection, document: dict[str, Any]) -> None:
+        # The document as the write left it (its id, outbox and due time): publish now.
         if self._relay is not None:
             self._relay.hand_over(collection, document)
 
