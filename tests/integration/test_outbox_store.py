@@ -48,19 +48,23 @@ async def test_of_concurrent_conditional_writes_to_one_document_exactly_one_wins
     infrastructure: Infrastructure, namespace: str
 ) -> None:
     # The services rely on MongoDB's single-document atomicity (optimistic versions, held places); the local
-    # store gives it through its write gate (deploy/local/ferretdb/gate.go).
+    # store gives it through its write gate (deploy/local/ferretdb/gate.go), one per database.
     client: AsyncMongoClient = AsyncMongoClient(infrastructure.mongodb_uri, tz_aware=True)
-    aggregates = client[namespace]["aggregates"]
+    databases = [f"{namespace}_one", f"{namespace}_other"]
+    collections = [client[name]["aggregates"] for name in databases]
     try:
-        await aggregates.insert_one({"_id": "a-1", "version": 1})
+        for collection in collections:
+            await collection.insert_one({"_id": "a-1", "version": 1})
         results = await asyncio.gather(
             *(
-                aggregates.update_one({"_id": "a-1", "version": 1}, {"$inc": {"version": 1}, "$set": {"by": i}})
+                collection.update_one({"_id": "a-1", "version": 1}, {"$inc": {"version": 1}, "$set": {"by": i}})
                 for i in range(20)
+                for collection in collections
             )
         )
-        assert sum(r.modified_count for r in results) == 1
-        assert (await aggregates.find_one({"_id": "a-1"}))["version"] == 2
+        assert sum(r.modified_count for r in results) == len(collections)  # one winner in each database
+        assert [(await c.find_one({"_id": "a-1"}))["version"] for c in collections] == [2, 2]
     finally:
-        await client.drop_database(namespace)
+        for name in databases:
+            await client.drop_database(name)
         await client.close()
