@@ -70,10 +70,16 @@ class Principal:
 
 
 KeyLoader = Callable[[], Awaitable[dict[str, Any]]]
+VERIFIED_TOKENS = 1024
 
 
 class TokenVerifier:
-    """Verifies access tokens against the issuer's JWKS, cached by key id."""
+    """Verifies access tokens against the issuer's JWKS, cached by key id.
+
+    A portal sends the same token with every request until it expires, and checking its signature
+    was a tenth of a short request's cost; so a verified token is remembered (at most
+    VERIFIED_TOKENS of them) until its expiry, and still refused once its key leaves the JWKS.
+    """
 
     def __init__(self, load_jwks: KeyLoader, *, issuer: str, refresh_after_seconds: float = 300) -> None:
         self._load_jwks = load_jwks
@@ -81,9 +87,17 @@ class TokenVerifier:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._loaded_at = 0.0
         self._refresh_after = refresh_after_seconds
+        self._verified: dict[str, tuple[float, str, Principal]] = {}  # token -> (expiry, key id, principal)
 
     async def verify(self, token: str) -> Principal:
         """The principal a valid token stands for; Unauthenticated otherwise."""
+        known = self._verified.get(token)
+        if known is not None:
+            expiry, kid, principal = known
+            if time.time() < expiry:
+                await self._key(kid)  # refused if the key was withdrawn
+                return principal
+            del self._verified[token]
         try:
             kid = jwt.get_unverified_header(token).get("kid", "")
         except jwt.PyJWTError as exc:
@@ -102,7 +116,11 @@ class TokenVerifier:
             raise Unauthenticated("the access token has expired") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the access token is invalid: {exc}") from exc
-        return Principal(claims["sub"], claims.get("institution_id"), frozenset(claims["scope"].split()))
+        principal = Principal(claims["sub"], claims.get("institution_id"), frozenset(claims["scope"].split()))
+        if len(self._verified) >= VERIFIED_TOKENS:
+            del self._verified[next(iter(self._verified))]  # the oldest
+        self._verified[token] = (claims["exp"], kid, principal)
+        return principal
 
     async def _key(self, kid: str) -> jwt.PyJWK:
         stale = time.monotonic() - self._loaded_at > self._refresh_after

@@ -1,0 +1,70 @@
+"""Access tokens: verified against the issuer's keys, remembered until they expire, refused once their key goes."""
+
+import asyncio
+
+import pytest
+
+from aimms_registration.tokens import TokenIssuer, new_signing_key_pem
+from aimms_shared.auth import TokenVerifier, Unauthenticated
+
+
+class Keys:
+    """The issuer's JWKS endpoint, which an operator may empty (a withdrawn key)."""
+
+    def __init__(self, issuer: TokenIssuer) -> None:
+        self.jwks = issuer.jwks()
+        self.loads = 0
+
+    async def load(self) -> dict:
+        self.loads += 1
+        return self.jwks
+
+
+def issuer(ttl_seconds: int = 900) -> TokenIssuer:
+    return TokenIssuer(new_signing_key_pem(), issuer="aimms-registration", ttl_seconds=ttl_seconds)
+
+
+async def test_a_token_is_verified_once_and_then_remembered() -> None:
+    tokens = issuer()
+    keys = Keys(tokens)
+    verifier = TokenVerifier(keys.load, issuer="aimms-registration")
+    token = tokens.issue("portal-1", "northgate", ("participants:write",))
+
+    first = await verifier.verify(token)
+    assert (first.client_id, first.institution_id, first.scopes) == ("portal-1", "northgate", {"participants:write"})
+    assert await verifier.verify(token) == first
+    assert keys.loads == 1
+
+
+async def test_a_remembered_token_is_refused_once_its_key_is_withdrawn() -> None:
+    tokens = issuer()
+    keys = Keys(tokens)
+    verifier = TokenVerifier(keys.load, issuer="aimms-registration", refresh_after_seconds=0)
+    token = tokens.issue("portal-1", "northgate", ("participants:write",))
+    await verifier.verify(token)
+
+    keys.jwks = {"keys": []}
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        await verifier.verify(token)
+
+
+async def test_a_remembered_token_is_refused_once_it_expires() -> None:
+    tokens = issuer(ttl_seconds=2)  # expires 1-2 s from now (whole seconds)
+    verifier = TokenVerifier(Keys(tokens).load, issuer="aimms-registration")
+    token = tokens.issue("portal-1", "northgate", ("participants:write",))
+    await verifier.verify(token)
+
+    await asyncio.sleep(2.1)
+    with pytest.raises(Unauthenticated, match="expired"):
+        await verifier.verify(token)
+
+
+async def test_a_tampered_token_is_refused_even_after_the_genuine_one_was_verified() -> None:
+    tokens = issuer()
+    verifier = TokenVerifier(Keys(tokens).load, issuer="aimms-registration")
+    token = tokens.issue("portal-1", "northgate", ("participants:write",))
+    await verifier.verify(token)
+
+    header, claims, signature = token.split(".")
+    with pytest.raises(Unauthenticated, match="invalid"):
+        await verifier.verify(f"{header}.{claims}.{signature[:-4]}AAAA")
