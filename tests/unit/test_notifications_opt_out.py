@@ -113,7 +113,7 @@ def settings() -> NotificationsSettings:
 
 
 def build(unsubscribe_url: str | None) -> Message:
-    return Mailer(settings()).build(
+    return Mailer(settings(), max_idle=1).build(
         to_email="a@x.org",
         to_name="A",
         subject="s",

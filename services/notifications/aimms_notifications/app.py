@@ -8,7 +8,7 @@ from aimms_notifications.mailer import Mailer
 from aimms_notifications.settings import NotificationsSettings
 from aimms_notifications.store import NOTIFICATIONS, NotificationStore
 from aimms_notifications.templates import Templates
-from aimms_notifications.use_cases import DeliveryWorker, Scheduler
+from aimms_notifications.use_cases import DELIVERY_CONCURRENCY, DeliveryWorker, Scheduler
 from aimms_shared.consumer import Subscriptions
 from aimms_shared.contracts.notifications import NotificationFailed, NotificationSent
 from aimms_shared.retry import poll_due
@@ -26,7 +26,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         links = OptOutLinks(settings.link_signing_key.get_secret_value().encode(), settings.public_url)
         app.state.links = links
         templates = Templates(settings.template_dir)
-        deliveries = DeliveryWorker(store, Mailer(settings), templates, settings, links)
+        deliveries = DeliveryWorker(store, Mailer(settings, max_idle=DELIVERY_CONCURRENCY), templates, settings, links)
         runtime.run_in_background(deliveries.run)
         scheduler = Scheduler(store, settings, on_queued=deliveries.hand)
         runtime.run_in_background(lambda: poll_due("notifications", scheduler.run_due, settings.scheduler_poll_seconds))

@@ -33,7 +33,7 @@ class Mailer:
     replaced before the message is retried on it once.
     """
 
-    def __init__(self, settings: NotificationsSettings, *, max_idle: int = 25) -> None:
+    def __init__(self, settings: NotificationsSettings, *, max_idle: int) -> None:
         self._settings = settings
         self._max_idle = max_idle
         self._idle: list[aiosmtplib.SMTP] = []
