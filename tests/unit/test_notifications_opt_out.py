@@ -1,6 +1,6 @@
 """Who may refuse which messages, and the signed links by which they do."""
 
-from email.message import Message
+from email.message import EmailMessage
 
 import pytest
 
@@ -112,7 +112,7 @@ def settings() -> NotificationsSettings:
     )
 
 
-def build(unsubscribe_url: str | None) -> Message:
+def build(unsubscribe_url: str | None) -> EmailMessage:
     return Mailer(settings(), max_idle=1).build(
         to_email="a@x.org",
         to_name="A",
