@@ -11,11 +11,15 @@ from typing import Generic, TypeVar
 
 V = TypeVar("V")
 
+# How long a process may act on reference data it read: another replica's change (a suspension, a
+# programme's new name) reaches it within this time.
+REFERENCE_SECONDS = 2.0
+
 
 class RecentReads(Generic[V]):
     """Values loaded by key, reused for `seconds`; what was not found is not kept (it may appear)."""
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, seconds: float = REFERENCE_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self._seconds = seconds
         self._clock = clock
         self._entries: dict[str, tuple[float, V]] = {}

@@ -103,7 +103,7 @@ async def directory(
     responses=problem_responses(404, 422),
 )
 async def submit_preferences(
-    mentee_id: str, body: PreferencesIn, store: Store, request: Request, caller: Principal = require(PARTICIPANTS_WRITE)
+    mentee_id: str, body: PreferencesIn, store: Store, caller: Principal = require(PARTICIPANTS_WRITE)
 ) -> PreferencesOut:
     """Her top three mentors, best first (MentorPreferencesSubmitted); changeable until she is matched."""
     choices = await use_cases.submit_preferences(store, caller, mentee_id, body.choices)

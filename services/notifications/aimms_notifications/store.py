@@ -49,7 +49,6 @@ FINISHED = [SENT, FAILED, CANCELLED, SKIPPED]
 PER_MESSAGE_DETAILS = ("context", "recipient_email", "recipient_name", "last_error", "waiting_for")
 _NOTIFICATION_FIELDS = tuple(Notification.__dataclass_fields__)
 LOG_LIMIT = 500
-REFERENCE_SECONDS = 2.0
 
 
 def as_notification(doc: dict[str, Any]) -> Notification:
@@ -62,8 +61,8 @@ class NotificationStore:
 
     def __init__(self, db: AsyncDatabase, outbox: Outbox | None = None) -> None:
         self._outbox = outbox or Outbox()
-        # Every message reads its programme; another replica's update of it shows within this time.
-        self._recent_programmes = RecentReads[Programme](REFERENCE_SECONDS)
+        # Every message reads its programme; another replica's update of it shows within REFERENCE_SECONDS.
+        self._recent_programmes = RecentReads[Programme]()
         self._notifications = db[NOTIFICATIONS]
         self._contacts = db[CONTACTS]
         self._programmes = db[PROGRAMMES]

@@ -28,9 +28,6 @@ INSTITUTIONS = "institutions"
 PROGRAMMES = "programmes"
 INTERESTS = "interests"
 PARTICIPANTS = "participants"
-# How long a replica may decide participants' requests on an institution or programme it read: an
-# administrator's change (a suspension) reaches the other replicas within this time.
-REFERENCE_SECONDS = 2.0
 # Collections whose documents carry outboxes, for the relay.
 OUTBOX_COLLECTIONS = (INSTITUTIONS, PROGRAMMES, INTERESTS, PARTICIPANTS)
 
@@ -46,8 +43,8 @@ class RegistrationStore:
         self._credentials = db["credentials"]
         self._cipher = cipher
         self._outbox = outbox or Outbox()  # none given: a script, whose events a running service publishes
-        self._recent_institutions = RecentReads[Institution](REFERENCE_SECONDS)
-        self._recent_programmes = RecentReads[Programme](REFERENCE_SECONDS)
+        self._recent_institutions = RecentReads[Institution]()
+        self._recent_programmes = RecentReads[Programme]()
         self.idempotency = IdempotencyKeys(db["idempotency_keys"])
 
     async def ensure_indexes(self) -> None:
