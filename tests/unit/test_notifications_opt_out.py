@@ -7,11 +7,11 @@ import pytest
 from aimms_notifications import domain
 from aimms_notifications.handlers import MESSAGES
 from aimms_notifications.links import InvalidLink, OptOutLinks, sign, verify
-from aimms_notifications.mailer import Mailer
 from aimms_notifications.settings import NotificationsSettings
 from aimms_shared.contracts.matching import MatchProposalReminder
 from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
 from aimms_shared.events import wrap
+from tests.unit.test_notifications_mailer import mailer, read
 from tests.unit.test_notifications_templates import EVENTS, KNOWN, MENTEE, SURVEY_EVENTS, digest_notes
 
 KEY = b"k" * 32
@@ -113,14 +113,16 @@ def settings() -> NotificationsSettings:
 
 
 def build(unsubscribe_url: str | None) -> EmailMessage:
-    return Mailer(settings(), max_idle=1).build(
-        to_email="a@x.org",
-        to_name="A",
-        subject="s",
-        text="t",
-        html="<p>h</p>",
-        message_id="<1@aimms.local>",
-        unsubscribe_url=unsubscribe_url,
+    return read(
+        mailer().build(
+            to_email="a@x.org",
+            to_name="A",
+            subject="s",
+            text="t",
+            html="<p>h</p>",
+            message_id="<1@aimms.local>",
+            unsubscribe_url=unsubscribe_url,
+        )
     )
 
 

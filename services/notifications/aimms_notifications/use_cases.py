@@ -398,17 +398,17 @@ class DeliveryWorker:
     async def _send(
         self, note: domain.Notification, doc: dict[str, Any], ready: domain.Ready, message: Any, opt_out_url: str | None
     ) -> None:
-        mime = self._mailer.build(
-            to_email=ready.to_email,
-            to_name=ready.to_name,
-            subject=message.subject,
-            text=message.text,
-            html=message.html,
-            message_id=doc["message_id"],
-            unsubscribe_url=opt_out_url,
-        )
         try:
-            await self._mailer.send(mime)
+            outgoing = self._mailer.build(
+                to_email=ready.to_email,
+                to_name=ready.to_name,
+                subject=message.subject,
+                text=message.text,
+                html=message.html,
+                message_id=doc["message_id"],
+                unsubscribe_url=opt_out_url,
+            )
+            await self._mailer.send(outgoing)
         except SmtpRejection as exc:
             attempts = doc.get("attempts", 0) + 1
             outcome = domain.judge_smtp_error(exc.code, exc.message, attempts, self._settings.delivery_max_attempts)

@@ -1,0 +1,86 @@
+"""The messages the mailer writes, read back as a mail client reads them."""
+
+import email
+import email.policy
+from email.message import EmailMessage
+
+import pytest
+
+from aimms_notifications.mailer import Mailer, Outgoing, SmtpRejection
+from aimms_notifications.settings import NotificationsSettings
+
+LONG_LINK = "https://aimms.example/notifications/opt-out/" + "t" * 150 + ".sig"
+
+
+def mailer(sender: str = "AIMMS Méntoring <mentoring@aimms.test>") -> Mailer:
+    settings = NotificationsSettings(
+        kafka_bootstrap_servers="k:9092",
+        mongodb_uri="mongodb://m/",
+        smtp_host="smtp",
+        sender=sender,
+        link_signing_key="k" * 32,
+        public_url="https://aimms.example/notifications",
+    )
+    return Mailer(settings, max_idle=1)
+
+
+def build(**overrides: str) -> Outgoing:
+    fields = {
+        "to_email": "zoe@medic.ac.uk",
+        "to_name": "Zoë Ōkubo-Smith, Jr",
+        "subject": "Welcome to AIMMS Mentoring — your programme is open, and this subject runs long",
+        "text": "Dear Zoë,\n\nwelcome.\n",
+        "html": "<p>Dear Zoë,</p><p>welcome.</p>",
+        "message_id": "<n-1@aimms.local>",
+        "unsubscribe_url": LONG_LINK,
+    }
+    return mailer().build(**(fields | overrides))
+
+
+def read(outgoing: Outgoing) -> EmailMessage:
+    """As a client reads the message it received: lines end in LF again."""
+    data = outgoing.data.replace(b"\r\n", b"\n")
+    return email.message_from_bytes(data, _class=EmailMessage, policy=email.policy.default)
+
+
+def test_headers_and_both_bodies_read_back_as_written() -> None:
+    outgoing = build()
+    message = read(outgoing)
+    assert (outgoing.sender, outgoing.recipient) == ("mentoring@aimms.test", "zoe@medic.ac.uk")
+    assert message["From"].addresses[0].display_name == "AIMMS Méntoring"
+    assert message["To"].addresses[0].display_name == "Zoë Ōkubo-Smith, Jr"
+    assert message["To"].addresses[0].addr_spec == "zoe@medic.ac.uk"
+    assert message["Subject"] == "Welcome to AIMMS Mentoring — your programme is open, and this subject runs long"
+    assert message["Message-ID"] == "<n-1@aimms.local>"
+    assert message["List-Unsubscribe"] == f"<{LONG_LINK}>"
+    assert message.get_body(("plain",)).get_content() == "Dear Zoë,\n\nwelcome.\n"
+    assert message.get_body(("html",)).get_content().strip() == "<p>Dear Zoë,</p><p>welcome.</p>"
+
+
+def test_the_wire_form_is_seven_bit_with_crlf_lines_that_smtp_accepts() -> None:
+    data = build().data
+    assert data.isascii()
+    lines = data.split(b"\r\n")
+    assert b"\n" not in b"".join(lines)
+    assert max(len(line) for line in lines) <= 998  # RFC 5322's limit
+    # An encoded word stays within RFC 2047's 75 characters: the long subject is folded across lines.
+    assert all(len(word) <= 75 for line in lines for word in line.split() if word.startswith(b"=?"))
+
+
+def test_a_line_break_in_a_name_or_subject_becomes_a_space() -> None:
+    message = read(build(to_name="Ann\r\nBcc: someone@else.org", subject="Hello\nthere"))
+    assert message["To"].addresses[0].display_name == "Ann Bcc: someone@else.org"
+    assert message["Subject"] == "Hello there"
+    assert message["Bcc"] is None
+
+
+def test_an_international_domain_goes_as_punycode() -> None:
+    outgoing = build(to_email="ann@médecine.example")
+    assert outgoing.recipient == "ann@xn--mdecine-bya.example"
+    assert read(outgoing)["To"].addresses[0].addr_spec == "ann@xn--mdecine-bya.example"
+
+
+def test_a_mailbox_name_that_is_not_ascii_is_refused_for_good() -> None:
+    with pytest.raises(SmtpRejection) as refused:
+        build(to_email="zoë@medic.ac.uk")
+    assert refused.value.code == 553 and "not ASCII" in refused.value.message
