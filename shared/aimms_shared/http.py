@@ -5,7 +5,7 @@ import uuid
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -45,6 +45,19 @@ PROBLEM_TEXT = {
     409: "Conflicts with the current state",
     422: "Invalid input: each field and the rule it breaks",
 }
+
+
+def from_state(name: str) -> Any:
+    """FastAPI dependency: what the composition root put in `app.state.<name>`.
+
+    A coroutine on purpose: FastAPI runs a plain function in its thread pool, and that hop cost a
+    registration request more than its own work.
+    """
+
+    async def built(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    return Depends(built)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

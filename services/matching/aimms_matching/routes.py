@@ -4,7 +4,7 @@ import html
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Form, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,17 +16,12 @@ from aimms_matching.use_cases import Matchmaker
 from aimms_shared.auth import ADMIN, PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
 from aimms_shared.contracts.matching import Side
 from aimms_shared.errors import DomainError, Missing
-from aimms_shared.http import problem_responses
+from aimms_shared.http import from_state, problem_responses
 
 router = APIRouter()
 
 
-def get_store(request: Request) -> MatchingStore:
-    """The store built in the composition root."""
-    return request.app.state.store
-
-
-Store = Annotated[MatchingStore, Depends(get_store)]
+Store = Annotated[MatchingStore, from_state("store")]
 
 
 class DirectoryEntry(BaseModel):
@@ -130,12 +125,7 @@ async def get_preferences(
 # -- rounds, pairs and answers
 
 
-def get_matchmaker(request: Request) -> Matchmaker:
-    """The matchmaker built in the composition root."""
-    return request.app.state.matchmaker
-
-
-Matching = Annotated[Matchmaker, Depends(get_matchmaker)]
+Matching = Annotated[Matchmaker, from_state("matchmaker")]
 
 
 class RoundReport(BaseModel):

@@ -4,7 +4,7 @@ import html
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
@@ -13,23 +13,13 @@ from aimms_notifications.links import OptOutLinks
 from aimms_notifications.store import NotificationStore
 from aimms_shared.auth import ADMIN, Principal, require
 from aimms_shared.errors import DomainError, RuleBroken
-from aimms_shared.http import problem_responses
+from aimms_shared.http import from_state, problem_responses
 
 router = APIRouter(tags=["deliveries"])
 
 
-def get_store(request: Request) -> NotificationStore:
-    """The store built in the composition root."""
-    return request.app.state.store
-
-
-def get_links(request: Request) -> OptOutLinks:
-    """The opt-out link signer built in the composition root."""
-    return request.app.state.links
-
-
-Store = Annotated[NotificationStore, Depends(get_store)]
-Links = Annotated[OptOutLinks, Depends(get_links)]
+Store = Annotated[NotificationStore, from_state("store")]
+Links = Annotated[OptOutLinks, from_state("links")]
 
 
 class DeliveryOut(BaseModel):

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,7 +10,7 @@ from aimms_shared.auth import ADMIN, Principal, require
 from aimms_shared.contracts.registration import Role
 from aimms_shared.contracts.surveys import Wave
 from aimms_shared.errors import Missing
-from aimms_shared.http import problem_responses
+from aimms_shared.http import from_state, problem_responses
 from aimms_shared.mongo import utcnow
 from aimms_surveys import reports
 from aimms_surveys.domain import SurveyPolicy
@@ -23,18 +23,8 @@ router = APIRouter()
 GONE = {410: {"description": "Unknown, used, voided or expired link (indistinguishable on purpose)"}}
 
 
-def get_store(request: Request) -> SurveysStore:
-    """The store built in the composition root."""
-    return request.app.state.store
-
-
-def get_surveys(request: Request) -> Surveys:
-    """The use cases built in the composition root."""
-    return request.app.state.surveys
-
-
-Store = Annotated[SurveysStore, Depends(get_store)]
-Service = Annotated[Surveys, Depends(get_surveys)]
+Store = Annotated[SurveysStore, from_state("store")]
+Service = Annotated[Surveys, from_state("surveys")]
 
 
 class AnswersIn(BaseModel):

@@ -2,25 +2,15 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Header
 
 from aimms_registration.store import RegistrationStore
 from aimms_registration.tokens import TokenIssuer
+from aimms_shared.http import from_state
 from aimms_shared.idempotency import HEADER
 
-
-def get_store(request: Request) -> RegistrationStore:
-    """The store built in the composition root."""
-    return request.app.state.store
-
-
-def get_issuer(request: Request) -> TokenIssuer:
-    """The token issuer built in the composition root."""
-    return request.app.state.token_issuer
-
-
-Store = Annotated[RegistrationStore, Depends(get_store)]
-Issuer = Annotated[TokenIssuer, Depends(get_issuer)]
+Store = Annotated[RegistrationStore, from_state("store")]
+Issuer = Annotated[TokenIssuer, from_state("token_issuer")]
 IdempotencyKey = Annotated[
     str | None,
     Header(
