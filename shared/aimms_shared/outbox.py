@@ -21,7 +21,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from aimms_shared.errors import Conflict
 from aimms_shared.events import Envelope, Event, Topic
-from aimms_shared.mongo import claim_due, utcnow
+from aimms_shared.mongo import GroupedInserts, claim_due, utcnow
 from aimms_shared.retry import backoff_delay
 from aimms_shared.wakeup import Wakeup
 
@@ -88,13 +88,18 @@ class Outbox:
 
     def __init__(self, relay: "OutboxRelay | None" = None) -> None:
         self._relay = relay
+        self._inserts: dict[int, GroupedInserts] = {}  # by the collection object's id; it holds the object
 
     async def insert(
         self, collection: AsyncCollection, document: dict[str, Any], events: Sequence[OutboxEntry]
     ) -> None:
-        """Insert a new aggregate document with the events it raised, and have them published."""
+        """Insert a new aggregate document with the events it raised, and have them published
+        (raises `DuplicateKeyError` as `insert_one` would)."""
         stored = document | {OUTBOX: list(events), OUTBOX_DUE: self._due()}
-        await collection.insert_one(stored)
+        inserts = self._inserts.get(id(collection))
+        if inserts is None:
+            inserts = self._inserts[id(collection)] = GroupedInserts(collection)
+        await inserts.insert(stored)
         self._written(collection, stored)
 
     async def update(

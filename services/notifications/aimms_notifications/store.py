@@ -30,7 +30,7 @@ from aimms_notifications.domain import (
     Programme,
 )
 from aimms_shared.cache import RecentReads
-from aimms_shared.mongo import claim_due, utcnow
+from aimms_shared.mongo import GroupedInserts, claim_due, utcnow
 from aimms_shared.outbox import Outbox, OutboxEntry
 
 NOTIFICATIONS = "notifications"
@@ -64,6 +64,7 @@ class NotificationStore:
         # Every message reads its programme; another replica's update of it shows within REFERENCE_SECONDS.
         self._recent_programmes = RecentReads[Programme]()
         self._notifications = db[NOTIFICATIONS]
+        self._inserts = GroupedInserts(self._notifications)  # an event's burst of messages, one write
         self._contacts = db[CONTACTS]
         self._programmes = db[PROGRAMMES]
         self._institutions = db[INSTITUTIONS]
@@ -102,7 +103,7 @@ class NotificationStore:
             SEND_DUE: now + lease,
         }
         try:
-            await self._notifications.insert_one(doc)
+            await self._inserts.insert(doc)
         except DuplicateKeyError:
             return None
         return doc
