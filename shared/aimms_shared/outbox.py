@@ -179,7 +179,7 @@ class OutboxRelay:
         publish: Publish,
         *,
         lease: timedelta,
-        idle_seconds: float = 1.0,
+        idle_seconds: float = HANDOVER_GRACE.total_seconds(),
         max_backoff_seconds: float = 15.0,
     ) -> None:
         self._collections = list(collections)
@@ -197,7 +197,9 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay until cancelled: documents handed over at once, and a search for due ones every
-        `idle_seconds` (what a stopped writer left); back off while Kafka or the store is unavailable."""
+        `idle_seconds` (what a stopped writer or a script left); back off while Kafka or the store is
+        unavailable. The search is rare because it is dear (FerretDB reads every document of every outbox
+        collection to answer it) and what a running writer stores never waits for it."""
         loop = asyncio.get_running_loop()
         failures = 0
         next_search = 0.0

@@ -34,8 +34,9 @@ from aimms_shared.retry import backoff_delay
 from aimms_shared.wakeup import Wakeup
 
 PRODUCER = "notifications"
-# How often the worker looks for due notifications when nothing woke it (retries come due this way).
-POLL_SECONDS = 1.0
+# How often the worker searches for due notifications nothing woke it for: claims that ran out, and what
+# another replica put off. In FerretDB every search reads the whole collection.
+POLL_SECONDS = 5.0
 # Notifications sent at once (one SMTP connection each), and claimed at once by a search.
 DELIVERY_CONCURRENCY = 25
 
@@ -292,6 +293,10 @@ class DeliveryWorker:
         """Look for due notifications now rather than at the next poll (e.g. details a message waited for came)."""
         self._wakeup.set()
 
+    def _search_at(self, due: datetime) -> None:
+        # What this process puts off, it takes up at its time (just after: the search compares with the clock).
+        asyncio.get_running_loop().call_later((due - utcnow()).total_seconds() + 0.05, self._wakeup.set)
+
     def hand(self, queued: list[dict[str, Any]]) -> None:
         """Send notifications this process just queued, claimed for the worker (`queue`): no search, no claim.
 
@@ -392,7 +397,9 @@ class DeliveryWorker:
         delay = backoff_delay(
             self._settings.delivery_retry_base_seconds, checks, self._settings.details_recheck_cap_seconds
         )
-        await self._store.mark_waiting(note.notification_id, missing, min(deadline, now + timedelta(seconds=delay)))
+        due = min(deadline, now + timedelta(seconds=delay))
+        await self._store.mark_waiting(note.notification_id, missing, due)
+        self._search_at(due)
         log.info("delivery.waiting_for_details", missing=missing, recheck_in_seconds=delay)
 
     async def _send(
@@ -417,7 +424,9 @@ class DeliveryWorker:
                     self._settings.delivery_retry_base_seconds, attempts, self._settings.delivery_retry_cap_seconds
                 )
                 log.warning("delivery.retry", error=outcome.reason, attempt=attempts, retry_in_seconds=delay)
-                await self._store.mark_retry(note.notification_id, outcome.reason, utcnow() + timedelta(seconds=delay))
+                due = utcnow() + timedelta(seconds=delay)
+                await self._store.mark_retry(note.notification_id, outcome.reason, due)
+                self._search_at(due)
                 return
             await self._fail(note, outcome.reason)
             return
