@@ -204,20 +204,22 @@ class EventConsumer:
         return topic.removeprefix(f"{self._namespace}.") if self._namespace else topic
 
     async def consume_batch(self, records: Sequence[Any]) -> None:
-        """Process a batch: each partition's records one after another, in order (a key's events
-        stay in order), and the partitions side by side."""
-        partitions: dict[tuple[str, int], list[Any]] = {}
+        """Process a batch: each key's records one after another, in order, and the keys side by side.
+
+        A key is an aggregate, whose events must keep their order; Kafka promises no more than that
+        between keys either, and a burst of welcomes on one partition then goes out together."""
+        keys: dict[tuple[str, int, bytes | None], list[Any]] = {}
         for record in records:
-            partitions.setdefault((record.topic, record.partition), []).append(record)
+            keys.setdefault((record.topic, record.partition, record.key), []).append(record)
 
         async def in_order(batch: list[Any]) -> None:
             for record in batch:
                 await self.consume(record)
 
-        outcomes = await asyncio.gather(*(in_order(b) for b in partitions.values()), return_exceptions=True)
+        outcomes = await asyncio.gather(*(in_order(b) for b in keys.values()), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
-                raise outcome  # after every partition finished; the batch stays uncommitted
+                raise outcome  # after every key finished; the batch stays uncommitted
 
     async def consume(self, record: Any) -> None:
         """Process one record to a final outcome: handled, duplicate, ignored or dead-lettered."""

@@ -170,30 +170,30 @@ async def test_events_the_service_does_not_handle_are_skipped() -> None:
     assert h.handled == [] and h.parked == []
 
 
-async def test_a_batch_keeps_each_partitions_order_and_runs_the_partitions_side_by_side() -> None:
-    # Partition 0's first event waits until partition 1's has been handled: with the partitions one
-    # after another this would never finish.
+async def test_a_batch_keeps_each_keys_order_and_runs_the_keys_side_by_side() -> None:
+    # Key a's first event waits until key b's, on the same partition, has been handled: with a
+    # partition's records one after another this would never finish. Key a's second waits its turn.
     handled: list[str] = []
-    other_partition_done = asyncio.Event()
+    other_key_done = asyncio.Event()
     table = Subscriptions()
 
     @table.on(InterestExpressed)
     async def remember(event: InterestExpressed, envelope: Envelope) -> None:
-        if event.interest_id == "p0-first":
-            await asyncio.wait_for(other_partition_done.wait(), timeout=5)
+        if event.interest_id == "a-first":
+            await asyncio.wait_for(other_key_done.wait(), timeout=5)
         handled.append(event.interest_id)
-        if event.interest_id == "p1-only":
-            other_partition_done.set()
+        if event.interest_id == "b-only":
+            other_key_done.set()
 
     async def never(*_: object) -> None:
         raise AssertionError("nothing should be parked")
 
     consumer = consumer_of(table, KafkaBroker(), never, max_attempts=1)
 
-    def record(partition: int, interest_id: str) -> SimpleNamespace:
+    def record(key: bytes, interest_id: str) -> SimpleNamespace:
         value = wrap(interest_expressed(interest_id=interest_id), producer="registration").encode()
-        return SimpleNamespace(topic=INTERESTS.name, partition=partition, key=b"k", value=value, headers=())
+        return SimpleNamespace(topic=INTERESTS.name, partition=0, key=key, value=value, headers=())
 
-    await consumer.consume_batch([record(0, "p0-first"), record(1, "p1-only"), record(0, "p0-second")])
+    await consumer.consume_batch([record(b"a", "a-first"), record(b"b", "b-only"), record(b"a", "a-second")])
 
-    assert handled == ["p1-only", "p0-first", "p0-second"]
+    assert handled == ["b-only", "a-first", "a-second"]
