@@ -11,6 +11,7 @@ an institution changes its wording, name, signature or links by adding files, no
 Templates include shared parts through `pick("_signature.txt")`, which applies the same search.
 """
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -28,6 +29,8 @@ from jinja2 import (
     select_autoescape,
 )
 from jinja2.runtime import Context
+
+from aimms_shared.cache import REFERENCE_SECONDS
 
 # Context key holding the search prefixes of the message being rendered.
 _PREFIXES = "template_prefixes"
@@ -104,11 +107,23 @@ class Templates:
             lstrip_blocks=True,
         )
         self._env.globals["pick"] = self._pick
+        self._chosen: dict[tuple[str, ...], tuple[float, Template]] = {}
         self._env.filters |= {"day": day, "moment": moment, "ordinal": ordinal, "join_and": join_and}
 
     @pass_context
     def _pick(self, context: Context, name: str) -> Template:
-        return self._env.select_template([prefix + name for prefix in context.get(_PREFIXES, [""])])
+        return self._choose(tuple(prefix + name for prefix in context.get(_PREFIXES, [""])))
+
+    def _choose(self, names: tuple[str, ...]) -> Template:
+        """The first of `names` that exists. Looking costs a file check per name that does not, for every
+        message; what was chosen is reused for REFERENCE_SECONDS, within which an added override is used."""
+        now = time.monotonic()
+        kept = self._chosen.get(names)
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        template = self._env.select_template(names)
+        self._chosen[names] = (now + REFERENCE_SECONDS, template)
+        return template
 
     def render(
         self,
@@ -123,6 +138,6 @@ class Templates:
         values = context | {_PREFIXES: prefixes}
 
         def part(suffix: str) -> str:
-            return self._env.select_template([f"{p}{template}{suffix}" for p in prefixes]).render(values)
+            return self._choose(tuple(f"{p}{template}{suffix}" for p in prefixes)).render(values)
 
         return RenderedMessage(subject=" ".join(part(".subject.txt").split()), text=part(".txt"), html=part(".html"))
