@@ -1,4 +1,4 @@
-"""Document-store helpers shared by stores: leases on due documents, inserts written together.
+"""Document-store helpers shared by stores: leases on due documents, writes sent together.
 
 Only features FerretDB 1.24 supports are used (no transactions, change streams or TTL indexes).
 """
@@ -7,12 +7,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import InsertOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
-# Documents written by one insert_many at most.
-INSERT_BATCH = 100
+# Writes sent by one bulk_write at most.
+WRITE_BATCH = 100
 
 
 def utcnow() -> datetime:
@@ -47,42 +47,48 @@ async def claim_due(collection: AsyncCollection, field: str, lease: timedelta, l
     return [document for document in await asyncio.gather(*map(claim, candidates)) if document is not None]
 
 
-class GroupedInserts:
-    """Inserts into one collection, each awaited by its caller, written together when they coincide.
+class GroupedWrites:
+    """Single-document writes to one collection, each awaited by its caller, sent together when they coincide.
 
-    While one write is on its way, the documents inserted meanwhile wait and then go as one
-    `insert_many`: a lone insert goes at once, and under load the batches grow. Every write is a
-    transaction of its own in FerretDB's SQLite, and twenty documents in one cost it a quarter of
-    twenty single inserts. Unordered, so each caller's document stands or falls alone: a caller
-    gets `DuplicateKeyError` for its own document only.
+    While one write is on its way, the writes issued meanwhile wait and then go as one unordered
+    `bulk_write`: a lone write goes at once, and under load the batches grow. Every write is a
+    transaction of its own in FerretDB's SQLite; twenty inserts in one command cost it a quarter of
+    twenty single inserts, twenty updates two thirds. Each caller's write stands or falls alone: it
+    gets `DuplicateKeyError` (or another `WriteError`) for its own write only. A bulk write reports
+    no per-write result, so an update that matched nothing goes unnoticed: group only updates whose
+    document is known to exist.
     """
 
     def __init__(self, collection: AsyncCollection) -> None:
         self._collection = collection
-        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._waiting: list[tuple[InsertOne[Any] | UpdateOne, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def insert(self, document: dict[str, Any]) -> None:
         """Insert `document` (with its `_id`); raises as `insert_one` would."""
+        await self._write(InsertOne(document))
+
+    async def update(self, document_id: Any, update: dict[str, Any]) -> None:
+        """Apply `update` to the document `document_id`, which exists."""
+        await self._write(UpdateOne({"_id": document_id}, update))
+
+    async def _write(self, operation: InsertOne[Any] | UpdateOne) -> None:
         written = asyncio.get_running_loop().create_future()
-        self._waiting.append((document, written))
+        self._waiting.append((operation, written))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_waiting())
         await written
 
     async def _write_waiting(self) -> None:
         while self._waiting:
-            batch, self._waiting = self._waiting[:INSERT_BATCH], self._waiting[INSERT_BATCH:]
+            batch, self._waiting = self._waiting[:WRITE_BATCH], self._waiting[WRITE_BATCH:]
             try:
-                await self._collection.insert_many([document for document, _ in batch], ordered=False)
+                await self._collection.bulk_write([operation for operation, _ in batch], ordered=False)
             except BulkWriteError as exc:
                 failed = {error["index"]: error for error in exc.details.get("writeErrors", [])}
                 for index, (_, written) in enumerate(batch):
-                    if index in failed:
-                        _settle(written, _write_error(failed[index]))
-                    else:
-                        _settle(written, None)
-            except Exception as exc:  # noqa: BLE001 - each caller gets it, as insert_one would raise it
+                    _settle(written, _write_error(failed[index]) if index in failed else None)
+            except Exception as exc:  # noqa: BLE001 - each caller gets it, as a single write would raise it
                 for _, written in batch:
                     _settle(written, exc)
             except BaseException as exc:  # cancelled: nobody is left waiting for an answer

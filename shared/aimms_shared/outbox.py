@@ -21,7 +21,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from aimms_shared.errors import Conflict
 from aimms_shared.events import Envelope, Event, Topic
-from aimms_shared.mongo import GroupedInserts, claim_due, utcnow
+from aimms_shared.mongo import GroupedWrites, claim_due, utcnow
 from aimms_shared.retry import backoff_delay
 from aimms_shared.wakeup import Wakeup
 
@@ -88,7 +88,7 @@ class Outbox:
 
     def __init__(self, relay: "OutboxRelay | None" = None) -> None:
         self._relay = relay
-        self._inserts: dict[int, GroupedInserts] = {}  # by the collection object's id; it holds the object
+        self._writes: dict[int, GroupedWrites] = {}  # by the collection object's id; it holds the object
 
     async def insert(
         self, collection: AsyncCollection, document: dict[str, Any], events: Sequence[OutboxEntry]
@@ -96,11 +96,30 @@ class Outbox:
         """Insert a new aggregate document with the events it raised, and have them published
         (raises `DuplicateKeyError` as `insert_one` would)."""
         stored = document | {OUTBOX: list(events), OUTBOX_DUE: self._due()}
-        inserts = self._inserts.get(id(collection))
-        if inserts is None:
-            inserts = self._inserts[id(collection)] = GroupedInserts(collection)
-        await inserts.insert(stored)
+        await self._grouped(collection).insert(stored)
         self._written(collection, stored)
+
+    async def append(
+        self, collection: AsyncCollection, document_id: str, update: dict[str, Any], events: Sequence[OutboxEntry]
+    ) -> None:
+        """Apply `update` (without `$push`) to an aggregate document that exists, appending `events`, in a
+        write sent together with others that coincide, and have the events published.
+
+        Nothing is read back: the relay is handed these events alone, and clears the outbox only if they are
+        all it holds. For a document none of whose events still wait, such as a notification's one closing
+        event: an older event still waiting would go out after these, found by the search; where order
+        matters, `update` reads the whole outbox back.
+        """
+        pushed = self.push(events)
+        operators = update | {"$push": pushed["$push"], "$set": update.get("$set", {}) | pushed["$set"]}
+        await self._grouped(collection).update(document_id, operators)
+        self._written(collection, {"_id": document_id, OUTBOX: list(events), OUTBOX_DUE: pushed["$set"][OUTBOX_DUE]})
+
+    def _grouped(self, collection: AsyncCollection) -> GroupedWrites:
+        writes = self._writes.get(id(collection))
+        if writes is None:
+            writes = self._writes[id(collection)] = GroupedWrites(collection)
+        return writes
 
     async def update(
         self, collection: AsyncCollection, query: dict[str, Any], update: dict[str, Any], *, upsert: bool = False
@@ -279,12 +298,14 @@ class OutboxRelay:
         self, collection: AsyncCollection, done: list[tuple[dict[str, Any], list[OutboxEntry]]]
     ) -> None:
         # Exact entries, not a condition (FerretDB 1.24's $pull matches whole values only), in one write per
-        # document that also ends its claim, unless a use case appended events (and so moved the due time) since
-        # it was read: then the rest stays, for that write's own hand-over or the search. A crash before this
-        # write publishes the entries again; consumers drop the copies.
+        # document that also ends its claim, unless the outbox holds more than was read: a use case appended
+        # events since (and so moved the due time), or the relay was handed only the newest (`append`). Then
+        # the rest stays, for that write's own hand-over or the search. A crash before this write publishes
+        # the entries again; consumers drop the copies.
         def finished(document: dict[str, Any], sent: list[OutboxEntry]) -> UpdateOne:
             update: dict[str, Any] = {"$unset": {OUTBOX_DUE: ""}} | ({"$pullAll": {OUTBOX: sent}} if sent else {})
-            return UpdateOne({"_id": document["_id"], OUTBOX_DUE: document[OUTBOX_DUE]}, update)
+            read = {"_id": document["_id"], OUTBOX_DUE: document[OUTBOX_DUE]}
+            return UpdateOne(read | {OUTBOX: {"$size": len(document.get(OUTBOX, []))}}, update)
 
         result = await collection.bulk_write([finished(d, sent) for d, sent in done], ordered=False)
         if result.matched_count < len(done):  # some changed meanwhile: remove what went out of each (a no-op if done)

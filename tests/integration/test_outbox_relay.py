@@ -1,6 +1,7 @@
 """The outbox relay: killed after publishing but before recording, the event is published again
 and the email is still sent exactly once; a document handed over is published without a search,
-and one whose writer stopped first is found by the search once the writer's grace has passed."""
+and one whose writer stopped first is found by the search once the writer's grace has passed, also
+when a later write handed over only the events it appended."""
 
 import json
 from datetime import timedelta
@@ -129,6 +130,42 @@ async def test_a_handed_over_document_is_published_at_once_and_a_stopped_writers
         assert await relay().drain() == 0
         await eventually(lambda: _published_by_search(relay(), published, "b"), timeout=10)
         assert published == ["a", "b"]
+    finally:
+        await mongo.drop_database(namespace)
+        await mongo.close()
+
+
+async def test_events_appended_without_reading_back_leave_older_ones_to_the_search(
+    infrastructure: Infrastructure, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox, "HANDOVER_GRACE", timedelta(seconds=1))
+    mongo: AsyncMongoClient = AsyncMongoClient(infrastructure.mongodb_uri, tz_aware=True)
+    aggregates = mongo[namespace]["aggregates"]
+    published: list[str] = []
+
+    async def publish(entry: OutboxEntry) -> None:
+        published.append(entry["key"])
+
+    def relay() -> OutboxRelay:
+        return OutboxRelay([aggregates], publish, lease=timedelta(seconds=30))
+
+    def entry(key: str) -> OutboxEntry:
+        return {"event_id": key, "event_type": "Test", "topic": "t", "key": key, "value": "{}", "headers": {}}
+
+    try:
+        # An event its writer's relay never published (it stopped), then one appended by another writer.
+        await Outbox(relay()).insert(aggregates, {"_id": "c", "status": "new"}, [entry("older")])
+        writers = relay()
+        await Outbox(writers).append(aggregates, "c", {"$set": {"status": "sent"}}, [entry("newer")])
+
+        assert await writers.publish_handed() == 1
+        assert published == ["newer"]  # it was handed only what it appended
+        kept = await aggregates.find_one({"_id": "c"})
+        assert kept["status"] == "sent" and kept[OUTBOX] == [entry("older")] and OUTBOX_DUE in kept
+
+        await eventually(lambda: _published_by_search(relay(), published, "older"), timeout=10)
+        assert published == ["newer", "older"]
+        assert await aggregates.find_one({"_id": "c"}) == {"_id": "c", "status": "sent", OUTBOX: []}
     finally:
         await mongo.drop_database(namespace)
         await mongo.close()

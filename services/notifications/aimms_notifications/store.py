@@ -30,7 +30,7 @@ from aimms_notifications.domain import (
     Programme,
 )
 from aimms_shared.cache import RecentReads
-from aimms_shared.mongo import GroupedInserts, claim_due, utcnow
+from aimms_shared.mongo import GroupedWrites, claim_due, utcnow
 from aimms_shared.outbox import Outbox, OutboxEntry
 
 NOTIFICATIONS = "notifications"
@@ -64,7 +64,7 @@ class NotificationStore:
         # Every message reads its programme; another replica's update of it shows within REFERENCE_SECONDS.
         self._recent_programmes = RecentReads[Programme]()
         self._notifications = db[NOTIFICATIONS]
-        self._inserts = GroupedInserts(self._notifications)  # an event's burst of messages, one write
+        self._inserts = GroupedWrites(self._notifications)  # an event's burst of messages, one write
         self._contacts = db[CONTACTS]
         self._programmes = db[PROGRAMMES]
         self._institutions = db[INSTITUTIONS]
@@ -132,12 +132,14 @@ class NotificationStore:
         return await self._notifications.find(query).sort("created_at", DESCENDING).limit(LOG_LIMIT).to_list()
 
     async def mark_sent(self, notification_id: str, events: list[OutboxEntry]) -> None:
-        """Delivered: no longer due, with NotificationSent in the same write."""
-        update = self._outbox.push(events)
-        update["$set"] |= {"status": SENT, "sent_at": utcnow()}
-        update["$unset"] = {SEND_DUE: "", "waiting_for": "", "waiting_due": ""}
-        update["$inc"] = {"attempts": 1}
-        await self._outbox.update(self._notifications, {"_id": notification_id}, update)
+        """Delivered: no longer due, with NotificationSent in the same write (sent together with the other
+        deliveries of the moment)."""
+        update = {
+            "$set": {"status": SENT, "sent_at": utcnow()},
+            "$unset": {SEND_DUE: "", "waiting_for": "", "waiting_due": ""},
+            "$inc": {"attempts": 1},
+        }
+        await self._outbox.append(self._notifications, notification_id, update, events)
 
     async def mark_retry(self, notification_id: str, error: str, due: datetime) -> None:
         """A temporary failure: try again at `due`."""

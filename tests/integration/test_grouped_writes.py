@@ -1,4 +1,4 @@
-"""Inserts that coincide are written together, and each caller still learns its own outcome."""
+"""Writes that coincide are sent together, and each caller still learns its own outcome."""
 
 import asyncio
 
@@ -6,20 +6,23 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import DuplicateKeyError
 
-from aimms_shared.mongo import GroupedInserts
+from aimms_shared.mongo import GroupedWrites
 
 from .conftest import Infrastructure
 
 pytestmark = pytest.mark.integration
 
 
-class InsertCommands(monitoring.CommandListener):
+class WriteCommands(monitoring.CommandListener):
     def __init__(self) -> None:
         self.documents: list[int] = []  # documents per insert command
+        self.updates: list[int] = []  # statements per update command
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name == "insert":
             self.documents.append(len(event.command["documents"]))
+        if event.command_name == "update":
+            self.updates.append(len(event.command["updates"]))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -28,16 +31,16 @@ class InsertCommands(monitoring.CommandListener):
         pass
 
 
-async def test_coinciding_inserts_go_together_and_only_the_duplicate_fails(
+async def test_coinciding_writes_go_together_and_only_the_duplicate_fails(
     infrastructure: Infrastructure, namespace: str
 ) -> None:
-    commands = InsertCommands()
+    commands = WriteCommands()
     client: AsyncMongoClient = AsyncMongoClient(infrastructure.mongodb_uri, event_listeners=[commands])
     people = client[namespace]["people"]
     await people.create_index("email", unique=True)
     await people.insert_one({"_id": "existing", "email": "taken@x.org"})
     commands.documents.clear()
-    inserts = GroupedInserts(people)
+    inserts = GroupedWrites(people)
     try:
         documents = [{"_id": f"p{i}", "email": f"p{i}@x.org"} for i in range(30)]
         documents[7]["email"] = "taken@x.org"
@@ -56,6 +59,13 @@ async def test_coinciding_inserts_go_together_and_only_the_duplicate_fails(
 
         await inserts.insert({"_id": "later", "email": "later@x.org"})  # a lone insert goes at once
         assert commands.documents[-1] == 1 and await people.count_documents({"_id": "later"}) == 1
+
+        # Updates the same way, each to its own document.
+        await asyncio.gather(*(inserts.update(f"p{i}", {"$set": {"seen": i}}) for i in range(10, 20)))
+        assert commands.updates == [10]
+        assert {d["_id"]: d["seen"] async for d in people.find({"seen": {"$exists": True}})} == {
+            f"p{i}": i for i in range(10, 20)
+        }
     finally:
         await client.drop_database(namespace)
         await client.close()
