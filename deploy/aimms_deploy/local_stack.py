@@ -480,8 +480,7 @@ class _Kafka(_Component):
                 *self._java_base(),
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                f"--cluster-id={cluster_id}",  # one word: an id may begin with "-" (base64url)
                 "-c",
                 str(self.props),
                 "--ignore-formatted",
