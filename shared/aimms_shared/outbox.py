@@ -88,7 +88,8 @@ class Outbox:
 
     def __init__(self, relay: "OutboxRelay | None" = None) -> None:
         self._relay = relay
-        self._writes: dict[int, GroupedWrites] = {}  # by the collection object's id; it holds the object
+        # One per collection (by its client and name; each holds its collection, so the client's id stays its own).
+        self._writes: dict[tuple[int, str], GroupedWrites] = {}
 
     async def insert(
         self, collection: AsyncCollection, document: dict[str, Any], events: Sequence[OutboxEntry]
@@ -116,9 +117,10 @@ class Outbox:
         self._written(collection, {"_id": document_id, OUTBOX: list(events), OUTBOX_DUE: pushed["$set"][OUTBOX_DUE]})
 
     def _grouped(self, collection: AsyncCollection) -> GroupedWrites:
-        writes = self._writes.get(id(collection))
+        key = (id(collection.database.client), collection.full_name)
+        writes = self._writes.get(key)
         if writes is None:
-            writes = self._writes[id(collection)] = GroupedWrites(collection)
+            writes = self._writes[key] = GroupedWrites(collection)
         return writes
 
     async def update(
