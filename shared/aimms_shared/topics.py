@@ -1,7 +1,8 @@
 """Topics a service uses are created on start, with their layout, if the deployment has not made them.
 
-A deployment's topic job (deploy/compose/create-topics.sh) normally makes them first, with their
-replication; this covers the local stack and tests, where each test's namespace has its own topics.
+A deployment's topic job (deploy/k8s/base/create-topics.sh, which compose mounts too) normally makes
+them first, with their replication; this covers the local stack and tests, where each test's namespace
+has its own topics.
 Making them all before consuming also spares each consumer group a rebalance when one appears.
 """
 

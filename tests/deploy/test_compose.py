@@ -404,6 +404,7 @@ def test_topic_job_creates_every_declared_topic(
     job = services["kafka-topics"]
     assert one_shot(job) and job["image"] == services["kafka"]["image"]
     script = mounted_file(job, "/opt/aimms")
+    assert script == REPO / "deploy/k8s/base/create-topics.sh", "one script for compose and k8s"
     assert job["entrypoint"][-1].startswith("/opt/aimms/")
     env = environment(job) | ({"TOPIC_NAMESPACE": namespace} if namespace else {})
     check_created_topics(run_topic_script(script, env, tmp_path), namespace)
@@ -413,7 +414,7 @@ def test_gateway_routes_each_service_by_its_name(services: dict[str, dict[str, A
     caddyfile = mounted_file(services["gateway"], "/etc/caddy").read_text()
     assert gateway_routes(caddyfile) == {f"/{name}": f"{name}:8000" for name in SERVICES}
     assert re.search(r"respond\s+/\*/metrics\s+404", caddyfile), "metrics are not public"
-    assert caddyfile == (REPO / "deploy/k8s/base/gateway/Caddyfile").read_text(), "one routing for compose and k8s"
+    assert mounted_file(services["gateway"], "/etc/caddy") == REPO / "deploy/k8s/base/gateway/Caddyfile", "one routing"
     public = environment(services["matching"])["MATCHING_PUBLIC_URL"]
     assert public.endswith("}/matching"), "links point at matching's path on the gateway"
 

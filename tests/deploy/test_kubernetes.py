@@ -258,7 +258,6 @@ def test_topic_job_creates_every_declared_topic(target: str, tmp_path: Path) -> 
     env = {k: v for k, v in resolved_env(objects, c).items() if v is not None}
     created = run_topic_script(script, env, tmp_path)
     check_created_topics(created, env.get("TOPIC_NAMESPACE", ""))
-    assert script.read_text() == (REPO / "deploy/compose/create-topics.sh").read_text(), "one script for both"
     replicas = {t.replication_factor for t in created.values()}
     if target == "overlays/dev":
         assert replicas == {1}
