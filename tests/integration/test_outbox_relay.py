@@ -4,11 +4,13 @@ and one whose writer stopped first is found by the search once the writer's grac
 when a later write handed over only the events it appended."""
 
 import json
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 
 from aimms_notifications.app import create_app as create_notifications
 from aimms_notifications.settings import NotificationsSettings
@@ -99,78 +101,70 @@ async def _outbox_empty(interests, interest_id: str) -> bool:  # noqa: ANN001
     return doc[OUTBOX] == [] and OUTBOX_DUE not in doc
 
 
+class Aggregates:
+    """A collection of test aggregates, relays over it that note what they publish, and a short grace."""
+
+    def __init__(self, collection: AsyncCollection) -> None:
+        self.collection = collection
+        self.published: list[str] = []
+
+    async def _publish(self, entry: OutboxEntry) -> None:
+        self.published.append(entry["key"])
+
+    def relay(self) -> OutboxRelay:
+        return OutboxRelay([self.collection], self._publish, lease=timedelta(seconds=30))
+
+    async def published_by_search(self, key: str) -> bool:
+        await self.relay().drain()
+        return key in self.published
+
+
+def entry(key: str) -> OutboxEntry:
+    return {"event_id": key, "event_type": "Test", "topic": "t", "key": key, "value": "{}", "headers": {}}
+
+
+@pytest.fixture
+async def aggregates(
+    infrastructure: Infrastructure, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Aggregates]:
+    monkeypatch.setattr(outbox, "HANDOVER_GRACE", timedelta(seconds=1))
+    mongo: AsyncMongoClient = AsyncMongoClient(infrastructure.mongodb_uri, tz_aware=True)
+    try:
+        yield Aggregates(mongo[namespace]["aggregates"])
+    finally:
+        await mongo.drop_database(namespace)
+        await mongo.close()
+
+
 async def test_a_handed_over_document_is_published_at_once_and_a_stopped_writers_after_its_grace(
-    infrastructure: Infrastructure, namespace: str, monkeypatch: pytest.MonkeyPatch
+    aggregates: Aggregates,
 ) -> None:
-    monkeypatch.setattr(outbox, "HANDOVER_GRACE", timedelta(seconds=1))
-    mongo: AsyncMongoClient = AsyncMongoClient(infrastructure.mongodb_uri, tz_aware=True)
-    aggregates = mongo[namespace]["aggregates"]
-    published: list[str] = []
+    # The writer's relay publishes what it is handed; no relay's search takes it meanwhile.
+    writers = aggregates.relay()
+    await Outbox(writers).insert(aggregates.collection, {"_id": "a"}, [entry("a")])
+    assert await aggregates.relay().drain() == 0
+    assert await writers.publish_handed() == 1
+    assert aggregates.published == ["a"]
+    assert await aggregates.collection.find_one({"_id": "a"}) == {"_id": "a", OUTBOX: []}
 
-    async def publish(entry: OutboxEntry) -> None:
-        published.append(entry["key"])
-
-    def relay() -> OutboxRelay:
-        return OutboxRelay([aggregates], publish, lease=timedelta(seconds=30))
-
-    def entry(key: str) -> OutboxEntry:
-        return {"event_id": key, "event_type": "Test", "topic": "t", "key": key, "value": "{}", "headers": {}}
-
-    try:
-        # The writer's relay publishes what it is handed; no relay's search takes it meanwhile.
-        writers = relay()
-        await Outbox(writers).insert(aggregates, {"_id": "a"}, [entry("a")])
-        assert await relay().drain() == 0
-        assert await writers.publish_handed() == 1
-        assert published == ["a"]
-        assert await aggregates.find_one({"_id": "a"}) == {"_id": "a", OUTBOX: []}
-
-        # A writer whose relay stopped before publishing: another relay's search finds it after the grace.
-        await Outbox(relay()).insert(aggregates, {"_id": "b"}, [entry("b")])
-        assert await relay().drain() == 0
-        await eventually(lambda: _published_by_search(relay(), published, "b"), timeout=10)
-        assert published == ["a", "b"]
-    finally:
-        await mongo.drop_database(namespace)
-        await mongo.close()
+    # A writer whose relay stopped before publishing: another relay's search finds it after the grace.
+    await Outbox(aggregates.relay()).insert(aggregates.collection, {"_id": "b"}, [entry("b")])
+    assert await aggregates.relay().drain() == 0
+    await eventually(lambda: aggregates.published_by_search("b"), timeout=10)
+    assert aggregates.published == ["a", "b"]
 
 
-async def test_events_appended_without_reading_back_leave_older_ones_to_the_search(
-    infrastructure: Infrastructure, namespace: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(outbox, "HANDOVER_GRACE", timedelta(seconds=1))
-    mongo: AsyncMongoClient = AsyncMongoClient(infrastructure.mongodb_uri, tz_aware=True)
-    aggregates = mongo[namespace]["aggregates"]
-    published: list[str] = []
+async def test_events_appended_without_reading_back_leave_older_ones_to_the_search(aggregates: Aggregates) -> None:
+    # An event its writer's relay never published (it stopped), then one appended by another writer.
+    await Outbox(aggregates.relay()).insert(aggregates.collection, {"_id": "c", "status": "new"}, [entry("older")])
+    writers = aggregates.relay()
+    await Outbox(writers).append(aggregates.collection, "c", {"$set": {"status": "sent"}}, [entry("newer")])
 
-    async def publish(entry: OutboxEntry) -> None:
-        published.append(entry["key"])
+    assert await writers.publish_handed() == 1
+    assert aggregates.published == ["newer"]  # it was handed only what it appended
+    kept = await aggregates.collection.find_one({"_id": "c"})
+    assert kept["status"] == "sent" and kept[OUTBOX] == [entry("older")] and OUTBOX_DUE in kept
 
-    def relay() -> OutboxRelay:
-        return OutboxRelay([aggregates], publish, lease=timedelta(seconds=30))
-
-    def entry(key: str) -> OutboxEntry:
-        return {"event_id": key, "event_type": "Test", "topic": "t", "key": key, "value": "{}", "headers": {}}
-
-    try:
-        # An event its writer's relay never published (it stopped), then one appended by another writer.
-        await Outbox(relay()).insert(aggregates, {"_id": "c", "status": "new"}, [entry("older")])
-        writers = relay()
-        await Outbox(writers).append(aggregates, "c", {"$set": {"status": "sent"}}, [entry("newer")])
-
-        assert await writers.publish_handed() == 1
-        assert published == ["newer"]  # it was handed only what it appended
-        kept = await aggregates.find_one({"_id": "c"})
-        assert kept["status"] == "sent" and kept[OUTBOX] == [entry("older")] and OUTBOX_DUE in kept
-
-        await eventually(lambda: _published_by_search(relay(), published, "older"), timeout=10)
-        assert published == ["newer", "older"]
-        assert await aggregates.find_one({"_id": "c"}) == {"_id": "c", "status": "sent", OUTBOX: []}
-    finally:
-        await mongo.drop_database(namespace)
-        await mongo.close()
-
-
-async def _published_by_search(relay: OutboxRelay, published: list[str], key: str) -> bool:
-    await relay.drain()
-    return key in published
+    await eventually(lambda: aggregates.published_by_search("older"), timeout=10)
+    assert aggregates.published == ["newer", "older"]
+    assert await aggregates.collection.find_one({"_id": "c"}) == {"_id": "c", "status": "sent", OUTBOX: []}
