@@ -53,17 +53,17 @@ async def queue(
 ) -> list[dict[str, Any]]:
     """Record notifications for delivery, claimed for `lease` by the caller, who hands them to the delivery
     worker; the new ones (a redelivered event adds none)."""
-    added = []
-    for note in notifications:
-        doc = await store.add(
-            note,
-            message_id=f"<{note.notification_id}@{message_id_domain}>",
-            details_deadline=domain.details_deadline(utcnow(), details_wait_seconds),
-            lease=lease,
+    deadline = domain.details_deadline(utcnow(), details_wait_seconds)
+    # Side by side, so the store records an event's messages (a digest's, a pair's) in one write.
+    docs = await asyncio.gather(
+        *(
+            store.add(
+                note, message_id=f"<{note.notification_id}@{message_id_domain}>", details_deadline=deadline, lease=lease
+            )
+            for note in notifications
         )
-        if doc is not None:
-            added.append(doc)
-    return added
+    )
+    return [doc for doc in docs if doc is not None]
 
 
 async def record_contact(store: NotificationStore, contact: domain.Contact, as_of: datetime) -> int:
