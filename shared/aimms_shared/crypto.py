@@ -8,6 +8,8 @@ current one, which is how keys are rotated.
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +68,10 @@ class FieldCipher:
         nonce = os.urandom(NONCE_BYTES)
         ciphertext = AESGCM(self.keys[self.current_kid]).encrypt(nonce, plaintext.encode(), context.encode())
         return {"kid": self.current_kid, "nonce": _b64(nonce), "ct": _b64(ciphertext)}
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for another use (e.g. keyed hashes), derived from the current key; it changes when that rotates."""
+        return hmac.new(self.keys[self.current_kid], f"aimms/{purpose}".encode(), hashlib.sha256).digest()
 
     def decrypt(self, sealed: dict[str, Any], *, context: str) -> str:
         """Decrypt a value sealed by `encrypt` for the same `context`."""

@@ -155,7 +155,16 @@ async def test_programmes_of_every_kind_are_created_and_changed_as_data(
     admin = bearer(platform.admin_token)
     base = {"roles_offered": ["mentor", "mentee"], "seniority_scale": SCALE}
     postgraduate = base | {"programme_id": "postgraduate", "name": "AIMMS Postgraduate", "term": "P1Y"}
-    reverse = base | {"programme_id": "reverse-2027", "name": "Reverse Mentoring 2027", "mentor_more_senior": False}
+    reverse = base | {
+        "programme_id": "reverse-2027",
+        "name": "Reverse Mentoring 2027",
+        "mentor_more_senior": False,
+        "audience": "students and the senior staff they mentor",
+        "eligibility": [
+            {"statement_id": "student", "text": "I am a student.", "roles": ["mentor"]},
+            {"statement_id": "senior", "text": "I hold a senior role.", "roles": ["mentee"]},
+        ],
+    }
 
     for programme in (postgraduate, reverse):
         created = await platform.registration.post("/programmes", json=programme, headers=admin)
@@ -173,6 +182,12 @@ async def test_programmes_of_every_kind_are_created_and_changed_as_data(
     assert by_programme["reverse-2027"] == ["ProgrammeOpened"]
     [reverse_opened] = [e for k, e in published if k == "reverse-2027"]
     assert reverse_opened["payload"]["mentor_more_senior"] is False
+    assert reverse_opened["payload"]["audience"] == "students and the senior staff they mentor"
+    shown = (await platform.registration.get("/programmes/reverse-2027")).json()
+    assert [(e["statement_id"], e["roles"]) for e in shown["eligibility"]] == [
+        ("student", ["mentor"]),
+        ("senior", ["mentee"]),
+    ]
     bad = await platform.registration.post(
         "/programmes", json=reverse | {"programme_id": "x1", "term": "six months"}, headers=admin
     )
@@ -288,6 +303,45 @@ async def test_profile_changes_capacity_and_withdrawal_raise_their_events(
         "ParticipantProfileUpdated",
         "MentorCapacityChanged",
         "ParticipantWithdrawn",
+    ]
+
+
+async def test_evaluation_consent_is_recorded_apart_and_coordinators_can_leave_someone_out(
+    platform: Platform, infrastructure: Infrastructure
+) -> None:
+    consents = {"privacy_notice": "2025-01", "code_of_conduct": "v2", "confidentiality": "v1", "evaluation": "PIS-3"}
+    body = participant_body(platform.namespace, consents=consents)
+    participant = (await platform.registration.post("/participants", json=body)).json()
+    path = f"/participants/{participant['participant_id']}"
+    admin = bearer(platform.admin_token)
+
+    assert participant["in_evaluation"] is True
+    assert ("evaluation", "PIS-3") in [(c["kind"], c["version"]) for c in participant["consents"]]
+    by_portal = await platform.registration.put(f"{path}/evaluation-exclusion", json={"excluded": True, "reason": "x"})
+    no_reason = await platform.registration.put(f"{path}/evaluation-exclusion", json={"excluded": True}, headers=admin)
+    excluded = await platform.registration.put(
+        f"{path}/evaluation-exclusion", json={"excluded": True, "reason": "committee member"}, headers=admin
+    )
+    withdrawn = await platform.registration.put(f"{path}/evaluation-consent", json={"version": None})
+    included = await platform.registration.put(f"{path}/evaluation-exclusion", json={"excluded": False}, headers=admin)
+    consented = await platform.registration.put(f"{path}/evaluation-consent", json={"version": "PIS-4"})
+
+    assert by_portal.status_code == 403 and no_reason.status_code == 422
+    assert (
+        excluded.json()["in_evaluation"] is False and excluded.json()["excluded_from_evaluation"] == "committee member"
+    )
+    assert withdrawn.json()["in_evaluation"] is False  # excluded and no consent
+    assert included.json()["in_evaluation"] is False  # included again, but her consent is withdrawn
+    assert consented.json()["in_evaluation"] is True
+    changes = [
+        (e["event_type"], e["payload"].get("in_evaluation"))
+        for _, e in await events(infrastructure, platform, PARTICIPANTS.name, expect=3)
+    ]
+    # Only changes of whether she is in the evaluation are announced; no reason travels.
+    assert changes == [
+        ("ParticipantRegistered", True),
+        ("EvaluationParticipationChanged", False),
+        ("EvaluationParticipationChanged", True),
     ]
 
 

@@ -57,6 +57,8 @@ REQUIRED_SCOPE: dict[Operation, str] = {
     ("GET", "/participants/{participant_id}"): PARTICIPANTS_READ,
     ("PATCH", "/participants/{participant_id}"): PARTICIPANTS_WRITE,
     ("POST", "/participants/{participant_id}/withdrawal"): PARTICIPANTS_WRITE,
+    ("PUT", "/participants/{participant_id}/evaluation-consent"): PARTICIPANTS_WRITE,
+    ("PUT", "/participants/{participant_id}/evaluation-exclusion"): ADMIN,
     ("DELETE", "/participants/{participant_id}"): PARTICIPANTS_WRITE,
     ("GET", "/participants/{participant_id}/export"): PARTICIPANTS_READ,
     ("GET", "/mentor-profiles"): PROFILES_READ,

@@ -18,6 +18,7 @@ from aimms_shared.contracts.registration import (
 from aimms_shared.errors import Missing, RuleBroken, StateConflict
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+KEY = b"background-token-key-for-tests-!"
 SCHOOL, _ = institutions.onboard(
     "demo-university", "Demo University Medical School", ["Demo-University.ac.uk"], "m@demo-university.ac.uk", None
 )
@@ -57,7 +58,7 @@ REGISTRATION = Registration(
 
 
 def register(registration: Registration = REGISTRATION, programme: Programme = AIMMS):
-    return participants.register(registration, SCHOOL, programme, participant_id="p-1", now=NOW)
+    return participants.register(registration, SCHOOL, programme, participant_id="p-1", now=NOW, background_key=KEY)
 
 
 def test_a_registration_records_her_profile_consents_and_raises_two_records() -> None:
@@ -121,9 +122,9 @@ def test_closed_programmes_and_suspended_institutions_refuse_registration() -> N
         register(programme=replace(AIMMS, open_for_registration=False))
     suspended, _ = institutions.suspend(SCHOOL)
     with pytest.raises(StateConflict):
-        participants.register(REGISTRATION, suspended, AIMMS, participant_id="p", now=NOW)
+        participants.register(REGISTRATION, suspended, AIMMS, participant_id="p", now=NOW, background_key=KEY)
     with pytest.raises(Missing):
-        participants.register(REGISTRATION, None, AIMMS, participant_id="p", now=NOW)
+        participants.register(REGISTRATION, None, AIMMS, participant_id="p", now=NOW, background_key=KEY)
 
 
 def test_a_mentee_only_registration_has_no_capacity_and_no_published_profile() -> None:
@@ -139,18 +140,124 @@ def test_profile_updates_raise_what_changed() -> None:
         AIMMS,
         replace(participant.profile, mentor_capacity=2, job_title="Professor"),
         name="Prof Amina Okafor",
+        background_key=KEY,
     )
     assert [type(e) for e in events] == [ParticipantProfileUpdated, ParticipantContact, MentorCapacityChanged]
     assert updated.name == "Prof Amina Okafor"
-    unchanged, none = participants.update_profile(updated, AIMMS, updated.profile)
+    unchanged, none = participants.update_profile(updated, AIMMS, updated.profile, background_key=KEY)
     assert none == [] and unchanged == updated
 
 
 def test_an_empty_answer_withdraws_an_optional_demographic() -> None:
-    participant, _ = register()
-    updated, events = participants.update_profile(participant, AIMMS, participant.profile, sensitive={"ethnicity": ""})
+    participant, _ = register(replace(REGISTRATION, profile=replace(PROFILE, background_matching=False)))
+    updated, events = participants.update_profile(
+        participant, AIMMS, participant.profile, sensitive={"ethnicity": ""}, background_key=KEY
+    )
     assert updated.sensitive == {"age_band": "30-39"}
     assert events == []
+
+
+def test_background_matching_announces_a_keyed_token_equal_for_the_same_self_description() -> None:
+    """Ethnicity never leaves registration: matching sees only whether two opted-in descriptions agree."""
+    _, (nigerian, _) = register()
+    _, (same, _) = register(replace(REGISTRATION, sensitive={"ethnicity": "nigerian (british)"}))
+    _, (other, _) = register(replace(REGISTRATION, sensitive={"ethnicity": "Pakistani"}))
+    _, (not_opted_in, _) = register(replace(REGISTRATION, profile=replace(PROFILE, background_matching=False)))
+    _, (not_described, _) = register(replace(REGISTRATION, sensitive={}))
+
+    assert nigerian.background_token is not None and nigerian.background_token == same.background_token
+    assert other.background_token not in (None, nigerian.background_token)
+    assert not_opted_in.background_token is None and not_described.background_token is None
+    assert "nigerian" not in nigerian.model_dump_json().lower()
+    in_another_programme = participants.background_token("another-programme", "British Nigerian", KEY)
+    assert in_another_programme != nigerian.background_token
+
+
+def test_withdrawing_her_background_answer_withdraws_the_token_from_matching() -> None:
+    participant, _ = register()
+    updated, events = participants.update_profile(
+        participant, AIMMS, participant.profile, sensitive={"ethnicity": ""}, background_key=KEY
+    )
+    (announced,) = events
+    assert isinstance(announced, ParticipantProfileUpdated) and announced.background_token is None
+
+
+REVERSE = programmes.define(
+    Programme(
+        programme_id="reverse",
+        name="Reverse Mentoring",
+        eligibility=(
+            EligibilityStatement("student", "I am a student from an under-represented background.", ("mentor",)),
+            EligibilityStatement("senior", "I hold a senior role.", ("mentee",)),
+            EligibilityStatement("code", "I will keep what we discuss confidential."),
+        ),
+        roles_offered=("mentor", "mentee"),
+        seniority_scale=("Student", "Professor", "Dean"),
+        mentor_more_senior=False,
+        sensitive_fields=("ethnicity", "age_band"),
+    )
+)
+
+
+def test_each_role_confirms_only_its_own_eligibility_statements() -> None:
+    """In reverse mentoring a Dean (mentee) never confirms 'I am a student'; the student mentor does."""
+    dean = replace(
+        REGISTRATION,
+        programme_id="reverse",
+        role="mentee",
+        profile=replace(PROFILE, seniority="Dean", offers=None),
+        confirmed_eligibility=("senior", "code"),
+    )
+    student = replace(
+        REGISTRATION, programme_id="reverse", role="mentor", profile=replace(PROFILE, seniority="Student")
+    )
+
+    registered_dean, _ = register(dean, REVERSE)
+    with pytest.raises(RuleBroken) as refused:
+        register(replace(student, confirmed_eligibility=("senior", "code")), REVERSE)
+    registered_student, _ = register(replace(student, confirmed_eligibility=("student", "code")), REVERSE)
+
+    assert registered_dean.roles == ("mentee",) and registered_student.roles == ("mentor",)
+    assert refused.value.detail == "not confirmed: student"
+    both = replace(student, role="both", confirmed_eligibility=("student", "code"))
+    with pytest.raises(RuleBroken, match="not confirmed: senior"):
+        register(replace(both, profile=replace(PROFILE, seniority="Student")), REVERSE)
+
+
+def test_a_statement_may_name_only_roles_the_programme_offers() -> None:
+    mentors_only = replace(REVERSE, roles_offered=("mentor",))
+    with pytest.raises(RuleBroken) as refused:
+        programmes.define(mentors_only)
+    assert refused.value.extra["field"] == "eligibility.1.roles"
+
+
+def test_evaluation_consent_is_her_own_choice_recorded_with_the_information_sheet_version() -> None:
+    without, (registered_without, _) = register()
+    consenting = replace(REGISTRATION, consents=REGISTRATION.consents | {"evaluation": "PIS-v3"})
+    participant, (registered, _) = register(consenting)
+
+    assert not without.in_evaluation and registered_without.in_evaluation is False
+    assert participant.in_evaluation and registered.in_evaluation is True
+    assert ("evaluation", "PIS-v3") in [(c.kind, c.version) for c in participant.consents]
+
+    withdrawn, (changed,) = participants.set_evaluation_consent(participant, None, now=NOW)
+    assert not withdrawn.in_evaluation and changed.in_evaluation is False
+    assert [c.withdrawn_at for c in withdrawn.consents if c.kind == "evaluation"] == [NOW]  # the record stays
+    given, (again,) = participants.set_evaluation_consent(without, "PIS-v4", now=NOW)
+    assert given.in_evaluation and again.in_evaluation is True
+    assert participants.set_evaluation_consent(given, "PIS-v4", now=NOW)[1] == []  # no change, no event
+
+
+def test_coordinators_can_exclude_a_consenting_participant_from_the_evaluation_with_a_reason() -> None:
+    participant, _ = register(replace(REGISTRATION, consents=REGISTRATION.consents | {"evaluation": "PIS-v3"}))
+
+    excluded, (left_out,) = participants.exclude_from_evaluation(participant, "committee member")
+    included, (back,) = participants.exclude_from_evaluation(excluded, None)
+
+    assert excluded.excluded_from_evaluation == "committee member" and not excluded.in_evaluation
+    assert left_out.in_evaluation is False and back.in_evaluation is True and included.in_evaluation
+    with pytest.raises(RuleBroken):
+        participants.exclude_from_evaluation(participant, " ")
 
 
 def test_a_withdrawn_participant_cannot_change_or_withdraw_again() -> None:
@@ -160,7 +267,7 @@ def test_a_withdrawn_participant_cannot_change_or_withdraw_again() -> None:
     with pytest.raises(StateConflict):
         participants.withdraw(withdrawn, None, now=NOW)
     with pytest.raises(StateConflict):
-        participants.update_profile(withdrawn, AIMMS, withdrawn.profile)
+        participants.update_profile(withdrawn, AIMMS, withdrawn.profile, background_key=KEY)
 
 
 def test_programmes_are_data_aimms_postgraduate_and_reverse_mentoring() -> None:

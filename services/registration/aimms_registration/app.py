@@ -53,6 +53,7 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
             contracts.ParticipantRegistered,
             contracts.ParticipantProfileUpdated,
             contracts.MentorCapacityChanged,
+            contracts.EvaluationParticipationChanged,
             contracts.ParticipantWithdrawn,
             contracts.ParticipantErased,
             contracts.ParticipantContact,

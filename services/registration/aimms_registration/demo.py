@@ -41,16 +41,33 @@ DEMO_PROGRAMMES = (
         default_mentor_capacity=1,
         max_mentor_capacity=3,
         sensitive_fields=("ethnicity", "age_band"),
+        audience="women from Black, Asian and other ethnic minority backgrounds working in academic medicine "
+        "and health sciences",
+        description="AIMMS Mentoring pairs women from Black, Asian and other ethnic minority backgrounds working "
+        "in academic medicine with mentors at other medical schools across the UK. You can join as a mentee, as a "
+        "mentor, or as both, and meetings are virtual.",
     ),
     Programme(
         programme_id="reverse-mentoring",
         name="Reverse Mentoring",
+        # Students mentor senior staff: each role confirms its own statements.
         eligibility=(
-            EligibilityStatement("under-represented", "I am a student from an under-represented background."),
+            EligibilityStatement(
+                "under-represented-student",
+                "I am a student from a background under-represented in medicine.",
+                ("mentor",),
+            ),
+            EligibilityStatement(
+                "senior-staff", "I hold a senior academic or leadership role at a medical school.", ("mentee",)
+            ),
         ),
         roles_offered=("mentor", "mentee"),
         seniority_scale=("Student", "Lecturer", "Professor", "Dean"),
         mentor_more_senior=False,
+        term="P4M",
+        audience="students from backgrounds under-represented in medicine and the senior staff they mentor",
+        description="Reverse Mentoring pairs students from backgrounds under-represented in medicine, as mentors, "
+        "with senior staff of the medical school, who learn from their experience and ideas for change.",
     ),
 )
 

@@ -42,6 +42,8 @@ class RegistrationStore:
         self._participants = db[PARTICIPANTS]
         self._credentials = db["credentials"]
         self._cipher = cipher
+        # Keys the background tokens that let matching compare self-described backgrounds without seeing them.
+        self.background_key = cipher.derived_key("background-token")
         self._outbox = outbox or Outbox()  # none given: a script, whose events a running service publishes
         self._recent_institutions = RecentReads[Institution]()
         self._recent_programmes = RecentReads[Programme]()
@@ -280,6 +282,7 @@ class RegistrationStore:
             "status": p.status,
             "withdrawn_at": p.withdrawn_at,
             "withdrawal_reason": p.withdrawal_reason,
+            "excluded_from_evaluation": p.excluded_from_evaluation,
             "version": p.version,
         }
 
@@ -303,6 +306,7 @@ class RegistrationStore:
             status=doc["status"],
             withdrawn_at=doc.get("withdrawn_at"),
             withdrawal_reason=doc.get("withdrawal_reason"),
+            excluded_from_evaluation=doc.get("excluded_from_evaluation"),
             version=doc["version"],
         )
 
@@ -341,7 +345,10 @@ def _programme(doc: dict[str, Any]) -> Programme:
         **fields
         | {
             "programme_id": doc["_id"],
-            "eligibility": tuple(EligibilityStatement(**s) for s in doc.get("eligibility", ())),
+            "eligibility": tuple(
+                EligibilityStatement(s["statement_id"], s["text"], tuple(s.get("roles", ())))
+                for s in doc.get("eligibility", ())
+            ),
             "roles_offered": tuple(doc["roles_offered"]),
             "seniority_scale": tuple(doc["seniority_scale"]),
             "sensitive_fields": tuple(doc.get("sensitive_fields", ("ethnicity",))),

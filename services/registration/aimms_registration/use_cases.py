@@ -4,6 +4,7 @@ HTTP routes (and the CLI) call these; the store hands the events a write raised 
 """
 
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -165,7 +166,12 @@ async def register_participant(store: RegistrationStore, registration: Registrat
     institution = await store.recent_institution(registration.institution_id)
     programme = await store.recent_programme(registration.programme_id)
     participant, events = participants.register(
-        registration, institution, programme, participant_id=str(uuid.uuid4()), now=utcnow()
+        registration,
+        institution,
+        programme,
+        participant_id=str(uuid.uuid4()),
+        now=utcnow(),
+        background_key=store.background_key,
     )
     await store.add_participant(participant, _entries(events, participant.institution_id))
     return participant
@@ -201,9 +207,42 @@ async def update_participant(
         email=changes.get("email"),
         institution=institution,
         sensitive={k: changes[k] for k in ("ethnicity", "age_band") if k in changes},
+        background_key=store.background_key,
     )
     await store.save_participant(updated, _entries(events, participant.institution_id))
     return replace(updated, version=participant.version + 1)
+
+
+async def set_evaluation_consent(
+    store: RegistrationStore, caller: Principal, participant_id: str, version: str | None
+) -> Participant:
+    """She gives or withdraws consent to the evaluation (EvaluationParticipationChanged when that changes it)."""
+    now = utcnow()
+    return await _change_participant(
+        store, caller, participant_id, lambda p: participants.set_evaluation_consent(p, version, now=now)
+    )
+
+
+async def exclude_from_evaluation(
+    store: RegistrationStore, caller: Principal, participant_id: str, reason: str | None
+) -> Participant:
+    """Coordinators leave her out of the evaluation, or include her again (reason None)."""
+    return await _change_participant(
+        store, caller, participant_id, lambda p: participants.exclude_from_evaluation(p, reason)
+    )
+
+
+async def _change_participant(
+    store: RegistrationStore,
+    caller: Principal,
+    participant_id: str,
+    decide: Callable[[Participant], tuple[Participant, list[Event]]],
+) -> Participant:
+    """Load her, decide, and store the change with its events in one write."""
+    participant = await participant_for(store, caller, participant_id)
+    changed, events = decide(participant)
+    await store.save_participant(changed, _entries(events, participant.institution_id))
+    return replace(changed, version=participant.version + 1)
 
 
 async def withdraw_participant(

@@ -69,7 +69,10 @@ class ScoreWeights(BaseModel):
     seniority: float = Field(default=1.0, ge=0, le=10)
     interests: float = Field(default=1.0, ge=0, le=10)
     other_institution: float = Field(default=0.5, ge=0, le=10, description="Cross-institution pairs are the point.")
-    background: float = Field(default=0.5, ge=0, le=10, description="Counts only where both opted in.")
+    background: float = Field(
+        default=0.5, ge=0, le=10, description="Counts only where both opted in and describe the same background."
+    )
+    pathway: float = Field(default=0.25, ge=0, le=10, description="Same career pathway (clinical or non-clinical).")
 
 
 class MatchingPolicy(BaseModel):
@@ -82,6 +85,11 @@ class MatchingPolicy(BaseModel):
     fallback_candidates: int = Field(default=20, ge=0, le=200, description="Scored mentors after her choices.")
     residual_candidates: int = Field(default=60, ge=0, le=1000, description="List length in the residual round.")
     same_institution_allowed: bool = Field(default=True, description="False declares same-school pairs a conflict.")
+    choices_by_seniority: bool = Field(
+        default=False,
+        description="True: a mentee may name only mentors the seniority rule allows. False (the scheme's way): "
+        "she may name any published mentor, and seniority only guides fallback proposals.",
+    )
     reply_within: IsoDuration = Field(default="P14D", description="Time to accept or decline a proposal.")
     reminder_after: IsoDuration = Field(default="P7D", description="Unanswered this long: a reminder.")
     trial_period: IsoDuration = Field(default="P1M", description="Either side may end the match freely within it.")
@@ -102,6 +110,8 @@ class _ProgrammeState(Event):
     follow_up_after: str
     open_for_registration: bool
     matching: MatchingPolicy = MatchingPolicy()
+    audience: str = Field(default="", description="Whom the programme serves, as its emails name them.")
+    description: str = Field(default="", description="What the programme is, as its welcome email introduces it.")
 
 
 @contract
@@ -156,6 +166,11 @@ class _Profile(_ParticipantEvent):
     mentor_capacity: int | None
     profile_published: bool
     background_matching: bool
+    background_token: str | None = Field(
+        default=None,
+        description="Only where she asked to be matched by background and described it: a keyed hash of her "
+        "self-description, equal for equal descriptions in one programme and unreadable without registration's key.",
+    )
 
 
 @contract
@@ -164,6 +179,7 @@ class ParticipantRegistered(_Profile):
 
     event_type: ClassVar[str] = "ParticipantRegistered"
     registered_at: datetime
+    in_evaluation: bool = Field(default=False, description="She consented to the evaluation and is not excluded.")
 
 
 @contract
@@ -179,6 +195,14 @@ class MentorCapacityChanged(_ParticipantEvent):
 
     event_type: ClassVar[str] = "MentorCapacityChanged"
     mentor_capacity: int
+
+
+@contract
+class EvaluationParticipationChanged(_ParticipantEvent):
+    """Whether her answers are sought for the evaluation: she gave or withdrew consent, or coordinators excluded her."""
+
+    event_type: ClassVar[str] = "EvaluationParticipationChanged"
+    in_evaluation: bool
 
 
 @contract

@@ -1,5 +1,7 @@
 """Participants: registration in a programme, profile changes, withdrawal and erasure."""
 
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -8,6 +10,7 @@ from aimms_registration.domain.institutions import Institution, email_in_domains
 from aimms_registration.domain.interests import require_open
 from aimms_registration.domain.programmes import Programme
 from aimms_shared.contracts.registration import (
+    EvaluationParticipationChanged,
     MentorCapacityChanged,
     ParticipantContact,
     ParticipantErased,
@@ -19,10 +22,15 @@ from aimms_shared.errors import RuleBroken, StateConflict
 from aimms_shared.events import Event
 
 CONSENTS = ("privacy_notice", "code_of_conduct", "confidentiality")
+# Optional: consent to take part in the evaluation, given to a version of its participant information sheet.
+EVALUATION = "evaluation"
 AGE_BANDS = ("under-30", "30-39", "40-49", "50-59", "60-plus")
 PATHWAYS = ("clinical", "non-clinical")
 MAX_INTERESTS = 20
 TAG = re.compile(r"[^a-z0-9]+")
+WORD = re.compile(r"[a-z]+")
+# Words that do not tell backgrounds apart ("British Pakistani" and "Pakistani" describe the same one).
+NEUTRAL_WORDS = frozenset({"and", "background", "british", "heritage", "of", "origin", "uk"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,12 @@ class Consent:
     kind: str
     version: str
     given_at: datetime
+    withdrawn_at: datetime | None = None
+
+    @property
+    def in_force(self) -> bool:
+        """Given and not withdrawn."""
+        return self.withdrawn_at is None
 
 
 @dataclass(frozen=True)
@@ -82,12 +96,20 @@ class Participant:
     status: str = "active"  # active | withdrawn
     withdrawn_at: datetime | None = None
     withdrawal_reason: str | None = None
+    # Coordinators may leave someone out of the evaluation (the pilot left out committee members).
+    excluded_from_evaluation: str | None = None  # the reason, when excluded
     version: int = 1
 
     @property
     def is_mentor(self) -> bool:
         """Whether she mentors in this programme."""
         return "mentor" in self.roles
+
+    @property
+    def in_evaluation(self) -> bool:
+        """Her answers are sought: she consented to the evaluation and coordinators did not exclude her."""
+        consented = any(c.kind == EVALUATION and c.in_force for c in self.consents)
+        return consented and self.excluded_from_evaluation is None
 
 
 def normalise_interests(tags: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -106,6 +128,7 @@ def register(
     *,
     participant_id: str,
     now: datetime,
+    background_key: bytes,
 ) -> tuple[Participant, list[Event]]:
     """Accept a registration, or say which rule refuses it."""
     require_open(institution, programme, (registration.institution_id, registration.programme_id))
@@ -122,7 +145,9 @@ def register(
     if missing_consents:
         raise RuleBroken("consents", "required-consent", f"required: {', '.join(missing_consents)} (with its version)")
     unconfirmed = [
-        s.statement_id for s in programme.eligibility if s.statement_id not in registration.confirmed_eligibility
+        s.statement_id
+        for s in programme.statements_for(roles)
+        if s.statement_id not in registration.confirmed_eligibility
     ]
     if unconfirmed:
         raise RuleBroken("confirmed_eligibility", "eligibility", f"not confirmed: {', '.join(unconfirmed)}")
@@ -140,12 +165,18 @@ def register(
         email=registration.email.strip(),
         roles=roles,
         profile=profile,
-        consents=tuple(Consent(kind, registration.consents[kind].strip(), now) for kind in CONSENTS),
+        consents=tuple(
+            Consent(kind, registration.consents[kind].strip(), now)
+            for kind in (*CONSENTS, EVALUATION)
+            if registration.consents.get(kind, "").strip()
+        ),
         confirmed_eligibility=tuple(registration.confirmed_eligibility),
         sensitive={k: v.strip() for k, v in registration.sensitive.items() if v and v.strip()},
         registered_at=now,
     )
-    registered = ParticipantRegistered(**_profile_fields(participant), registered_at=now)
+    registered = ParticipantRegistered(
+        **_profile_fields(participant, background_key), registered_at=now, in_evaluation=participant.in_evaluation
+    )
     return participant, [registered, contact(participant)]
 
 
@@ -158,6 +189,7 @@ def update_profile(
     email: str | None = None,
     institution: Institution | None = None,
     sensitive: dict[str, str | None] | None = None,
+    background_key: bytes,
 ) -> tuple[Participant, list[Event]]:
     """Apply profile, contact and optional-demographic changes; return the events they raise."""
     _require_active(participant)
@@ -181,8 +213,9 @@ def update_profile(
             else:
                 kept.pop(key, None)
         updated = replace(updated, sensitive=kept)
-    if checked != participant.profile:
-        events.insert(0, ParticipantProfileUpdated(**_profile_fields(updated)))
+    announced = _profile_fields(updated, background_key)
+    if announced != _profile_fields(participant, background_key):  # the profile, or the token it implies
+        events.insert(0, ParticipantProfileUpdated(**announced))
     if checked.mentor_capacity != participant.profile.mentor_capacity and checked.mentor_capacity is not None:
         events.append(MentorCapacityChanged(**_ids(updated), mentor_capacity=checked.mentor_capacity))
     return updated, events
@@ -195,6 +228,43 @@ def withdraw(
     _require_active(participant)
     withdrawn = replace(participant, status="withdrawn", withdrawn_at=now, withdrawal_reason=reason)
     return withdrawn, ParticipantWithdrawn(**_ids(participant), reason=reason)
+
+
+def set_evaluation_consent(
+    participant: Participant, version: str | None, *, now: datetime
+) -> tuple[Participant, list[Event]]:
+    """She gives (to a participant information sheet version) or withdraws consent to the evaluation."""
+    _require_active(participant)
+    kept = tuple(
+        replace(c, withdrawn_at=now) if c.kind == EVALUATION and c.in_force else c for c in participant.consents
+    )
+    if version is not None and version.strip():
+        kept = (*kept, Consent(EVALUATION, version.strip(), now))
+    return _evaluation_changed(participant, replace(participant, consents=kept))
+
+
+def exclude_from_evaluation(participant: Participant, reason: str | None) -> tuple[Participant, list[Event]]:
+    """Coordinators leave her out of the evaluation (a reason: excluded; None: included again)."""
+    reason = reason.strip() if reason is not None else None
+    if reason == "":
+        raise RuleBroken("reason", "reason-required", "say why she is excluded from the evaluation")
+    return _evaluation_changed(participant, replace(participant, excluded_from_evaluation=reason))
+
+
+def _evaluation_changed(before: Participant, after: Participant) -> tuple[Participant, list[Event]]:
+    if before.in_evaluation == after.in_evaluation:
+        return after, []
+    return after, [EvaluationParticipationChanged(**_ids(after), in_evaluation=after.in_evaluation)]
+
+
+def background_token(programme_id: str, ethnicity: str, key: bytes) -> str | None:
+    """A keyed hash of her self-described background: equal for the same description (case, word order and
+    words like 'British' aside) in one programme; says nothing of the background without the key."""
+    words = sorted(set(WORD.findall(ethnicity.lower())) - NEUTRAL_WORDS)
+    if not words:
+        return None
+    message = f"{programme_id}\x00{' '.join(words)}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
 
 
 def erase(participant: Participant) -> ParticipantErased:
@@ -247,8 +317,12 @@ def _ids(participant: Participant) -> dict[str, str]:
     }
 
 
-def _profile_fields(participant: Participant) -> dict:
+def _profile_fields(participant: Participant, background_key: bytes) -> dict:
     p = participant.profile
+    ethnicity = participant.sensitive.get("ethnicity")
+    token = None
+    if p.background_matching and ethnicity:  # only where she asked for it
+        token = background_token(participant.programme_id, ethnicity, background_key)
     return {
         **_ids(participant),
         "roles": list(participant.roles),
@@ -261,4 +335,5 @@ def _profile_fields(participant: Participant) -> dict:
         "mentor_capacity": p.mentor_capacity,
         "profile_published": p.publish_profile,
         "background_matching": p.background_matching,
+        "background_token": token,
     }

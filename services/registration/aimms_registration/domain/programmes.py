@@ -14,10 +14,19 @@ ALWAYS_SENSITIVE = ("ethnicity",)
 
 @dataclass(frozen=True)
 class EligibilityStatement:
-    """Something a registrant must confirm, e.g. 'I work in academic medicine in the UK'."""
+    """Something a registrant must confirm, e.g. 'I work in academic medicine in the UK'.
+
+    `roles` names the roles that confirm it (none: every role): in reverse mentoring the students
+    who mentor confirm being students, the senior staff they mentor do not.
+    """
 
     statement_id: str
     text: str
+    roles: tuple[str, ...] = ()
+
+    def applies_to(self, roles: tuple[str, ...]) -> bool:
+        """Whether someone registering in these roles must confirm it."""
+        return not self.roles or any(role in self.roles for role in roles)
 
 
 @dataclass(frozen=True)
@@ -37,11 +46,17 @@ class Programme:
     open_for_registration: bool = True
     sensitive_fields: tuple[str, ...] = field(default=ALWAYS_SENSITIVE)
     matching: MatchingPolicy = MatchingPolicy()
+    audience: str = ""  # whom it serves, in its emails' words
+    description: str = ""  # what it is, as its welcome email introduces it
     version: int = 1
 
     def offers(self, role: str) -> bool:
         """Whether the programme has this role."""
         return role in self.roles_offered
+
+    def statements_for(self, roles: tuple[str, ...]) -> tuple[EligibilityStatement, ...]:
+        """The statements someone registering in these roles confirms."""
+        return tuple(s for s in self.eligibility if s.applies_to(roles))
 
 
 def define(programme: Programme) -> Programme:
@@ -61,6 +76,11 @@ def define(programme: Programme) -> Programme:
     ids = [s.statement_id for s in programme.eligibility]
     if len(set(ids)) != len(ids):
         raise RuleBroken("eligibility", "distinct-ids", "eligibility statements need distinct ids")
+    for position, statement in enumerate(programme.eligibility):
+        if any(role not in programme.roles_offered for role in statement.roles):
+            raise RuleBroken(
+                f"eligibility.{position}.roles", "roles-offered", "a statement names only roles the programme offers"
+            )
     unknown = [f for f in programme.sensitive_fields if f not in DEMOGRAPHICS]
     if unknown:
         raise RuleBroken(
@@ -85,4 +105,6 @@ def announcement(programme: Programme, *, new: bool) -> ProgrammeOpened | Progra
         follow_up_after=programme.follow_up_after,
         open_for_registration=programme.open_for_registration,
         matching=programme.matching,
+        audience=programme.audience,
+        description=programme.description,
     )

@@ -15,7 +15,7 @@ from aimms_registration import use_cases
 from aimms_registration.domain.interests import InterestSubmission
 from aimms_registration.domain.participants import AGE_BANDS, Participant, Profile, Registration
 from aimms_registration.routes.deps import IdempotencyKey, Store
-from aimms_shared.auth import PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
+from aimms_shared.auth import ADMIN, PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
 from aimms_shared.errors import RuleBroken
 from aimms_shared.http import problem_responses
 
@@ -56,13 +56,19 @@ class InterestOut(BaseModel):
 
 
 class ConsentsIn(BaseModel):
-    """The version of each text she agreed to; all three are required."""
+    """The version of each text she agreed to; the first three are required, the evaluation is her choice."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     privacy_notice: str | None = Field(default=None, max_length=50, description="e.g. '2025-01'")
     code_of_conduct: str | None = Field(default=None, max_length=50)
     confidentiality: str | None = Field(default=None, max_length=50)
+    evaluation: str | None = Field(
+        default=None,
+        max_length=50,
+        description="Optional: the participant information sheet version she consented to the evaluation under. "
+        "Only those who consent are invited to its questionnaires.",
+    )
 
 
 class ProfileFields(BaseModel):
@@ -121,6 +127,7 @@ class ConsentOut(BaseModel):
     kind: str
     version: str
     given_at: datetime
+    withdrawn_at: datetime | None = None
 
 
 class ParticipantOut(BaseModel):
@@ -146,6 +153,8 @@ class ParticipantOut(BaseModel):
     status: str
     registered_at: datetime
     withdrawn_at: datetime | None
+    in_evaluation: bool = Field(description="Consented to the evaluation and not excluded by coordinators.")
+    excluded_from_evaluation: str | None = Field(description="Why coordinators left her out of the evaluation.")
 
     @classmethod
     def of(cls, p: Participant) -> "ParticipantOut":
@@ -166,11 +175,16 @@ class ParticipantOut(BaseModel):
             mentor_capacity=profile.mentor_capacity,
             publish_profile=profile.publish_profile,
             background_matching=profile.background_matching,
-            consents=[ConsentOut(kind=c.kind, version=c.version, given_at=c.given_at) for c in p.consents],
+            consents=[
+                ConsentOut(kind=c.kind, version=c.version, given_at=c.given_at, withdrawn_at=c.withdrawn_at)
+                for c in p.consents
+            ],
             confirmed_eligibility=list(p.confirmed_eligibility),
             status=p.status,
             registered_at=p.registered_at,
             withdrawn_at=p.withdrawn_at,
+            in_evaluation=p.in_evaluation,
+            excluded_from_evaluation=p.excluded_from_evaluation,
         )
 
 
@@ -195,6 +209,23 @@ class WithdrawalIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(default=None, max_length=500)
+
+
+class EvaluationConsentIn(BaseModel):
+    """Her consent to the evaluation: the information sheet version she agreed to, or null to withdraw it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    version: str | None = Field(max_length=50)
+
+
+class EvaluationExclusionIn(BaseModel):
+    """Coordinators leave her out of the evaluation (e.g. a committee member), or include her again."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    excluded: bool
+    reason: str | None = Field(default=None, max_length=500, description="Required when excluding.")
 
 
 @router.post(
@@ -297,6 +328,31 @@ async def withdraw_participant(
     """She withdraws from the programme (ParticipantWithdrawn)."""
     reason = body.reason if body else None
     return ParticipantOut.of(await use_cases.withdraw_participant(store, caller, participant_id, reason))
+
+
+@router.put(
+    "/participants/{participant_id}/evaluation-consent",
+    response_model=ParticipantOut,
+    responses=problem_responses(404, 409, 422),
+)
+async def set_evaluation_consent(
+    participant_id: str, body: EvaluationConsentIn, store: Store, caller: Principal = require(PARTICIPANTS_WRITE)
+) -> ParticipantOut:
+    """She gives or withdraws consent to the evaluation (EvaluationParticipationChanged)."""
+    return ParticipantOut.of(await use_cases.set_evaluation_consent(store, caller, participant_id, body.version))
+
+
+@router.put(
+    "/participants/{participant_id}/evaluation-exclusion",
+    response_model=ParticipantOut,
+    responses=problem_responses(404, 422),
+)
+async def exclude_from_evaluation(
+    participant_id: str, body: EvaluationExclusionIn, store: Store, caller: Principal = require(ADMIN)
+) -> ParticipantOut:
+    """Coordinators leave her out of the evaluation, or include her again (EvaluationParticipationChanged)."""
+    reason = (body.reason or "") if body.excluded else None
+    return ParticipantOut.of(await use_cases.exclude_from_evaluation(store, caller, participant_id, reason))
 
 
 @router.delete("/participants/{participant_id}", status_code=204, responses=problem_responses(404, 409))

@@ -23,6 +23,9 @@ class Statement(BaseModel):
 
     statement_id: Slug
     text: str = Field(min_length=3, max_length=500)
+    roles: list[Literal["mentor", "mentee"]] = Field(
+        default_factory=list, description="The roles that confirm it; empty: every role."
+    )
 
 
 class ProgrammeSettings(BaseModel):
@@ -46,12 +49,16 @@ class ProgrammeSettings(BaseModel):
         default_factory=lambda: ["ethnicity"], description="Optional demographic questions asked (always encrypted)."
     )
     matching: MatchingPolicy = Field(default_factory=MatchingPolicy)
+    audience: str = Field(default="", max_length=300, description="Whom the programme serves, as its emails name them.")
+    description: str = Field(
+        default="", max_length=2000, description="What the programme is, as its welcome email introduces it."
+    )
 
     def to_domain(self, programme_id: str) -> Programme:
         return Programme(
             programme_id=programme_id,
             name=self.name,
-            eligibility=tuple(EligibilityStatement(s.statement_id, s.text) for s in self.eligibility),
+            eligibility=tuple(EligibilityStatement(s.statement_id, s.text, tuple(s.roles)) for s in self.eligibility),
             roles_offered=tuple(self.roles_offered),
             seniority_scale=tuple(self.seniority_scale),
             mentor_more_senior=self.mentor_more_senior,
@@ -62,6 +69,8 @@ class ProgrammeSettings(BaseModel):
             open_for_registration=self.open_for_registration,
             sensitive_fields=tuple(self.sensitive_fields),
             matching=self.matching,
+            audience=self.audience,
+            description=self.description,
         )
 
 
@@ -83,7 +92,9 @@ class ProgrammeOut(ProgrammeSettings):
         return cls(
             programme_id=p.programme_id,
             name=p.name,
-            eligibility=[Statement(statement_id=s.statement_id, text=s.text) for s in p.eligibility],
+            eligibility=[
+                Statement(statement_id=s.statement_id, text=s.text, roles=list(s.roles)) for s in p.eligibility
+            ],
             roles_offered=list(p.roles_offered),
             seniority_scale=list(p.seniority_scale),
             mentor_more_senior=p.mentor_more_senior,
@@ -94,6 +105,8 @@ class ProgrammeOut(ProgrammeSettings):
             open_for_registration=p.open_for_registration,
             sensitive_fields=list(p.sensitive_fields),
             matching=p.matching,
+            audience=p.audience,
+            description=p.description,
         )
 
 
