@@ -9,6 +9,7 @@ class DomainError(Exception):
     status: int = 422
     code: str = "domain-rule"
     title: str = "The request breaks a rule of the scheme"
+    retry_after: int | None = None  # seconds, sent as Retry-After: the same request may succeed then
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -47,6 +48,26 @@ class Missing(NotFound):
 
     def __init__(self, field: str, rule: str, detail: str) -> None:
         super().__init__(detail, field=field, rule=rule)
+
+
+class NotYetKnown(Conflict):
+    """Something the request names is owned by another service and has not reached this one yet (409, Retry-After).
+
+    A read model learns of programmes and participants from events, a few seconds behind their owner; it
+    cannot tell "not yet" from "never", so it asks the caller to retry rather than answering 404.
+    """
+
+    code = "not-yet-known"
+    title = "Not known here yet; retry shortly"
+    retry_after = 2
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(
+            f"{detail}; it reaches this service by an event within seconds of its creation, so retry after "
+            f"{self.retry_after} s (an id still unknown after a minute is wrong)",
+            field=field,
+            rule="known-here",
+        )
 
 
 class StateConflict(Conflict):

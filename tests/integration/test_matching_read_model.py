@@ -40,8 +40,10 @@ async def test_a_mentee_names_up_to_three_eligible_mentors(scheme: Scheme, infra
     reader = await register(scheme, "reader", role="mentor", seniority="Associate professor", at="northgate")
     junior = await register(scheme, "postdoc", role="mentor", seniority="Postdoctoral researcher")
     mentee = await register(scheme, "lecturer", role="mentee", seniority="Lecturer")
+    other_mentee = await register(scheme, "student", role="mentee", seniority="PhD student")
     await eventually(lambda: _when(directory_ids(scheme), {professor, reader, junior}))
-    await eventually(lambda: _ok(scheme.matching.get(f"/mentees/{mentee}/preferences")))
+    for known in (mentee, other_mentee):
+        await eventually(lambda known=known: _ok(scheme.matching.get(f"/mentees/{known}/preferences")))
     path = f"/mentees/{mentee}/preferences"
 
     chosen = await scheme.matching.put(path, json={"choices": [reader, professor]})
@@ -51,18 +53,44 @@ async def test_a_mentee_names_up_to_three_eligible_mentors(scheme: Scheme, infra
     [record] = await read_topic(infrastructure, in_namespace(PREFERENCES.name, scheme.platform.namespace), expect=1)
     assert json.loads(record.value)["payload"]["choices"] == [reader, professor]
 
+    # The scheme's way: she may name any published mentor; seniority only guides fallback proposals.
+    junior_chosen = await scheme.matching.put(path, json={"choices": [junior]})
+    assert junior_chosen.status_code == 200, junior_chosen.text
+
     for choices, field, rule in [
-        ([junior], "choices.0", "eligible-seniority"),  # a postdoc cannot mentor a lecturer
         ([professor, professor], "choices", "distinct-choices"),
         ([mentee], "choices.0", "not-self"),
-        (["nobody"], "choices.0", "published-mentor"),
+        ([other_mentee], "choices.0", "published-mentor"),
     ]:
         refused = await scheme.matching.put(path, json={"choices": choices})
         assert (refused.status_code, refused.json()["field"], refused.json()["rule"]) == (422, field, rule)
+    # An id matching has not heard of may be a registration still on its way: retry, not 404 or 422.
+    unheard = await scheme.matching.put(path, json={"choices": ["not-yet-here"]})
+    assert (unheard.status_code, unheard.json()["rule"], unheard.headers["Retry-After"]) == (409, "known-here", "2")
     too_many = await scheme.matching.put(path, json={"choices": [professor, reader, junior, "x"]})
     assert too_many.status_code == 422
     other_portal = await scheme.matching.put(path, json={"choices": []}, headers=bearer(scheme.northgate_token))
     assert other_portal.status_code == 404
+
+
+async def test_a_mentee_whose_registration_has_not_reached_matching_is_asked_to_retry_not_refused(
+    scheme: Scheme,
+) -> None:
+    """A portal registers her and submits her choices at once: a 409 with Retry-After, then success."""
+    professor = await register(scheme, "prof", role="mentor", seniority="Professor")
+    await eventually(lambda: _when(directory_ids(scheme), {professor}))
+    mentee = await register(scheme, "lecturer", role="mentee", seniority="Lecturer")
+
+    first = await scheme.matching.put(f"/mentees/{mentee}/preferences", json={"choices": [professor]})
+    unknown = await scheme.matching.get("/mentees/never-registered/preferences")
+
+    if first.status_code != 200:  # usually: registration's event is still on its way
+        assert first.status_code == 409 and first.headers["content-type"] == "application/problem+json"
+        assert first.headers["Retry-After"] == "2" and first.json()["rule"] == "known-here"
+        assert "retry" in first.json()["detail"]
+    assert (unknown.status_code, unknown.json()["type"]) == (409, "/problems/not-yet-known")
+    assert unknown.headers["Retry-After"] == "2"
+    await eventually(lambda: _ok(scheme.matching.put(f"/mentees/{mentee}/preferences", json={"choices": [professor]})))
 
 
 async def test_withdrawal_and_erasure_reach_the_read_model(scheme: Scheme) -> None:

@@ -33,8 +33,9 @@ def mentor(
     capacity: int = 1,
     load: int = 0,
     background: str | None = None,
+    pathway: str | None = None,
 ) -> Mentor:
-    return Mentor(participant_id, institution, seniority, frozenset(interests), capacity, load, background)
+    return Mentor(participant_id, institution, seniority, frozenset(interests), capacity, load, background, pathway)
 
 
 def mentee(
@@ -44,8 +45,9 @@ def mentee(
     interests: tuple[str, ...] = (),
     institution: str = "south",
     background: str | None = None,
+    pathway: str | None = None,
 ) -> Mentee:
-    return Mentee(participant_id, institution, seniority, frozenset(interests), choices, background)
+    return Mentee(participant_id, institution, seniority, frozenset(interests), choices, background, pathway)
 
 
 def lists_of(mentees: list[Mentee], mentors: list[Mentor], policy: Policy = POLICY, exclusions=frozenset()):
@@ -60,15 +62,21 @@ def pairs(proposals) -> dict[str, str]:
 # --- scoring -------------------------------------------------------------------------------------------------
 
 
-def test_a_score_is_the_weighted_sum_of_its_four_components_and_keeps_what_they_rest_on() -> None:
-    her = mentee("e", seniority=1, interests=("ageing", "genetics", "stroke"), background="token-1")
-    him = mentor("r", seniority=3, interests=("genetics", "stroke", "trials"), background="token-1")
+def test_a_score_is_the_weighted_sum_of_its_five_components_and_keeps_what_they_rest_on() -> None:
+    her = mentee("e", seniority=1, interests=("ageing", "genetics", "stroke"), background="token-1", pathway="clinical")
+    him = mentor("r", seniority=3, interests=("genetics", "stroke", "trials"), background="token-1", pathway="clinical")
 
     pair = score_pair(her, him, POLICY)
 
     assert pair is not None
-    assert pair.components == {"seniority": 0.5, "interests": 0.5, "other_institution": 1.0, "background": 1.0}
-    assert pair.score == 0.5 + 0.5 + 0.5 * 1.0 + 0.5 * 1.0
+    assert pair.components == {
+        "seniority": 0.5,
+        "interests": 0.5,
+        "other_institution": 1.0,
+        "background": 1.0,
+        "pathway": 1.0,
+    }
+    assert pair.score == 0.5 + 0.5 + 0.5 * 1.0 + 0.5 * 1.0 + 0.25 * 1.0
     assert pair.shared_interests == ("genetics", "stroke")
     assert pair.seniority_gap == 2
 
@@ -78,7 +86,13 @@ def test_the_preferred_gap_scores_one_and_same_institution_and_absent_background
     pair = score_pair(her, mentor("r", seniority=2, institution="north", background=None), POLICY)
 
     assert pair is not None
-    assert pair.components == {"seniority": 1.0, "interests": 0.0, "other_institution": 0.0, "background": 0.0}
+    assert pair.components == {
+        "seniority": 1.0,
+        "interests": 0.0,
+        "other_institution": 0.0,
+        "background": 0.0,
+        "pathway": 0.0,
+    }
     assert pair.score == 1.0
 
 
@@ -88,8 +102,30 @@ def test_a_background_counts_only_when_both_opted_in_with_the_same_token() -> No
     assert score_pair(mentee("e", background="x"), mentor("r", background="y"), POLICY).components["background"] == 0
 
 
+def test_a_shared_career_pathway_raises_the_score_and_different_or_unknown_pathways_do_not() -> None:
+    clinical = mentee("e", pathway="clinical")
+    same = score_pair(clinical, mentor("r", pathway="clinical"), POLICY)
+    other = score_pair(clinical, mentor("r", pathway="non-clinical"), POLICY)
+    unknown = score_pair(mentee("e"), mentor("r"), POLICY)
+
+    assert same.components["pathway"] == 1.0 and other.components["pathway"] == 0.0
+    assert unknown.components["pathway"] == 0.0
+    assert same.score == other.score + POLICY.weights.pathway
+
+
+def test_a_shared_background_opt_in_changes_who_is_proposed_as_a_fallback() -> None:
+    """Two equally suitable mentors: the one who opted in with the same background token is proposed."""
+    mentors = [mentor("r-a", background=None), mentor("r-b", background="token-1")]
+
+    opted_in = match_cohort([mentee("e", background="token-1")], mentors).proposals[0]
+    not_opted_in = match_cohort([mentee("e", background=None)], mentors).proposals[0]
+
+    assert opted_in.mentor_id == "r-b" and opted_in.components["background"] == 1.0
+    assert not_opted_in.mentor_id == "r-a" and not_opted_in.components["background"] == 0.0
+
+
 def test_weights_come_from_the_programme() -> None:
-    policy = Policy(weights=Weights(seniority=2.0, interests=0.0, other_institution=1.0, background=0.0))
+    policy = Policy(weights=Weights(seniority=2.0, interests=0.0, other_institution=1.0, background=0.0, pathway=0.0))
     pair = score_pair(mentee("e", interests=("a",)), mentor("r", interests=("a",)), policy)
 
     assert pair is not None and pair.score == 3.0
@@ -130,6 +166,20 @@ def test_her_list_keeps_valid_choices_in_her_order_then_fallbacks_by_score() -> 
     assert preference.entries[2].score > preference.entries[3].score == preference.entries[4].score
 
 
+def test_a_mentee_may_name_a_mentor_seniority_would_not_propose_and_is_proposed_her() -> None:
+    """The scheme's way: any published mentor may be named; seniority only guides the fallbacks."""
+    peer = mentor("r-peer", seniority=1)
+    her = mentee("e", choices=("r-peer",), seniority=1)
+
+    (proposal,) = match_cohort([her], [peer, mentor("r-senior", seniority=2)]).proposals
+    rolled = rolling_match(her, [peer])
+
+    assert (proposal.mentor_id, proposal.choice_rank) == ("r-peer", 1)
+    assert proposal.components["seniority"] == 0.0 and proposal.seniority_gap == 0
+    assert rolled is not None and rolled.mentor_id == "r-peer"
+    assert score_pair(her, peer, POLICY) is None  # as a fallback she would never be proposed
+
+
 def test_unusable_choices_are_skipped_with_the_reason() -> None:
     mentors = [
         mentor("r-junior", seniority=1),
@@ -141,7 +191,8 @@ def test_unusable_choices_are_skipped_with_the_reason() -> None:
     her = mentee("e", choices=("r-junior", "r-full", "r-declined"))
     also_her = mentee("e", choices=("e", "r-gone", "r-fine"))
 
-    (preference,) = lists_of([her], mentors, exclusions={("e", "r-declined")}).values()
+    by_seniority = Policy(choices_by_seniority=True)  # a programme that limits choices by seniority
+    (preference,) = lists_of([her], mentors, by_seniority, exclusions={("e", "r-declined")}).values()
     (other,) = lists_of([also_her], mentors).values()
 
     assert preference.skipped == (
@@ -355,7 +406,13 @@ def test_every_proposal_explains_itself() -> None:
 
     assert proposal.round == "stable"
     assert proposal.choice_rank == 1 and proposal.fallback_reason is None
-    assert proposal.components == {"seniority": 0.5, "interests": 0.5, "other_institution": 1.0, "background": 0.0}
+    assert proposal.components == {
+        "seniority": 0.5,
+        "interests": 0.5,
+        "other_institution": 1.0,
+        "background": 0.0,
+        "pathway": 0.0,
+    }
     assert proposal.score == 0.5 + 0.5 + 0.5
     assert proposal.shared_interests == ("stroke",)
     assert proposal.seniority_gap == 2

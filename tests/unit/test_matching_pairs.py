@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from aimms_matching import engine, pairs
-from aimms_matching.domain import Member, ProgrammeRules, declared_conflicts
+from aimms_matching.domain import Member, ProgrammeRules, check_choices, declared_conflicts
 from aimms_matching.links import AnswerLinks, InvalidLink
 from aimms_matching.pairs import Explanation, Pair, Timing
 from aimms_shared.contracts.registration import MatchingPolicy
@@ -139,8 +139,30 @@ def test_six_months_elapsed_fires_once_then_the_term_end_asks_both():
     pair, events = pairs.tick(pair, pair.follow_up_at, LINKS.for_pair("p1"))
     # Follow-up and term end fall together here: both happen, each once.
     assert types(events) == ["SixMonthsElapsed", "MentoringTermEnded"]
+    assert events[0].still_mentoring is True
     assert pairs.tick(pair, pair.follow_up_at + timedelta(seconds=1), LINKS.for_pair("p1"))[1] == []
     assert pair.next_due() == pair.term_reply_by
+
+
+@pytest.mark.parametrize("reason", ["trial", "abandoned", "withdrawn"])
+def test_a_partnership_that_ended_early_still_reaches_its_follow_up_point_once(reason):
+    """The evaluation asks everyone whose partnership started (the pilot's ended pairs answered too)."""
+    pair = started()
+    ended, _ = pairs.end(pair, reason, T0 + timedelta(days=3), "mentee")
+
+    assert ended.next_due() == pair.follow_up_at
+    assert pairs.tick(ended, pair.follow_up_at - timedelta(seconds=1), LINKS.for_pair("p1"))[1] == []
+    followed_up, events = pairs.tick(ended, pair.follow_up_at, LINKS.for_pair("p1"))
+
+    assert types(events) == ["SixMonthsElapsed"] and events[0].still_mentoring is False
+    assert followed_up.state == "ended" and followed_up.next_due() is None
+    assert pairs.tick(followed_up, pair.follow_up_at + timedelta(days=1), LINKS.for_pair("p1"))[1] == []
+
+
+def test_a_proposal_that_never_started_has_no_follow_up():
+    declined, _ = pairs.answer(proposed(), "mentor", False, T0)
+    assert declined.next_due() is None
+    assert pairs.tick(declined, after(T0, "P1Y"), LINKS.for_pair("p1"))[1] == []
 
 
 def test_both_extending_adds_a_term_and_one_concluding_completes():
@@ -190,6 +212,27 @@ def test_an_altered_or_foreign_link_is_refused():
 
 def member(pid: str, institution: str, roles=("mentee",)) -> Member:
     return Member(pid, "aimms", institution, roles, "ST3", "ST3", "clinical", (), None, 1, True, False)
+
+
+def test_a_mentee_may_name_any_published_mentor_unless_the_programme_limits_choices_by_seniority():
+    rules = ProgrammeRules("aimms", ("F1", "ST3", "Consultant"), True, 1, 3, "P6M", "P6M")
+    peer = replace(member("peer", "east", ("mentor",)), seniority="ST3")  # not more senior than her
+    her = member("e", "north")
+
+    assert check_choices(her, ["peer"], {"peer": peer}, rules) == ("peer",)
+    limited = replace(rules, matching=MatchingPolicy(choices_by_seniority=True))
+    with pytest.raises(RuleBroken) as refused:
+        check_choices(her, ["peer"], {"peer": peer}, limited)
+    assert refused.value.extra["rule"] == "eligible-seniority"
+
+
+def test_the_engine_sees_a_background_token_only_where_registration_sent_one_and_the_pathway():
+    rules = ProgrammeRules("aimms", ("F1", "ST3"), True, 1, 3, "P6M", "P6M")
+    opted_in = replace(member("e", "north"), background_token="t-1")
+    mentor = replace(member("m", "east", ("mentor",)), background_token=None, pathway="non-clinical")
+
+    assert rules.as_mentee(opted_in, ()).background == "t-1" and rules.as_mentee(opted_in, ()).pathway == "clinical"
+    assert rules.as_mentor(mentor).background is None and rules.as_mentor(mentor).pathway == "non-clinical"
 
 
 def test_a_programme_may_declare_same_school_pairs_a_conflict():

@@ -34,6 +34,7 @@ INSTITUTION = st.sampled_from(INSTITUTIONS)
 SENIORITY = st.integers(0, 4)
 INTERESTS = st.frozensets(st.sampled_from(TAGS), max_size=3)
 BACKGROUND = st.sampled_from(BACKGROUNDS)
+PATHWAY = st.sampled_from((None, "clinical", "non-clinical"))
 LOAD = st.sampled_from((0, 0, 0, 1, 2))  # mostly free, so rounds have places to contest
 
 
@@ -50,6 +51,7 @@ def cohorts(draw: st.DrawFn) -> Cohort:
             capacity=draw(st.integers(0, 3)),
             load=draw(LOAD),
             background=draw(BACKGROUND),
+            pathway=draw(PATHWAY),
         )
         for mentor_id in mentor_ids
     ]
@@ -65,6 +67,7 @@ def cohorts(draw: st.DrawFn) -> Cohort:
             interests=draw(INTERESTS),
             choices=tuple(mentee_id if choice == SELF else choice for choice in draw(choices)),
             background=draw(BACKGROUND),
+            pathway=draw(PATHWAY),
         )
         for mentee_id in mentee_ids
     ]
@@ -76,6 +79,7 @@ def cohorts(draw: st.DrawFn) -> Cohort:
         preferred_gap=draw(st.integers(1, 2)),
         fallback_candidates=draw(st.integers(0, 6)),  # short lists, so the residual round has work to do
         residual_candidates=draw(st.integers(0, 8)),
+        choices_by_seniority=draw(st.booleans()),
     )
     return mentees, mentors, policy, exclusions
 
@@ -191,7 +195,8 @@ def test_lists_hold_valid_choices_in_order_then_the_best_scoring_eligible_mentor
         expected = sorted(eligible)[: policy.fallback_candidates]
         assert [(-entry.score, entry.mentor_id) for entry in fallbacks] == expected
         for entry in preference.entries:
-            assert entry.score == score_pair(her, by_id[entry.mentor_id], policy).score
+            named_her = entry.choice_rank is not None
+            assert entry.score == score_pair(her, by_id[entry.mentor_id], policy, named=named_her).score
 
 
 @PROPERTY_SETTINGS
@@ -200,7 +205,8 @@ def test_a_rolling_match_is_the_head_of_her_list_and_touches_no_one_else(cohort:
     mentees, mentors, policy, exclusions = cohort
     for her in mentees[:5]:
         proposal = rolling_match(her, mentors, policy, exclusions)
-        alone = match_cohort([her], mentors, Policy(policy.mentor_more_senior, policy.preferred_gap), exclusions)
+        solo = Policy(policy.mentor_more_senior, policy.preferred_gap, choices_by_seniority=policy.choices_by_seniority)
+        alone = match_cohort([her], mentors, solo, exclusions)
         entries = alone.stable.preference_list(her.participant_id).entries
 
         if not entries:

@@ -46,16 +46,17 @@ class ProgrammeRules:
         return engine.Policy(
             mentor_more_senior=self.mentor_more_senior,
             preferred_gap=m.preferred_seniority_gap,
-            weights=engine.Weights(w.seniority, w.interests, w.other_institution, w.background),
+            weights=engine.Weights(w.seniority, w.interests, w.other_institution, w.background, w.pathway),
             fallback_candidates=m.fallback_candidates,
             residual_candidates=m.residual_candidates,
+            choices_by_seniority=m.choices_by_seniority,
         )
 
     def as_mentor(self, member: "Member") -> engine.Mentor:
         """A mentor as the engine sees her, with the places she already holds.
 
-        No background is passed: ethnicity never leaves registration, so shared background cannot
-        count here until registration offers a consented, non-identifying signal for it.
+        Her background is registration's keyed hash, present only where she asked to be matched by it:
+        the engine compares it and never learns the background itself.
         """
         return engine.Mentor(
             member.participant_id,
@@ -64,6 +65,8 @@ class ProgrammeRules:
             frozenset(member.research_interests),
             member.mentor_capacity or 0,
             min(member.load, member.mentor_capacity or 0),
+            background=member.background_token,
+            pathway=member.pathway,
         )
 
     def as_mentee(self, member: "Member", choices: tuple[str, ...]) -> engine.Mentee:
@@ -74,6 +77,8 @@ class ProgrammeRules:
             self.rank(member.seniority),
             frozenset(member.research_interests),
             choices,
+            background=member.background_token,
+            pathway=member.pathway,
         )
 
 
@@ -93,6 +98,7 @@ class Member:
     mentor_capacity: int | None
     profile_published: bool
     background_matching: bool
+    background_token: str | None = None  # registration's keyed hash of her background, only if she opted in
     active: bool = True
     joined_at: datetime | None = None
     open_pair: str | None = None  # a mentee's proposal or partnership in progress
@@ -137,7 +143,7 @@ def check_choices(
             raise RuleBroken(field, "not-self", "she cannot choose herself")
         if mentor is None or not mentor.is_published_mentor or mentor.programme_id != mentee.programme_id:
             raise RuleBroken(field, "published-mentor", f"'{mentor_id}' is not a published mentor of the programme")
-        if not programme.may_mentor(mentor, mentee):
+        if programme.matching.choices_by_seniority and not programme.may_mentor(mentor, mentee):
             raise RuleBroken(field, "eligible-seniority", f"'{mentor_id}' cannot mentor her at this seniority")
     return tuple(choices)
 

@@ -102,7 +102,14 @@ class Pair:
             if self.term_reply_by is not None:
                 return self.term_reply_by
             return self.term_ends_at if self.follow_up_sent else min(self.follow_up_at, self.term_ends_at)
+        if self.owes_follow_up:
+            return self.follow_up_at
         return None
+
+    @property
+    def owes_follow_up(self) -> bool:
+        """A partnership that started and ended before its follow-up point: the follow-up still comes."""
+        return self.state == "ended" and self.started_at is not None and not self.follow_up_sent
 
 
 Change = tuple[Pair, list[Event]]
@@ -115,6 +122,12 @@ def _ids(pair: Pair) -> dict[str, str]:
         "mentee_id": pair.mentee_id,
         "mentor_id": pair.mentor_id,
     }
+
+
+def _follow_up(pair: Pair, *, still_mentoring: bool) -> ev.SixMonthsElapsed:
+    return ev.SixMonthsElapsed(
+        **_ids(pair), started_at=pair.started_at, follow_up_at=pair.follow_up_at, still_mentoring=still_mentoring
+    )
 
 
 def propose(pair: Pair, now: datetime, links: dict[Side, ProposalLinks]) -> Change:
@@ -131,6 +144,7 @@ def propose(pair: Pair, now: datetime, links: dict[Side, ProposalLinks]) -> Chan
         choice_rank=x.choice_rank,
         fallback_reason=x.fallback_reason,
         score=x.score,
+        components=dict(x.components),
         shared_interests=list(x.shared_interests),
         seniority_gap=x.seniority_gap,
         reply_by=proposed.reply_by,
@@ -220,11 +234,15 @@ def tick(pair: Pair, now: datetime, links: dict[Side, ProposalLinks]) -> Change:
                 mentor_links=links["mentor"],
             )
             return replace(pair, reminded=True), [reminder]
+    if pair.owes_follow_up and now >= pair.follow_up_at:
+        # The evaluation asks everyone whose partnership started, including pairs that ended early.
+        followed_up = replace(pair, follow_up_sent=True)
+        return followed_up, [_follow_up(followed_up, still_mentoring=False)]
     if pair.state == "mentoring":
         events: list[Event] = []
         if not pair.follow_up_sent and now >= pair.follow_up_at:
             pair = replace(pair, follow_up_sent=True)
-            events.append(ev.SixMonthsElapsed(**_ids(pair), started_at=pair.started_at, follow_up_at=pair.follow_up_at))
+            events.append(_follow_up(pair, still_mentoring=True))
         if pair.term_reply_by is not None and now >= pair.term_reply_by:
             ended, ending = end(pair, "completed", now)
             return ended, events + ending

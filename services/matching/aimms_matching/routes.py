@@ -15,7 +15,7 @@ from aimms_matching.store import MatchingStore
 from aimms_matching.use_cases import Matchmaker
 from aimms_shared.auth import ADMIN, PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
 from aimms_shared.contracts.matching import Side
-from aimms_shared.errors import DomainError, Missing
+from aimms_shared.errors import DomainError
 from aimms_shared.http import from_state, problem_responses
 
 router = APIRouter()
@@ -95,7 +95,7 @@ async def directory(
     "/mentees/{mentee_id}/preferences",
     response_model=PreferencesOut,
     tags=["preferences"],
-    responses=problem_responses(404, 422),
+    responses=problem_responses(404, 409, 422),
 )
 async def submit_preferences(
     mentee_id: str, body: PreferencesIn, store: Store, caller: Principal = require(PARTICIPANTS_WRITE)
@@ -109,16 +109,14 @@ async def submit_preferences(
     "/mentees/{mentee_id}/preferences",
     response_model=PreferencesOut,
     tags=["preferences"],
-    responses=problem_responses(404),
+    responses=problem_responses(404, 409),
 )
 async def get_preferences(
     mentee_id: str, store: Store, caller: Principal = require(PARTICIPANTS_READ)
 ) -> PreferencesOut:
     """Her current choices."""
-    mentee = await store.member(mentee_id)
+    await use_cases.known_mentee(store, caller, mentee_id)
     saved = await store.preferences(mentee_id)
-    if mentee is None or not caller.may_act_for(mentee.institution_id):
-        raise Missing("mentee_id", "own-institution", f"no mentee '{mentee_id}' at your institution")
     return PreferencesOut(mentee_id=mentee_id, choices=saved["choices"] if saved else [])
 
 
@@ -220,7 +218,7 @@ class TermIn(BaseModel):
     status_code=201,
     response_model=RoundReport,
     tags=["rounds"],
-    responses=problem_responses(404),
+    responses=problem_responses(409),
 )
 async def run_round(programme_id: str, matching: Matching, caller: Principal = require(ADMIN)) -> dict[str, Any]:
     """Run a cohort round: every waiting mentee against the places still free; proposals already out stay put."""

@@ -36,6 +36,7 @@ _PROFILE_FIELDS = (
     "mentor_capacity",
     "profile_published",
     "background_matching",
+    "background_token",
 )
 _PAIR_TIMES = (
     "created_at",
@@ -60,6 +61,7 @@ class MatchingStore:
         self._preferences = db[PREFERENCES]
         self._pairs = db[PAIRS]
         self._rounds = db["rounds"]
+        self._erased = db["erased"]
 
     async def ensure_indexes(self) -> None:
         """What the directory, rounds and the scheduler look up."""
@@ -146,11 +148,17 @@ class MatchingStore:
         await self._preferences.delete_one({"_id": participant_id})
 
     async def forget(self, participant_id: str) -> None:
-        """Erased: nothing of her remains here; pairs keep the other side's history without her id."""
+        """Erased: nothing of her remains here but her opaque id, kept to answer that she is gone;
+        pairs keep the other side's history without her id."""
+        await self._erased.update_one({"_id": participant_id}, {"$set": {"_id": participant_id}}, upsert=True)
         await self._members.delete_one({"_id": participant_id})
         await self._preferences.delete_one({"_id": participant_id})
         for side in ("mentee_id", "mentor_id"):
             await self._pairs.update_many({side: participant_id}, {"$set": {side: "erased"}})
+
+    async def was_erased(self, participant_id: str) -> bool:
+        """Whether she was erased (so an unknown id is gone, not yet to come)."""
+        return await self._erased.find_one({"_id": participant_id}) is not None
 
     async def published_mentors(self, programme_id: str) -> list[Member]:
         """Active mentors of a programme who published their profile."""

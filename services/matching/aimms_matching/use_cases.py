@@ -16,7 +16,7 @@ from aimms_matching.store import MatchingStore
 from aimms_shared.auth import Principal
 from aimms_shared.contracts import registration as reg
 from aimms_shared.contracts.matching import EndReason, MentorPreferencesSubmitted, Side
-from aimms_shared.errors import DomainError, Missing, StateConflict
+from aimms_shared.errors import DomainError, Missing, NotYetKnown, StateConflict
 from aimms_shared.events import Envelope, Event, wrap
 from aimms_shared.mongo import utcnow
 from aimms_shared.outbox import ConcurrentUpdate, OutboxEntry, outbox_entry
@@ -60,6 +60,7 @@ async def profile_announced(
             mentor_capacity=event.mentor_capacity,
             profile_published=event.profile_published,
             background_matching=event.background_matching,
+            background_token=event.background_token,
             joined_at=envelope.occurred_at,
         )
     )
@@ -69,15 +70,16 @@ async def submit_preferences(
     store: MatchingStore, caller: Principal, mentee_id: str, choices: list[str]
 ) -> tuple[str, ...]:
     """A mentee's ranked choices (MentorPreferencesSubmitted); her portal submits them."""
-    mentee = await store.member(mentee_id)
-    if mentee is None or not caller.may_act_for(mentee.institution_id):
-        raise Missing("participant_id", "own-institution", f"no participant '{mentee_id}' at your institution")
+    mentee = await known_mentee(store, caller, mentee_id)
     if mentee.open_pair is not None:
         raise StateConflict("mentee_id", "not-yet-matched", "her choices are fixed once a mentor has been proposed")
     programme = await store.programme(mentee.programme_id)
     if programme is None:
-        raise Missing("programme_id", "existing-programme", f"programme '{mentee.programme_id}' is not known yet")
+        raise NotYetKnown("programme_id", f"programme '{mentee.programme_id}' has not reached matching yet")
     mentors = {m.participant_id: m for m in await store.published_mentors(mentee.programme_id)}
+    for position, mentor_id in enumerate(choices):
+        if mentor_id not in mentors and mentor_id != mentee_id and await store.member(mentor_id) is None:
+            raise NotYetKnown(f"choices.{position}", f"mentor '{mentor_id}' has not reached matching yet")
     checked = domain.check_choices(mentee, choices, mentors, programme)
     event = MentorPreferencesSubmitted(
         mentee_id=mentee_id,
@@ -89,6 +91,16 @@ async def submit_preferences(
         mentee, checked, [outbox_entry(event, wrap(event, producer=PRODUCER, institution_id=mentee.institution_id))]
     )
     return checked
+
+
+async def known_mentee(store: MatchingStore, caller: Principal, mentee_id: str) -> Member:
+    """A participant the caller may act for; one matching has not heard of yet is asked for again shortly."""
+    mentee = await store.member(mentee_id)
+    if mentee is None and not await store.was_erased(mentee_id):
+        raise NotYetKnown("mentee_id", f"participant '{mentee_id}' has not reached matching yet")
+    if mentee is None or not caller.may_act_for(mentee.institution_id):
+        raise Missing("mentee_id", "own-institution", f"no participant '{mentee_id}' at your institution")
+    return mentee
 
 
 def _outbox(pair: Pair, events: list[Event]) -> list[OutboxEntry]:
@@ -118,7 +130,7 @@ class Matchmaker:
     async def _programme(self, programme_id: str) -> ProgrammeRules:
         programme = await self._store.programme(programme_id)
         if programme is None:
-            raise Missing("programme_id", "existing-programme", f"programme '{programme_id}' is not known here")
+            raise NotYetKnown("programme_id", f"programme '{programme_id}' has not reached matching yet")
         return programme
 
     # -- proposing

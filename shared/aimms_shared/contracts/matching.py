@@ -59,6 +59,11 @@ class MatchProposed(_PairEvent):
     choice_rank: int | None = Field(description="1-3: her n-th named choice; null: a fallback by score.")
     fallback_reason: str | None
     score: float
+    components: dict[str, float] = Field(
+        default_factory=dict,
+        description="The score's parts, each 0-1: seniority, interests, other_institution, background (both asked "
+        "to be matched by background and describe the same one), pathway (the same career pathway).",
+    )
     shared_interests: list[str]
     seniority_gap: int
     reply_by: AwareDatetime
@@ -114,12 +119,16 @@ class MentoringStarted(_PairEvent):
 
 @contract
 class SixMonthsElapsed(_PairEvent):
-    """The programme's follow-up point of a partnership passed (six months unless the programme says otherwise)."""
+    """The programme's follow-up point of a partnership passed (six months unless the programme says otherwise).
+
+    Raised for every partnership that started, also one that ended early: the evaluation asks them all.
+    """
 
     event_type: ClassVar[str] = "SixMonthsElapsed"
 
     started_at: AwareDatetime
     follow_up_at: AwareDatetime
+    still_mentoring: bool = Field(default=True, description="False when the partnership ended before this point.")
 
 
 @contract

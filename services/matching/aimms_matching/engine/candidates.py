@@ -35,9 +35,10 @@ POOL_SLACK = 1.25  # score this many times the places to fill, so the best of th
 SCORE_ALL_UP_TO = 200  # with no more eligible mentors than this (or than the pool), score them all: exact lists
 MAX_PAIR_TAGS = 10  # index tag pairs among at most this many tags (by name) per person, to bound index size
 
-_MentorRow = tuple[int, int, int, int, int]  # level, tag bitmask, tag count, institution code, background code
-NO_CODE = -1  # a mentor without a background, or a mentee's institution no mentor belongs to
-NO_BACKGROUND = -2  # never equal to a mentor's code, so an absent background is never "shared"
+# level, tag bitmask, tag count, institution code, background code, pathway code
+_MentorRow = tuple[int, int, int, int, int, int]
+NO_CODE = -1  # a mentor without a background or pathway, or a mentee's institution no mentor belongs to
+NEVER_SHARED = -2  # never equal to a mentor's code: her absent background or pathway is never "shared"
 
 
 class _LevelPostings:
@@ -81,6 +82,9 @@ class MentorIndex:
         self.background_code: dict[str, int] = {
             token: i for i, token in enumerate(sorted({m.background for m in ordered if m.background is not None}))
         }
+        self.pathway_code: dict[str, int] = {
+            name: i for i, name in enumerate(sorted({m.pathway for m in ordered if m.pathway is not None}))
+        }
         self.codes: list[list[int]] = [self.tag_codes(m.interests) for m in ordered]
         self.rows: list[_MentorRow] = [
             (
@@ -89,6 +93,7 @@ class MentorIndex:
                 len(m.interests),
                 self.institution_code[m.institution_id],
                 NO_CODE if m.background is None else self.background_code[m.background],
+                NO_CODE if m.pathway is None else self.pathway_code[m.pathway],
             )
             for m, codes in zip(ordered, self.codes, strict=True)
         ]
@@ -122,7 +127,7 @@ class MentorIndex:
     def _postings(self) -> dict[int, _LevelPostings]:
         levels: dict[int, _LevelPostings] = {}
         self.level_places: dict[int, int] = {}
-        for i, (codes, (level, _, _, _, background)) in enumerate(zip(self.codes, self.rows, strict=True)):
+        for i, (codes, (level, _, _, _, background, _)) in enumerate(zip(self.codes, self.rows, strict=True)):
             if self.available[i] <= 0:
                 continue  # a full mentor is never a candidate, so keep her out of the postings
             self.level_places[level] = self.level_places.get(level, 0) + self.available[i]
@@ -198,7 +203,8 @@ def mentor_priorities(lists: Mapping[str, PreferenceList]) -> dict[str, tuple[st
     return {mentor_id: tuple(mentee for _, mentee in sorted(ranked)) for mentor_id, ranked in keyed.items()}
 
 
-_MenteeContext = tuple[int, int, int, int, list[int]]  # tag mask, tag count, institution, background, tag codes
+# tag mask, tag count, institution, background, pathway, tag codes
+_MenteeContext = tuple[int, int, int, int, int, list[int]]
 
 
 def _take(posting: array | None, quota: int, offset: int, seen: set[int], pool: list[int]) -> None:
@@ -248,6 +254,7 @@ class ListBuilder:
             self.excluded.setdefault(mentee_id, set()).add(mentor_id)
         self._plans: dict[int, tuple[tuple[int, float], ...]] = {}
         self._fit_terms: dict[int, dict[int, float]] = {}
+        self._choice_fit_terms: dict[int, dict[int, float]] = {}
         self._eligible: dict[int, array] = {}
 
     def level_plan(self, seniority: int) -> tuple[tuple[int, float], ...]:
@@ -289,13 +296,15 @@ class ListBuilder:
     def context(self, mentee: Mentee) -> _MenteeContext:
         """What scoring needs of her, in the index's codes."""
         index = self.index
-        background = NO_BACKGROUND if mentee.background is None else index.background_code.get(mentee.background)
+        background = NEVER_SHARED if mentee.background is None else index.background_code.get(mentee.background)
+        pathway = NEVER_SHARED if mentee.pathway is None else index.pathway_code.get(mentee.pathway)
         codes = index.tag_codes(mentee.interests)
         return (
             sum(1 << code for code in codes),
             len(mentee.interests),
             index.institution_code.get(mentee.institution_id, NO_CODE),
-            NO_BACKGROUND if background is None else background,
+            NEVER_SHARED if background is None else background,
+            NEVER_SHARED if pathway is None else pathway,
             codes,
         )
 
@@ -304,13 +313,14 @@ class ListBuilder:
     ) -> list[float]:
         """Scores of eligible candidates, computed exactly as scoring.score_pair does (same order of additions)."""
         w = self.policy.weights
-        mask, tag_count, institution, background, _ = context
+        mask, tag_count, institution, background, pathway, _ = context
         same_institution, other_institution = w.other_institution * 0.0, w.other_institution * 1.0
         no_background, shared_background = w.background * 0.0, w.background * 1.0
+        other_pathway, same_pathway = w.pathway * 0.0, w.pathway * 1.0
         rows = self.index.rows
         scores = []
         for mentor in candidates:
-            level, mentor_mask, mentor_tag_count, mentor_institution, mentor_background = rows[mentor]
+            level, mentor_mask, mentor_tag_count, mentor_institution, mentor_background, mentor_pathway = rows[mentor]
             shared = (mask & mentor_mask).bit_count()
             overlap = shared / (tag_count + mentor_tag_count - shared) if shared else 0.0
             scores.append(
@@ -318,8 +328,19 @@ class ListBuilder:
                 + w.interests * overlap
                 + (other_institution if mentor_institution != institution else same_institution)
                 + (shared_background if background == mentor_background else no_background)
+                + (same_pathway if pathway == mentor_pathway else other_pathway)
             )
         return scores
+
+    def choice_fit_terms(self, seniority: int) -> dict[int, float]:
+        """Weighted seniority fit for mentors she named: as for fallbacks, and 0 at levels seniority rules out."""
+        terms = self._choice_fit_terms.get(seniority)
+        if terms is None:
+            fit, zero = self.fit_terms(seniority), self.policy.weights.seniority * 0.0
+            terms = self._choice_fit_terms[seniority] = {
+                level: fit.get(level, zero) for level in self.index.seniority_levels
+            }
+        return terms
 
     def choices(self, mentee: Mentee) -> tuple[list[int], list[int], list[SkippedChoice]]:
         """Her valid choices in her order (positions, named ranks), and the skipped ones with the reason."""
@@ -340,7 +361,7 @@ class ListBuilder:
                 reason = "unknown"
             elif mentor_id in excluded:
                 reason = "excluded"
-            elif index.rows[mentor][0] not in eligible_levels:
+            elif self.policy.choices_by_seniority and index.rows[mentor][0] not in eligible_levels:
                 reason = "ineligible"
             elif index.available[mentor] <= 0:
                 reason = "full"
@@ -368,7 +389,7 @@ class ListBuilder:
         if len(everyone) <= max(target, SCORE_ALL_UP_TO):  # few enough to score them all
             _take(everyone, len(everyone), 0, seen, pool)
             return pool
-        _, tag_count, _, background, tags = context
+        _, tag_count, _, background, _, tags = context
         weights = self.policy.weights
         use_background = background >= 0 and weights.background > 0
         # Background first when sharing it is worth at least what two shared tags can add at best (overlap 2/n).
@@ -419,7 +440,7 @@ class ListBuilder:
         best = sorted(range(len(pool)), key=pool_scores.__getitem__, reverse=True)[:fallback_places]
         entries = array("i", valid)
         entries.extend([pool[i] for i in best])
-        scores = array("d", self.score_all(context, valid, fit_terms))
+        scores = array("d", self.score_all(context, valid, self.choice_fit_terms(mentee.seniority)))
         scores.extend([pool_scores[i] for i in best])
         return entries, scores, bytes(ranks), tuple(skipped)
 

@@ -84,7 +84,7 @@ def explain(
     skipped: Sequence[SkippedChoice],
 ) -> Proposal:
     """A proposal with its score, components and the reason for a fallback."""
-    pair = score_pair(mentee, mentor, policy)
+    pair = score_pair(mentee, mentor, policy, named=choice_rank is not None)
     if pair is None:
         raise ValueError(f"{mentor.participant_id} may not mentor {mentee.participant_id}")
     named_valid = len(mentee.choices) - len(skipped)

@@ -21,7 +21,8 @@ class Mentor:
     interests: frozenset[str]
     capacity: int
     load: int = 0
-    background: str | None = None
+    background: str | None = None  # an opaque token, equal for a shared background; None: not to be compared
+    pathway: str | None = None
 
     def __post_init__(self) -> None:
         if self.capacity < 0 or self.load < 0:
@@ -43,6 +44,7 @@ class Mentee:
     interests: frozenset[str]
     choices: tuple[str, ...] = ()
     background: str | None = None
+    pathway: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.choices) > MAX_CHOICES:
@@ -57,6 +59,7 @@ class Weights:
     interests: float = 1.0
     other_institution: float = 0.5
     background: float = 0.5
+    pathway: float = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,8 @@ class Policy:
     weights: Weights = field(default_factory=Weights)
     fallback_candidates: int = 20
     residual_candidates: int = 60
+    # False (the scheme's way): she may name any mentor; seniority only guides the fallbacks.
+    choices_by_seniority: bool = False
 
 
 DEFAULT_POLICY = Policy()

@@ -1,4 +1,5 @@
-"""How well a mentor suits a mentee: seniority fit, shared interests, other institution, shared background."""
+"""How well a mentor suits a mentee: seniority fit, shared interests, other institution, shared background and
+career pathway."""
 
 from dataclasses import dataclass
 
@@ -31,17 +32,22 @@ def interest_overlap(shared: int, mentee_tags: int, mentor_tags: int) -> float:
     return shared / (mentee_tags + mentor_tags - shared) if shared else 0.0
 
 
-def score_pair(mentee: Mentee, mentor: Mentor, policy: Policy) -> PairScore | None:
-    """The pair's score and its explanation, or None when she cannot be his mentee at this seniority."""
+def score_pair(mentee: Mentee, mentor: Mentor, policy: Policy, named: bool = False) -> PairScore | None:
+    """The pair's score and its explanation, or None when seniority rules the mentor out as a fallback.
+
+    A mentor she named is scored whatever the seniority (its fit is then 0), unless the programme
+    lets her name only mentors the seniority rule allows.
+    """
     gap = seniority_gap(mentee.seniority, mentor.seniority, policy.mentor_more_senior)
-    if gap < 1:
+    if gap < 1 and (not named or policy.choices_by_seniority):
         return None
     shared = mentee.interests & mentor.interests
     components = {
-        "seniority": seniority_fit(gap, policy.preferred_gap),
+        "seniority": seniority_fit(gap, policy.preferred_gap) if gap >= 1 else 0.0,
         "interests": interest_overlap(len(shared), len(mentee.interests), len(mentor.interests)),
         "other_institution": 1.0 if mentee.institution_id != mentor.institution_id else 0.0,
         "background": 1.0 if mentee.background is not None and mentee.background == mentor.background else 0.0,
+        "pathway": 1.0 if mentee.pathway is not None and mentee.pathway == mentor.pathway else 0.0,
     }
     w = policy.weights
     # The same order of additions as the candidate scorer, so list scores and explanations agree to the bit.
@@ -50,5 +56,6 @@ def score_pair(mentee: Mentee, mentor: Mentor, policy: Policy) -> PairScore | No
         + w.interests * components["interests"]
         + w.other_institution * components["other_institution"]
         + w.background * components["background"]
+        + w.pathway * components["pathway"]
     )
     return PairScore(score, components, tuple(sorted(shared)), gap)
