@@ -59,6 +59,18 @@ class Surveys:
             await producer.stop()
         return envelope
 
+    async def in_evaluation(self, *participant_ids: str, included: bool = True) -> None:
+        """Registration's word that they consented to the evaluation (or are out of it)."""
+        for participant_id in participant_ids:
+            await self.publish(
+                reg.EvaluationParticipationChanged(
+                    participant_id=participant_id,
+                    programme_id=PROGRAMME,
+                    institution_id="demo-university",
+                    in_evaluation=included,
+                )
+            )
+
     async def invitations(self, expect: int, timeout: float = 20) -> list[dict[str, Any]]:
         """Distinct invitation events so far (delivery is at least once: copies share an event id)."""
         topic = in_namespace(INVITATIONS.name, self.namespace)
@@ -131,6 +143,7 @@ def token_of(link: str) -> str:
 
 
 async def test_mentoring_started_invites_mentee_and_mentor_once_however_often_it_arrives(surveys: Surveys) -> None:
+    await surveys.in_evaluation("mentee-1", "mentor-1")
     event = started("mentee-1", "mentor-1")
     envelope = await surveys.publish(event)
     await surveys.publish(event, envelope)  # a redelivery: the same event id
@@ -152,7 +165,35 @@ async def test_mentoring_started_invites_mentee_and_mentor_once_however_often_it
     assert len(await surveys.stored("invitations")) == 2
 
 
+async def test_only_those_in_the_evaluation_are_asked_and_an_invitation_waits_for_registrations_word(
+    surveys: Surveys,
+) -> None:
+    """Matching's event may arrive before registration's word on her: the invitation is owed, then issued."""
+    await surveys.publish(started("mentee-7", "mentor-7"))
+    await surveys.publish(started("mentee-8", "mentor-8"))
+    await asyncio.sleep(2)
+    assert await surveys.invitations(expect=1, timeout=1) == []  # nobody known to be in the evaluation yet
+
+    await surveys.in_evaluation("mentee-7", "mentee-8")
+    await surveys.in_evaluation("mentor-7", "mentor-8", included=False)  # no consent, or excluded by coordinators
+    await eventually(lambda: surveys._at_least(2))
+    await asyncio.sleep(2)  # give anything not owed time to appear
+    events = await surveys.invitations(expect=3, timeout=2)
+    assert sorted(e["payload"]["participant_id"] for e in events) == ["mentee-7", "mentee-8"]
+
+    await surveys.in_evaluation("mentee-8", included=False)  # she withdrew her consent: her link stops working
+    [link] = await surveys.links_for("mentee-8", expect=2)
+    await eventually(lambda: _status(surveys.http.get(f"/surveys/{token_of(link)}"), 410))
+    await surveys.publish(six_months("mentee-8", "mentor-8"))
+    await surveys.publish(six_months("mentee-7", "mentor-7"))
+    follow_up = await surveys.links_for("mentee-7", expect=3)
+    assert len(follow_up) == 2 and await surveys.links_for("mentee-8", expect=3) == [link]
+    owed = await surveys.stored("evaluation")
+    assert all(not doc.get("owed") for doc in owed)  # every owed invitation was settled
+
+
 async def test_an_answer_by_link_is_stored_anonymously_once_and_never_again(surveys: Surveys) -> None:
+    await surveys.in_evaluation("mentee-2", "mentor-2")
     await surveys.publish(started("mentee-2", "mentor-2"))
     [link] = await surveys.links_for("mentee-2", expect=2)
     token = token_of(link)
@@ -230,6 +271,7 @@ async def test_the_follow_up_goes_to_both_with_bounded_reminders_then_the_link_e
         await surveys.http.put(f"/programmes/{PROGRAMME}/survey-policy", json=policy, headers=surveys.admin)
     ).status_code == 200
 
+    await surveys.in_evaluation("mentee-3", "mentor-3")
     await surveys.publish(six_months("mentee-3", "mentor-3"))
     await eventually(lambda: surveys._at_least(6), timeout=30)  # 2 invitations + 2 reminders each
     first_link, *reminder_links = await surveys.links_for("mentor-3", expect=6)
@@ -249,6 +291,7 @@ async def test_the_follow_up_goes_to_both_with_bounded_reminders_then_the_link_e
 
 
 async def test_withdrawal_voids_her_open_invitations_and_erasure_leaves_nothing_of_her(surveys: Surveys) -> None:
+    await surveys.in_evaluation("mentee-4", "mentor-4", "mentor-5")
     await surveys.publish(started("mentee-4", "mentor-4"))
     [mentee_link] = await surveys.links_for("mentee-4", expect=2)
     [mentor_link] = await surveys.links_for("mentor-4", expect=2)
@@ -274,6 +317,7 @@ async def test_withdrawal_voids_her_open_invitations_and_erasure_leaves_nothing_
 
 async def test_the_report_gives_every_figure_and_suppresses_the_small_group(surveys: Surveys) -> None:
     mentees, mentors = ["ma", "mb", "mc", "md"], ["ta", "tb"]
+    await surveys.in_evaluation(*mentees, *mentors)
     for mentee, mentor in zip(mentees, mentors * 2, strict=True):
         await surveys.publish(started(mentee, mentor))
     events = await eventually(lambda: surveys._at_least(6))
@@ -353,6 +397,7 @@ async def test_coordinators_revise_a_questionnaire_as_a_new_version(surveys: Sur
     versions = (await surveys.http.get(f"/questionnaires/{PROGRAMME}", headers=surveys.admin)).json()
     assert [(v["wave"], v["version"]) for v in versions] == [("baseline", 1), ("baseline", 2), ("follow_up", 1)]
 
+    await surveys.in_evaluation("mentee-6", "mentor-6")
     await surveys.publish(started("mentee-6", "mentor-6"))
     [link] = await surveys.links_for("mentee-6", expect=2)
     form = (await surveys.http.get(f"/surveys/{token_of(link)}")).json()

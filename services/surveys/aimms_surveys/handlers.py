@@ -26,7 +26,17 @@ def subscriptions(surveys: Surveys) -> Subscriptions:
 
     @table.on(reg.ParticipantRegistered)
     async def invite_at_registration(event: reg.ParticipantRegistered, envelope: Envelope) -> None:
-        await surveys.registered(event.participant_id, event.programme_id, list(event.roles), event.institution_id)
+        await surveys.registered(
+            event.participant_id,
+            event.programme_id,
+            list(event.roles),
+            event.institution_id,
+            in_evaluation=event.in_evaluation,
+        )
+
+    @table.on(reg.EvaluationParticipationChanged)
+    async def keep_evaluation_status(event: reg.EvaluationParticipationChanged, envelope: Envelope) -> None:
+        await surveys.evaluation_changed(event.participant_id, event.in_evaluation)
 
     @table.on(reg.ParticipantWithdrawn)
     async def void_on_withdrawal(event: reg.ParticipantWithdrawn, envelope: Envelope) -> None:

@@ -47,6 +47,8 @@ class SurveysStore:
         self._tokens = db["tokens"]
         self._responses = db[RESPONSES]
         self._departed = db["departed"]
+        # Whether each participant is in the evaluation, and invitations owed to those not yet known here.
+        self._evaluation = db["evaluation"]
 
     async def ensure_indexes(self) -> None:
         """Once per participant, role and wave of a programme; what reports and the scheduler look up."""
@@ -122,6 +124,35 @@ class SurveysStore:
         """Whether she withdrew or was erased."""
         return await self._departed.find_one({"_id": participant_id}) is not None
 
+    # -- who is in the evaluation
+
+    async def in_evaluation(self, participant_id: str) -> bool | None:
+        """Whether she is in the evaluation (None: registration's word on her has not arrived yet)."""
+        doc = await self._evaluation.find_one({"_id": participant_id}, {"in_evaluation": 1})
+        return doc.get("in_evaluation") if doc else None
+
+    async def owe_invitation(self, participant_id: str, owed: dict[str, Any]) -> bool:
+        """Keep an invitation for when her evaluation status arrives; False when it arrived meanwhile."""
+        try:
+            await self._evaluation.update_one(
+                {"_id": participant_id, "in_evaluation": {"$exists": False}}, {"$addToSet": {"owed": owed}}, upsert=True
+            )
+        except DuplicateKeyError:  # the document exists with a status: nothing is owed any more
+            return False
+        return True
+
+    async def set_evaluation(self, participant_id: str, in_evaluation: bool) -> list[dict[str, Any]]:
+        """Record whether she is in the evaluation; return the invitations owed to her (kept until settled)."""
+        before = await self._evaluation.find_one_and_update(
+            {"_id": participant_id}, {"$set": {"in_evaluation": in_evaluation}}, upsert=True
+        )
+        return list(before.get("owed", [])) if before else []
+
+    async def settle_owed(self, participant_id: str, owed: list[dict[str, Any]]) -> None:
+        """Owed invitations that were issued (or are no longer owed) are dropped."""
+        if owed:
+            await self._evaluation.update_one({"_id": participant_id}, {"$pullAll": {"owed": owed}})
+
     # -- invitations
 
     async def is_invited(self, programme_id: str, wave: Wave, role: Role, participant_id: str) -> bool:
@@ -194,6 +225,7 @@ class SurveysStore:
 
     async def forget_participant(self, participant_id: str) -> None:
         """Erasure: her tokens go, and her invitations keep only what the response rate counts."""
+        await self._evaluation.delete_one({"_id": participant_id})
         async for doc in self._invitations.find({"participant_id": participant_id}, {"token_hashes": 1}):
             await self._tokens.delete_many({"_id": {"$in": doc.get("token_hashes", [])}})
             await self._invitations.update_one(

@@ -60,6 +60,8 @@ class Surveys:
             return False
         if await self._store.has_departed(participant_id):
             return False
+        if not await self._in_evaluation(participant_id, programme_id, wave, role, institution_id):
+            return False
         questionnaire = await self._store.latest_questionnaire(programme_id, wave)
         if questionnaire is None:
             log.info("surveys.no_questionnaire", programme_id=programme_id, wave=wave)
@@ -85,6 +87,30 @@ class Surveys:
         log.info("surveys.invited", invitation_id=invitation.invitation_id, wave=wave, role=role)
         return True
 
+    async def _in_evaluation(
+        self, participant_id: str, programme_id: str, wave: Wave, role: Role, institution_id: str | None
+    ) -> bool:
+        """Only those who consented to the evaluation (and were not excluded) are asked; where registration's word
+        on her has not arrived yet, the invitation is kept for it."""
+        included = await self._store.in_evaluation(participant_id)
+        if included is None:
+            owed = {"programme_id": programme_id, "wave": wave, "role": role, "institution_id": institution_id}
+            if await self._store.owe_invitation(participant_id, owed):
+                log.info("surveys.invitation_owed", programme_id=programme_id, wave=wave, role=role)
+                return False
+            included = await self._store.in_evaluation(participant_id)
+        return bool(included)
+
+    async def evaluation_changed(self, participant_id: str, in_evaluation: bool) -> None:
+        """Registration's word on whether she is in the evaluation: owed invitations go out, or hers stop working."""
+        owed = await self._store.set_evaluation(participant_id, in_evaluation)
+        if in_evaluation:
+            for o in owed:  # invite is idempotent, so a redelivery after a crash here issues nothing twice
+                await self.invite(participant_id, o["programme_id"], o["wave"], o["role"], o["institution_id"])
+        else:
+            await self._store.void_open_invitations(participant_id)
+        await self._store.settle_owed(participant_id, owed)
+
     async def pair_started(
         self, programme_id: str, pair: Mapping[Role, tuple[str, str | None]], *, trigger: str
     ) -> None:
@@ -98,8 +124,11 @@ class Surveys:
         for role, (participant_id, institution_id) in pair.items():
             await self.invite(participant_id, programme_id, wave, role, institution_id)
 
-    async def registered(self, participant_id: str, programme_id: str, roles: list[Role], institution_id: str) -> None:
-        """ParticipantRegistered: the baseline, for programmes that send it at registration."""
+    async def registered(
+        self, participant_id: str, programme_id: str, roles: list[Role], institution_id: str, *, in_evaluation: bool
+    ) -> None:
+        """ParticipantRegistered: whether she is in the evaluation; the baseline, for programmes that send it now."""
+        await self.evaluation_changed(participant_id, in_evaluation)
         if (await self._store.policy(programme_id)).baseline_on != "registration":
             return
         for role in roles:
