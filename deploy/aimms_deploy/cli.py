@@ -172,7 +172,7 @@ def up() -> None:
     _summary("Platform up", results, time.monotonic() - t0)
     portal = _seed_demo(stack)
     _load_cohort(stack)
-    base = f"http://127.0.0.1:{SERVICES['registration']}"
+    base = stack.service_url("registration")
     endpoints = stack.endpoints()
     typer.echo("\nServices (OpenAPI docs at /docs, events at /asyncapi.json, health at /readyz):")
     for name, status in ((s.name, s) for s in stack.status(SERVICES)):
@@ -224,7 +224,7 @@ def _load_cohort(stack: LocalStack) -> None:
     from aimms_deploy import demo_cohort
 
     secrets = stack.registration_secrets()
-    registration, matching = (f"http://127.0.0.1:{SERVICES[name]}" for name in ("registration", "matching"))
+    registration, matching = (stack.service_url(name) for name in ("registration", "matching"))
     typer.echo("\nLoading the demo cohort through the APIs and running a matching round…")
     report = asyncio.run(
         demo_cohort.load(

@@ -133,8 +133,8 @@ async def load(registration_url: str, matching_url: str, admin_id: str, admin_se
                 return earlier[0]
             people = cohort()
             ids = await _register(registration, people)
-            await _until_matching_knows(matching, people, ids)
             await _choose(matching, people, ids)
+            await _until_matching_knows(matching, people, ids)
             return (await matching.post(f"/programmes/{PROGRAMME}/rounds")).raise_for_status().json()
 
 
@@ -150,7 +150,12 @@ async def _register(registration: httpx.AsyncClient, people: list[Person]) -> di
             "seniority": person.seniority,
             "pathway": "clinical",
             "research_interests": list(person.interests),
-            "consents": {"privacy_notice": "1", "code_of_conduct": "1", "confidentiality": "1"},
+            "consents": {
+                "privacy_notice": "1",
+                "code_of_conduct": "1",
+                "confidentiality": "1",
+                "evaluation": "PIS-1",  # consent to the evaluation: its questionnaires will be sent
+            },
             "confirmed_eligibility": ["woman", "ethnic-minority", "academic-medicine"],
         }
         if person.role in ("mentor", "both"):
@@ -167,19 +172,27 @@ async def _register(registration: httpx.AsyncClient, people: list[Person]) -> di
 async def _until_matching_knows(
     matching: httpx.AsyncClient, people: list[Person], ids: dict[str, str], timeout: float = 60
 ) -> None:
-    """Matching learns of registrations from events: wait until its directory has every mentor."""
+    """Before the round: wait until matching's directory has every mentor, so the round offers all their places."""
     mentors = {ids[p.email] for p in people if p.role in ("mentor", "both")}
     deadline = time.monotonic() + timeout
     while True:
         listed = (await matching.get("/directory", params={"programme_id": PROGRAMME})).json()
         if mentors <= {entry["participant_id"] for entry in listed}:
-            mentees = [ids[p.email] for p in people if p.role in ("mentee", "both")]
-            known = [await matching.get(f"/mentees/{m}/preferences") for m in mentees]
-            if all(r.status_code == 200 for r in known):
-                return
+            return
         if time.monotonic() > deadline:
             raise TimeoutError("matching has not received the demo registrations; is Kafka up?")
         await asyncio.sleep(0.5)
+
+
+async def send(client: httpx.AsyncClient, method: str, url: str, timeout: float = 60, **kwargs: Any) -> httpx.Response:
+    """A request as a portal sends it: a 409 with Retry-After (not yet known there) is sent again after the wait."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.request(method, url, **kwargs)
+        retry_after = response.headers.get("Retry-After")
+        if response.status_code != 409 or retry_after is None or time.monotonic() > deadline:
+            return response.raise_for_status()
+        await asyncio.sleep(float(retry_after))
 
 
 async def _choose(matching: httpx.AsyncClient, people: list[Person], ids: dict[str, str]) -> None:
@@ -189,5 +202,4 @@ async def _choose(matching: httpx.AsyncClient, people: list[Person], ids: dict[s
         eligible = [m for m in mentors if SCALE.index(m.seniority) > SCALE.index(mentee.seniority) and m != mentee]
         ranked = sorted(eligible, key=lambda m: (-len(set(m.interests) & set(mentee.interests)), m.email))
         choices = [ids[m.email] for m in ranked[:3]]
-        response = await matching.put(f"/mentees/{ids[mentee.email]}/preferences", json={"choices": choices})
-        response.raise_for_status()
+        await send(matching, "PUT", f"/mentees/{ids[mentee.email]}/preferences", json={"choices": choices})

@@ -706,7 +706,7 @@ class _Service(_Component):
         env = {
             f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": endpoints["KAFKA_BOOTSTRAP_SERVERS"],
             f"{prefix}_MONGODB_URI": endpoints["MONGODB_URI"],
-            f"{prefix}_AUTH_JWKS_URL": f"http://{HOST}:{SERVICES['registration']}/.well-known/jwks.json",
+            f"{prefix}_AUTH_JWKS_URL": f"{self.stack.service_url('registration')}/.well-known/jwks.json",
         }
         if self.name == "registration":
             env |= self.stack.registration_secrets()
@@ -786,6 +786,10 @@ class LocalStack:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     # -- public API
+
+    def service_url(self, name: str) -> str:
+        """Where one of the platform's services listens (its port may be moved by AIMMS_<NAME>_PORT)."""
+        return self._components[name].local_endpoint()
 
     def endpoints(self) -> dict[str, str]:
         """Connection settings for services and tests (the `aimms local env` variables)."""

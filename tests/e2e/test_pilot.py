@@ -177,7 +177,7 @@ async def register_cohort(http: httpx.AsyncClient, pilot: Pilot) -> None:
             "seniority": seniority,
             "pathway": "clinical",
             "research_interests": person.interests,
-            "consents": {"privacy_notice": "1", "code_of_conduct": "1", "confidentiality": "1"},
+            "consents": {"privacy_notice": "1", "code_of_conduct": "1", "confidentiality": "1", "evaluation": "1"},
             "confirmed_eligibility": ["academic-medicine"],
         }
         if role in ("mentor", "both"):
