@@ -22,6 +22,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 CORRELATION_ID_HEADER = "X-Correlation-ID"
 
 log = structlog.get_logger(__name__)
+UNMATCHED = "unmatched"  # the route of a request no route matched (its path is not logged either)
 
 
 class Problem(BaseModel):
@@ -42,7 +43,7 @@ PROBLEM_TEXT = {
     401: "No valid access token",
     403: "The token lacks the scope, or acts for another institution",
     404: "Not found (or not yours to see)",
-    409: "Conflicts with the current state",
+    409: "Conflicts with the current state, or names something not known here yet (then with Retry-After)",
     422: "Invalid input: each field and the rule it breaks",
 }
 
@@ -68,7 +69,16 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def problem(status: int, title: str, detail: str, *, code: str, instance: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    code: str,
+    instance: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     """An RFC 9457 problem details response."""
     body = {
         "type": f"/problems/{code}",
@@ -78,7 +88,7 @@ def problem(status: int, title: str, detail: str, *, code: str, instance: str, *
         "instance": instance,
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -97,7 +107,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail, code=exc.code, instance=request.url.path, **exc.extra)
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        return problem(
+            exc.status, exc.title, exc.detail, code=exc.code, instance=request.url.path, headers=headers, **exc.extra
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -119,10 +132,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 class RequestContextMiddleware:
-    """Binds request and correlation ids to logs and raised events; records latency.
+    """Binds request and correlation ids to logs and raised events; records latency; logs each request.
 
-    Plain ASGI: Starlette's BaseHTTPMiddleware would run every request through an extra task and
-    body stream, which cost more than the rest of a short request's handling.
+    The access line (`http.access`) names the matched route's template (`/surveys/{token}`), never
+    the path or query, which may carry a link's credential; uvicorn's own access log is off
+    (`aimms_shared.logging`). Plain ASGI: Starlette's BaseHTTPMiddleware would run every request
+    through an extra task and body stream, which cost more than the rest of a short request's handling.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
@@ -151,8 +166,17 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         try:
             with structlog.contextvars.bound_contextvars(request_id=request_id, correlation_id=correlation_id):
-                await self._app(scope, receive, send_with_ids)
+                try:
+                    await self._app(scope, receive, send_with_ids)
+                finally:  # within the binding: the access line carries the request's ids
+                    self._record(scope, status, time.perf_counter() - started)
         finally:
             context.correlation_id.reset(token)
-            path = getattr(scope.get("route"), "path", "unmatched")
-            self._metrics.http_latency.labels(scope["method"], path, str(status)).observe(time.perf_counter() - started)
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        """The access line and the latency metric, both by route template: never the path or query."""
+        route = getattr(scope.get("route"), "path", UNMATCHED)
+        self._metrics.http_latency.labels(scope["method"], route, str(status)).observe(seconds)
+        log.info(
+            "http.access", method=scope["method"], route=route, status=status, duration_ms=round(seconds * 1000, 1)
+        )
