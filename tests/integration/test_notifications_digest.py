@@ -221,6 +221,7 @@ async def test_a_messages_details_are_purged_after_the_retention_period_and_its_
     async with running(app) as notifications:
         AsAdmin(app)
         email = f"amina.{ns}@demo-university.ac.uk"
+        await publish(infra, ns, *read_models(ns, {}), producer="registration")  # the welcome is worded from it
         [welcomed] = await publish(infra, ns, interest_expressed(email=email), producer="registration")
         # A message still pending (waiting for details that never come) keeps what it needs to be sent.
         [waiting] = await publish(infra, ns, proposal(pair_of("pair-9", "p-ghost", "p-nobody"), datetime.now(UTC)))

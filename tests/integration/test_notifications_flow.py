@@ -5,6 +5,7 @@ straight into the test's namespace, as matching would publish them, so each trig
 without running a matching round.
 """
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,9 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from aimms_notifications.app import create_app as create_notifications
+from aimms_notifications.domain import Programme
 from aimms_notifications.settings import NotificationsSettings
+from aimms_notifications.store import PROGRAMMES, NotificationStore
 from aimms_notifications.templates import day
 from aimms_shared.contracts.matching import (
     MatchDeclined,
@@ -31,6 +34,7 @@ from aimms_shared.contracts.matching import (
 from aimms_shared.contracts.notifications import DELIVERIES
 from aimms_shared.contracts.registration import InstitutionOnboarded, ParticipantContact, ProgrammeOpened
 from aimms_shared.events import Envelope, Event, in_namespace, wrap
+from tests.factories import interest_expressed
 
 from .conftest import (
     Infrastructure,
@@ -366,3 +370,60 @@ async def _failures(infra: Infrastructure, namespace: str, expect: int) -> list[
     records = await read_topic(infra, in_namespace(DELIVERIES.name, namespace), expect=10_000, timeout=1)
     failed = [json.loads(r.value) for r in records if dict(r.headers)["event_type"] == b"NotificationFailed"]
     return failed if len(failed) >= expect else None
+
+
+async def test_a_welcome_waits_for_its_programme_and_is_worded_from_it(
+    infrastructure: Infrastructure, namespace: str
+) -> None:
+    infra = infrastructure
+    app = create_notifications(service_settings(NotificationsSettings, infra, namespace))
+    email = f"dean.{namespace}@demo-university.ac.uk"
+    reverse = ProgrammeOpened(
+        programme_id="reverse-mentoring",
+        name="Reverse Mentoring",
+        roles_offered=["mentor", "mentee"],
+        default_mentor_capacity=1,
+        max_mentor_capacity=1,
+        seniority_scale=["Student", "Dean"],
+        mentor_more_senior=False,
+        term="P4M",
+        follow_up_after="P3M",
+        open_for_registration=True,
+        audience="students under-represented in medicine and the senior staff they mentor",
+        description="Reverse Mentoring pairs students, as mentors, with senior staff of the medical school.",
+    )
+    async with running(app):
+        interest = interest_expressed(
+            email=email, name="Prof Dean", programme_id="reverse-mentoring", programme_name="Reverse Mentoring"
+        )
+        await publish(infra, namespace, interest, producer="registration")
+        await asyncio.sleep(2)
+        assert mails_to(infra, email) == []  # its programme is not known here yet: it waits, it is not guessed
+
+        await publish(infra, namespace, reverse, producer="registration")
+        [mail] = await eventually(lambda: mails_to(infra, email))
+        text = mail.get_body(("plain",)).get_content()
+        assert mail["Subject"] == "Welcome to Reverse Mentoring"
+        assert reverse.description in text and "runs for 4 months" in text
+        assert "ethnic minority" not in text and "six months" not in text and "AIMMS" not in text
+
+
+async def test_a_programme_stored_before_it_described_itself_still_loads(
+    infrastructure: Infrastructure, namespace: str
+) -> None:
+    client: AsyncMongoClient = AsyncMongoClient(infrastructure.mongodb_uri, tz_aware=True)
+    try:
+        db = client[f"{namespace}_notifications"]
+        old = {"_id": "aimms-mentoring", "programme_id": "aimms-mentoring", "name": "AIMMS Mentoring"}
+        await db[PROGRAMMES].insert_one(old | {"term": "P6M", "trial_period": "P1M", "as_of": datetime.now(UTC)})
+        store = NotificationStore(db)
+
+        programme = (await store.known([], "aimms-mentoring")).programme
+
+        assert programme == Programme("aimms-mentoring", "AIMMS Mentoring", term="P6M", trial_period="P1M")
+        assert programme.mentor_more_senior and programme.description == ""
+        newer = Programme("aimms-mentoring", "AIMMS Mentoring", "P6M", "P1M", True, "women in medicine", "It pairs.")
+        await store.record_programme(newer, datetime.now(UTC))
+        assert (await store.known([], "aimms-mentoring")).programme == newer
+    finally:
+        await client.close()

@@ -3,12 +3,35 @@
 import pytest
 from jinja2 import UndefinedError
 
-from aimms_notifications.domain import judge_smtp_error, notification_id, welcome
-from aimms_notifications.templates import Templates
+from aimms_notifications.domain import (
+    Known,
+    Notification,
+    Programme,
+    Ready,
+    Waiting,
+    compose,
+    judge_smtp_error,
+    notification_id,
+    welcome,
+)
+from aimms_notifications.templates import RenderedMessage, Templates
 from aimms_shared.events import wrap
 from tests.factories import interest_expressed
 
 EVENT = interest_expressed()
+AIMMS = Programme("aimms-mentoring", "AIMMS Mentoring", term="P6M", trial_period="P1M")
+
+
+def known(programme: Programme | None = AIMMS) -> Known:
+    """What the read models hold for a welcome: only the programme (it names no participant)."""
+    return Known({}, frozenset(), frozenset(), programme, {})
+
+
+def rendered(note: Notification) -> RenderedMessage:
+    """The welcome as the delivery worker renders it, worded from its programme."""
+    ready = compose(note, known())
+    assert isinstance(ready, Ready), ready
+    return Templates().render(note.template, ready.context, programme_id=note.programme_id)
 
 
 def test_the_same_event_recipient_and_template_always_give_the_same_notification() -> None:
@@ -22,9 +45,14 @@ def test_a_redelivered_event_maps_to_the_notification_already_recorded() -> None
     assert welcome(EVENT, envelope).notification_id == welcome(EVENT, envelope).notification_id
 
 
-def test_the_welcome_email_explains_the_scheme_matching_and_privacy() -> None:
+def test_the_welcome_waits_for_its_programme_like_every_other_message() -> None:
     note = welcome(EVENT, wrap(EVENT, producer="registration"))
-    message = Templates().render(note.template, note.context)
+    assert compose(note, known(None)) == Waiting(["programme:aimms-mentoring"])
+    assert isinstance(compose(note, known()), Ready)
+
+
+def test_the_welcome_email_explains_the_scheme_matching_and_privacy() -> None:
+    message = rendered(welcome(EVENT, wrap(EVENT, producer="registration")))
 
     assert message.subject == "Welcome to AIMMS Mentoring"
     for body in (message.text, message.html):
@@ -38,8 +66,7 @@ def test_the_welcome_email_explains_the_scheme_matching_and_privacy() -> None:
 
 
 def test_html_escapes_what_people_typed() -> None:
-    note = welcome(EVENT.model_copy(update={"name": "<b>Amina</b>"}), wrap(EVENT, producer="registration"))
-    message = Templates().render(note.template, note.context)
+    message = rendered(welcome(EVENT.model_copy(update={"name": "<b>Amina</b>"}), wrap(EVENT, producer="registration")))
     assert "&lt;b&gt;Amina&lt;/b&gt;" in message.html
     assert "<b>Amina</b>" in message.text
 

@@ -1,5 +1,6 @@
 """Every message renders from realistic events; who gets which; a missing variable is an error."""
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from aimms_shared.contracts.matching import (
 from aimms_shared.contracts.registration import ParticipantRegistered
 from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
 from aimms_shared.events import Envelope, Event, wrap
+from tests.factories import interest_expressed
 
 NOW = datetime(2025, 3, 3, 9, 30, tzinfo=UTC)
 MENTEE, MENTOR = "p-mentee", "p-mentor"
@@ -253,6 +255,101 @@ def test_the_registration_confirmation_says_what_happens_next_for_her_roles() ->
     assert "visible to eligible mentees" in mentor[PRIYA].text and "up to 2 mentees" in mentor[PRIYA].text
     assert "As a mentee" not in mentor[PRIYA].text
     assert "As a mentee" in both.text and "As a mentor" in both.text and "6 months" in both.text
+
+
+AIMMS_LIKE = Programme(
+    "aimms-mentoring",
+    "AIMMS Mentoring",
+    term="P6M",
+    trial_period="P1M",
+    audience="women from Black, Asian and other ethnic minority backgrounds working in academic medicine",
+    description="AIMMS Mentoring pairs women from Black, Asian and other ethnic minority backgrounds working in "
+    "academic medicine with mentors at other medical schools across the UK.",
+)
+REVERSE = Programme(
+    "reverse-mentoring",
+    "Reverse Mentoring",
+    term="P4M",
+    trial_period="P1M",
+    mentor_more_senior=False,
+    audience="students from backgrounds under-represented in medicine and the senior staff they mentor",
+    description="Reverse Mentoring pairs students from backgrounds under-represented in medicine, as mentors, "
+    "with senior staff of the medical school, who learn from their experience and ideas for change.",
+)
+AIMMS_TEXT = ("AIMMS", "ethnic minority", "six months", "6 months", "more senior", "other medical schools")
+
+
+def programme_messages(programme: Programme) -> list[RenderedMessage]:
+    """The welcome and the registration emails (as mentee, mentor and both) of one programme."""
+    known = Known(KNOWN.contacts, frozenset(), frozenset(), programme, KNOWN.institutions)
+    ids = {"programme_id": programme.programme_id}
+    portal = f"https://portal.demo-university.ac.uk/{programme.programme_id}"
+    interest = interest_expressed(**ids, programme_name=programme.name, registration_url=portal)
+    [welcome] = MESSAGES[type(interest)](interest, wrap(interest, producer="test"))
+    registrations = [
+        registered(**ids),
+        registered(**ids, participant_id=MENTOR, roles=["mentor"], mentor_capacity=2, profile_published=True),
+        registered(**ids, roles=["mentor", "mentee"], mentor_capacity=1, profile_published=True),
+    ]
+    return [render(welcome, known), *(m for event in registrations for m in messages(event, known).values())]
+
+
+def test_welcome_and_registration_emails_speak_of_their_own_programme_never_of_aimms() -> None:
+    for message in programme_messages(AIMMS_LIKE):
+        for body in (message.text, message.html):
+            assert "AIMMS Mentoring team" in body and "6 months" in body
+            assert "4 months" not in body and "Reverse Mentoring" not in body
+
+    reverse = programme_messages(REVERSE)
+    for message in reverse:
+        assert "Reverse Mentoring" in message.subject
+        for body in (message.text, message.html):
+            assert "Reverse Mentoring team" in body and "4 months" in body
+            found = [phrase for phrase in AIMMS_TEXT if phrase in body]
+            assert not found, found
+
+    welcome, as_mentee = reverse[0], reverse[1]
+    for body in (welcome.text, welcome.html):
+        assert REVERSE.description in body  # the welcome opens with the programme's own paragraph
+    for body in (as_mentee.text, as_mentee.html):  # her mentor is a student: the fallback looks less senior
+        assert "a mentor at an earlier stage of their career than you" in body
+    [aimms_welcome, aimms_mentee, *_] = programme_messages(AIMMS_LIKE)
+    assert AIMMS_LIKE.description in aimms_welcome.text and AIMMS_LIKE.description in aimms_welcome.html
+    assert "a more senior\n  colleague" in aimms_mentee.text
+
+
+def test_a_programme_without_a_description_is_introduced_by_its_name_and_audience_only() -> None:
+    undescribed = dataclasses.replace(REVERSE, description="")
+    [welcome, *_] = programme_messages(undescribed)
+    sentence = f"Reverse Mentoring is a mentoring programme for {REVERSE.audience}."
+    assert sentence in welcome.text and sentence in welcome.html
+    assert domain.introduction(dataclasses.replace(undescribed, audience="")) == (
+        "Reverse Mentoring is a mentoring programme."
+    )
+
+
+def test_a_fallback_proposal_in_reverse_mentoring_looks_for_a_less_senior_mentor() -> None:
+    known = Known(KNOWN.contacts, frozenset(), frozenset(), REVERSE, KNOWN.institutions)
+    event = proposed(programme_id="reverse-mentoring", choice_rank=None, fallback_reason="choices-full")
+    mentee = messages(event, known)[AMINA]
+    for body in (mentee.text, mentee.html):
+        assert "another mentor at an earlier stage of their career than you" in body and "more senior" not in body
+    assert (
+        "another more senior colleague"
+        in messages(proposed(choice_rank=None, fallback_reason="choices-full"))[AMINA].text
+    )
+
+
+def test_a_proposal_says_when_shared_background_and_career_pathway_counted() -> None:
+    both = proposed(choice_rank=None, fallback_reason="no-choices", components={"background": 1.0, "pathway": 1.0})
+    neither = proposed(choice_rank=None, fallback_reason="no-choices", components={"background": 0.0})
+
+    for message in messages(both).values():
+        for body in (message.text, message.html):
+            assert "You both asked to be matched with someone of a similar background" in body
+            assert "same career pathway" in body
+    for message in messages(neither).values():
+        assert "similar background" not in message.text and "career pathway" not in message.text
 
 
 def test_a_proposal_goes_to_each_side_with_her_own_links_the_reason_and_the_deadline() -> None:

@@ -202,6 +202,9 @@ def match_proposed(event: MatchProposed, envelope: Envelope) -> list[Notificatio
         choice_rank=event.choice_rank,
         fallback_reason=event.fallback_reason,
         shared_interests=list(event.shared_interests),
+        # Only when both opted in does the background count; the email says so, never what it is.
+        shared_background=event.components.get("background", 0.0) > 0,
+        same_pathway=event.components.get("pathway", 0.0) > 0,
         reply_by=event.reply_by,
     )
 
@@ -240,7 +243,9 @@ def mentoring_started(event: MentoringStarted, envelope: Envelope) -> list[Notif
 
 
 def check_in(event: SixMonthsElapsed, envelope: Envelope) -> list[Notification]:
-    """The follow-up point: how is it going, continue or conclude."""
+    """The follow-up point: how is it going, continue or conclude (nothing to a pair that already ended)."""
+    if not event.still_mentoring:
+        return []
     return _both(envelope, CHECK_IN, event, started_at=event.started_at)
 
 
@@ -292,12 +297,40 @@ class Contact:
 
 @dataclass(frozen=True)
 class Programme:
-    """What messages say about a programme."""
+    """What messages say about a programme: its own wording, never another programme's.
+
+    The defaults stand in for what documents recorded before a field existed (an older programme
+    event, or a programme that never described itself).
+    """
 
     programme_id: str
     name: str
     term: str
     trial_period: str
+    mentor_more_senior: bool = True  # False: reverse mentoring, the mentee is the more senior one
+    audience: str = ""  # whom it serves, e.g. "women from … working in academic medicine"
+    description: str = ""  # the paragraph its welcome opens with
+
+
+def introduction(programme: Programme) -> str:
+    """The programme in its own words; without a description, a neutral sentence from its name and audience."""
+    if programme.description.strip():
+        return programme.description.strip()
+    if programme.audience.strip():
+        return f"{programme.name} is a mentoring programme for {programme.audience.strip()}."
+    return f"{programme.name} is a mentoring programme."
+
+
+def programme_context(programme: Programme) -> dict[str, Any]:
+    """What every message may say about its programme (the templates choose the wording)."""
+    return {
+        "programme_name": programme.name,
+        "programme_introduction": introduction(programme),
+        "programme_audience": programme.audience,
+        "programme_term": human_duration(programme.term),
+        "trial_period": human_duration(programme.trial_period),
+        "mentor_more_senior": programme.mentor_more_senior,
+    }
 
 
 @dataclass(frozen=True)
@@ -355,11 +388,15 @@ def compose(note: Notification, known: Known) -> Ready | Waiting | Cancelled | S
         return Cancelled("recipient withdrew")
     if known.recipient_opted_out and is_optional(note.template):
         return Skipped(OPTED_OUT)
-    if note.recipient_id is None:  # addressed directly: the event (or the digest) carried everything
+    if note.recipient_id is None:  # addressed directly: the event (or the digest) carried who and where
         assert note.recipient_email is not None and note.recipient_name is not None
         context = dict(note.context)
         if note.template == DIGEST:  # names as they stand now; an erased person's id only
             context["names"] = {pid: c.name for pid, c in known.contacts.items()}
+        if note.template == WELCOME:  # worded from the programme, so it waits for the programme like the rest
+            if known.programme is None:
+                return Waiting([f"programme:{note.programme_id}"])
+            context |= programme_context(known.programme)
         return Ready(note.recipient_email, note.recipient_name, note.institution_id, context)
     missing = [f"participant:{pid}" for pid in (note.recipient_id, note.partner_id) if _awaited(pid, known)]
     if known.programme is None:
@@ -370,13 +407,11 @@ def compose(note: Notification, known: Known) -> Ready | Waiting | Cancelled | S
         return Waiting(sorted(set(missing)))
     assert known.programme is not None
     recipient = known.contacts[note.recipient_id]
-    context = dict(note.context) | {
-        "name": recipient.name,
-        "programme_name": known.programme.name,
-        "programme_term": human_duration(known.programme.term),
-        "trial_period": human_duration(known.programme.trial_period),
-        "institution_name": known.institutions[recipient.institution_id],
-    }
+    context = (
+        dict(note.context)
+        | programme_context(known.programme)
+        | {"name": recipient.name, "institution_name": known.institutions[recipient.institution_id]}
+    )
     if note.partner_id is not None:
         partner = known.contacts.get(note.partner_id)  # None: she was erased meanwhile
         side = note.context.get("side", "mentee")

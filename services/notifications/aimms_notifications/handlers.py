@@ -107,7 +107,13 @@ def subscriptions(
     @table.on(ProgrammeOpened, ProgrammeUpdated)
     async def keep_programme(event: ProgrammeOpened | ProgrammeUpdated, envelope: Envelope) -> None:
         programme = domain.Programme(
-            programme_id=event.programme_id, name=event.name, term=event.term, trial_period=event.matching.trial_period
+            programme_id=event.programme_id,
+            name=event.name,
+            term=event.term,
+            trial_period=event.matching.trial_period,
+            mentor_more_senior=event.mentor_more_senior,
+            audience=event.audience,
+            description=event.description,
         )
         if await use_cases.record_programme(store, programme, envelope.occurred_at):
             deliveries.nudge()

@@ -267,7 +267,8 @@ class NotificationStore:
 
     async def _programme(self, programme_id: str) -> Programme | None:
         doc = await self._programmes.find_one({"_id": programme_id})
-        return Programme(**{k: doc[k] for k in Programme.__dataclass_fields__}) if doc else None
+        # A document stored before a field existed lacks it: the field's default stands in.
+        return Programme(**{k: doc[k] for k in Programme.__dataclass_fields__ if k in doc}) if doc else None
 
     async def record_institution(self, institution_id: str, name: str) -> None:
         """Keep an institution's name."""

@@ -91,7 +91,7 @@ async def withdraw(store: NotificationStore, participant_id: str) -> int:
 
 
 async def record_programme(store: NotificationStore, programme: domain.Programme, as_of: datetime) -> int:
-    """Keep a programme's name and durations; wake messages that waited for it."""
+    """Keep a programme's name, wording and durations; wake messages that waited for it."""
     await store.record_programme(programme, as_of)
     return await store.wake_waiting(f"programme:{programme.programme_id}")
 
