@@ -42,7 +42,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from aimms_matching.engine import (
+from aimms_matching.domain.engine import (
     DEFAULT_POLICY,
     MAX_CHOICES,
     UNMATCHED,

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from aimms_matching.app import create_app as create_matching
-from aimms_matching.pairs import Explanation, Pair, Timing
+from aimms_matching.domain.pairs import Explanation, Pair, Timing
 from aimms_matching.settings import MatchingSettings
 from aimms_matching.store import MatchingStore
 from aimms_shared.contracts.matching import PAIRS

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from aimms_notifications.app import create_app as create_notifications
-from aimms_notifications.domain import Programme
+from aimms_notifications.domain.compose import Programme
 from aimms_notifications.settings import NotificationsSettings
 from aimms_notifications.store import PROGRAMMES, NotificationStore
 from aimms_notifications.templates import day

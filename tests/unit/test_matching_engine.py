@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from aimms_matching.engine import (
+from aimms_matching.domain.engine import (
     UNMATCHED,
     Mentee,
     Mentor,

@@ -1,17 +1,21 @@
 """A pair's life without I/O: proposal, answers, trial, follow-up, term end, extension, and answer links."""
 
+import base64
+import hashlib
+import hmac
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aimms_matching import engine, pairs
-from aimms_matching.domain import Member, ProgrammeRules, check_choices, declared_conflicts
+from aimms_matching.domain import engine, pairs
+from aimms_matching.domain.pairs import Explanation, Pair, Timing
+from aimms_matching.domain.rules import Member, ProgrammeRules, check_choices, declared_conflicts
 from aimms_matching.links import AnswerLinks, InvalidLink
-from aimms_matching.pairs import Explanation, Pair, Timing
 from aimms_shared.contracts.registration import MatchingPolicy
 from aimms_shared.durations import after, is_duration, parse
 from aimms_shared.errors import RuleBroken, StateConflict
+from aimms_shared.links import sign
 
 T0 = datetime(2026, 1, 31, 9, 0, tzinfo=UTC)
 TIMING = Timing(reply_within="P14D", reminder_after="P7D", trial_period="P1M", term="P6M", follow_up_after="P6M")
@@ -210,6 +214,17 @@ def test_an_altered_or_foreign_link_is_refused():
             LINKS.read(bad)
 
 
+def test_an_answer_link_signed_for_another_purpose_is_refused_and_one_issued_before_the_shared_helper_works():
+    """Answer and opt-out links share one signing helper; links already in inboxes keep working."""
+    opt_out_style = f"p1.mentee.accept.{sign(b'k' * 32, 'opt-out', 'p1', 'mentee', 'accept')}"
+    digest = hmac.new(b"k" * 32, b"p1|mentee|accept", hashlib.sha256).digest()
+    issued_before = f"p1.mentee.accept.{base64.urlsafe_b64encode(digest[:18]).decode()}"
+
+    with pytest.raises(InvalidLink):
+        LINKS.read(opt_out_style)
+    assert LINKS.read(issued_before) == ("p1", "mentee", "accept")
+
+
 def member(pid: str, institution: str, roles=("mentee",)) -> Member:
     return Member(pid, "aimms", institution, roles, "ST3", "ST3", "clinical", (), None, 1, True, False)
 
@@ -245,7 +260,7 @@ def test_a_programme_may_declare_same_school_pairs_a_conflict():
 
 
 def test_the_coordinators_summary_counts_pairs_and_days_to_match():
-    from aimms_matching.domain import matching_summary
+    from aimms_matching.domain.rules import matching_summary
 
     waiting_three_days = replace(started(), started_at=T0 + timedelta(days=3))
     other = replace(started(), pair_id="p2", mentee_id="bisi", started_at=T0 + timedelta(days=10))

@@ -8,7 +8,7 @@ from matching import Player
 from matching.algorithms.hospital_resident import hospital_resident
 from matching.players import Hospital
 
-from aimms_matching.engine import (
+from aimms_matching.domain.engine import (
     Mentee,
     Mentor,
     Policy,

@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aimms_notifications import domain
+from aimms_notifications.domain import compose, digest
 from aimms_shared.errors import RuleBroken
 from tests.unit.test_notifications_templates import COORDINATOR, MENTEE, MENTOR, NOW, digest_notes
 
-CONFIG = domain.DigestConfig("aimms-mentoring", (COORDINATOR, "lead@northgate.ac.uk"), True, 7)
+CONFIG = digest.DigestConfig("aimms-mentoring", (COORDINATOR, "lead@northgate.ac.uk"), True, 7)
 
 
 @pytest.mark.parametrize(
@@ -22,8 +22,8 @@ CONFIG = domain.DigestConfig("aimms-mentoring", (COORDINATOR, "lead@northgate.ac
     ],
 )
 def test_a_digest_belongs_to_the_latest_of_its_hours_and_the_next_is_a_day_later(now, hour, slot) -> None:
-    assert domain.digest_slot(now, hour) == slot
-    assert domain.next_digest_at(now, hour) == slot + timedelta(days=1)
+    assert digest.digest_slot(now, hour) == slot
+    assert digest.next_digest_at(now, hour) == slot + timedelta(days=1)
 
 
 def test_each_recipient_gets_one_digest_per_programme_and_day() -> None:
@@ -33,14 +33,14 @@ def test_each_recipient_gets_one_digest_per_programme_and_day() -> None:
     assert [n.notification_id for n in today] == [n.notification_id for n in again]
     assert {n.notification_id for n in today}.isdisjoint(n.notification_id for n in tomorrow)
     assert today[0].source_event_id == "digest:aimms-mentoring:2025-03-03"
-    two = domain.digest(CONFIG, programme_name="P", slot=NOW, built_at=NOW, proposals=[], failures=[])
+    two = digest.digest(CONFIG, programme_name="P", slot=NOW, built_at=NOW, proposals=[], failures=[])
     assert [n.recipient_email for n in two] == list(CONFIG.recipients)
     assert len({n.notification_id for n in two}) == 2
 
 
 def test_a_disabled_digest_queues_nothing() -> None:
-    off = domain.DigestConfig("aimms-mentoring", (COORDINATOR,), False, 7)
-    assert domain.digest(off, programme_name="P", slot=NOW, built_at=NOW, proposals=[], failures=[]) == []
+    off = digest.DigestConfig("aimms-mentoring", (COORDINATOR,), False, 7)
+    assert digest.digest(off, programme_name="P", slot=NOW, built_at=NOW, proposals=[], failures=[]) == []
 
 
 def test_the_digest_lists_proposals_by_deadline_with_the_sides_still_silent() -> None:
@@ -49,7 +49,7 @@ def test_the_digest_lists_proposals_by_deadline_with_the_sides_still_silent() ->
     assert [r["pair_id"] for r in rows] == ["pair-7", "pair-1"]
     assert rows[0]["waiting_for"] == ["mentee", "mentor"] and rows[0]["overdue"] is True
     assert rows[1]["waiting_for"] == ["mentor"] and rows[1]["overdue"] is False
-    assert domain.named_participants(note) == sorted({MENTEE, MENTOR, "p-erased"})
+    assert compose.named_participants(note) == sorted({MENTEE, MENTOR, "p-erased"})
 
 
 def test_the_digest_holds_ids_times_and_redacted_reasons_only() -> None:
@@ -80,28 +80,28 @@ def test_the_digest_holds_ids_times_and_redacted_reasons_only() -> None:
     ],
 )
 def test_error_texts_lose_their_addresses_before_they_reach_a_digest(text: str, redacted: str) -> None:
-    assert domain.redact_addresses(text) == redacted
-    assert len(domain.redact_addresses("x" * 1000)) == 200
+    assert digest.redact_addresses(text) == redacted
+    assert len(digest.redact_addresses("x" * 1000)) == 200
 
 
 def test_a_long_digest_lists_its_first_rows_and_counts_the_rest() -> None:
     many = [
-        domain.OpenProposal(f"pair-{i}", "aimms-mentoring", f"e{i}", f"r{i}", NOW, NOW + timedelta(minutes=i))
-        for i in range(domain.DIGEST_ROWS + 50)
+        digest.OpenProposal(f"pair-{i}", "aimms-mentoring", f"e{i}", f"r{i}", NOW, NOW + timedelta(minutes=i))
+        for i in range(digest.DIGEST_ROWS + 50)
     ]
     started = time.perf_counter()
     [note] = digest_notes(proposals=many)
     took = time.perf_counter() - started
-    assert note.context["awaiting_total"] == domain.DIGEST_ROWS + 50
-    assert len(note.context["awaiting"]) == domain.DIGEST_ROWS
+    assert note.context["awaiting_total"] == digest.DIGEST_ROWS + 50
+    assert len(note.context["awaiting"]) == digest.DIGEST_ROWS
     assert took < 0.5
 
 
 def test_digest_settings_are_normalised_and_a_digest_nobody_would_get_is_refused() -> None:
-    checked = domain.check_digest(domain.DigestConfig("p", (" A@X.org", "a@x.org", "b@y.org"), True, 7))
+    checked = digest.check_digest(digest.DigestConfig("p", (" A@X.org", "a@x.org", "b@y.org"), True, 7))
     assert checked.recipients == ("a@x.org", "b@y.org")
     with pytest.raises(RuleBroken, match="at least one recipient"):
-        domain.check_digest(domain.DigestConfig("p", (), True, 7))
-    assert domain.check_digest(domain.DigestConfig("p", (), False, 7)).enabled is False
+        digest.check_digest(digest.DigestConfig("p", (), True, 7))
+    assert digest.check_digest(digest.DigestConfig("p", (), False, 7)).enabled is False
     with pytest.raises(RuleBroken):
-        domain.check_digest(domain.DigestConfig("p", ("a@x.org",), True, 24))
+        digest.check_digest(digest.DigestConfig("p", ("a@x.org",), True, 24))

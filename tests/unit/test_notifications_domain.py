@@ -3,17 +3,9 @@
 import pytest
 from jinja2 import UndefinedError
 
-from aimms_notifications.domain import (
-    Known,
-    Notification,
-    Programme,
-    Ready,
-    Waiting,
-    compose,
-    judge_smtp_error,
-    notification_id,
-    welcome,
-)
+from aimms_notifications.domain.compose import Known, Programme, Ready, Waiting, compose
+from aimms_notifications.domain.delivery import judge_smtp_error
+from aimms_notifications.domain.messages import Notification, notification_id, welcome
 from aimms_notifications.templates import RenderedMessage, Templates
 from aimms_shared.events import wrap
 from tests.factories import interest_expressed

@@ -4,13 +4,14 @@ from email.message import EmailMessage
 
 import pytest
 
-from aimms_notifications import domain
+from aimms_notifications.domain import compose, messages
 from aimms_notifications.handlers import MESSAGES
-from aimms_notifications.links import InvalidLink, OptOutLinks, sign, verify
+from aimms_notifications.links import InvalidLink, OptOutLinks
 from aimms_notifications.settings import NotificationsSettings
 from aimms_shared.contracts.matching import MatchProposalReminder
 from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
 from aimms_shared.events import wrap
+from aimms_shared.links import sign, verify
 from tests.unit.test_notifications_mailer import mailer, read
 from tests.unit.test_notifications_templates import EVENTS, KNOWN, MENTEE, SURVEY_EVENTS, digest_notes
 
@@ -19,43 +20,43 @@ LINKS = OptOutLinks(KEY, "https://aimms.example/notifications/")
 
 
 def test_only_reminders_and_digests_are_optional_and_every_template_is_classified() -> None:
-    assert {domain.PROPOSAL_REMINDER, domain.SURVEY_REMINDER, domain.DIGEST} == domain.OPTIONAL
-    assert set(domain.TEMPLATES) == domain.OPTIONAL | domain.REQUIRED
+    assert {messages.PROPOSAL_REMINDER, messages.SURVEY_REMINDER, messages.DIGEST} == messages.OPTIONAL
+    assert set(messages.TEMPLATES) == messages.OPTIONAL | messages.REQUIRED
     for procedure in ("match_proposed", "match_declined", "mentoring_started", "registered", "survey_invitation"):
-        assert not domain.is_optional(procedure)
+        assert not messages.is_optional(procedure)
     with pytest.raises(ValueError, match="unknown template"):
-        domain.is_optional("newsletter")
+        messages.is_optional("newsletter")
 
 
 def test_a_survey_reminder_may_be_refused_but_the_invitation_itself_may_not() -> None:
     invitation, reminder = SURVEY_EVENTS
     assert isinstance(invitation, SurveyInvitationIssued) and isinstance(reminder, SurveyReminderIssued)
-    [first] = domain.survey_invitation(invitation, wrap(invitation, producer="surveys"))
-    [again] = domain.survey_invitation(reminder, wrap(reminder, producer="surveys"))
-    assert (first.template, again.template) == (domain.SURVEY_INVITATION, domain.SURVEY_REMINDER)
+    [first] = messages.survey_invitation(invitation, wrap(invitation, producer="surveys"))
+    [again] = messages.survey_invitation(reminder, wrap(reminder, producer="surveys"))
+    assert (first.template, again.template) == (messages.SURVEY_INVITATION, messages.SURVEY_REMINDER)
 
 
 def test_a_recipient_who_opted_out_is_skipped_for_optional_messages_only() -> None:
-    opted_out = domain.Known(
+    opted_out = compose.Known(
         KNOWN.contacts, KNOWN.erased, KNOWN.withdrawn, KNOWN.programme, KNOWN.institutions, recipient_opted_out=True
     )
     for event in EVENTS + SURVEY_EVENTS:
         for note in MESSAGES[type(event)](event, wrap(event, producer="test")):
-            decision = domain.compose(note, opted_out)
-            if domain.is_optional(note.template):
-                assert decision == domain.Skipped(domain.OPTED_OUT), note.template
+            decision = compose.compose(note, opted_out)
+            if messages.is_optional(note.template):
+                assert decision == compose.Skipped(compose.OPTED_OUT), note.template
             else:
-                assert isinstance(decision, domain.Ready), note.template
+                assert isinstance(decision, compose.Ready), note.template
     [digest] = digest_notes()
-    assert domain.compose(digest, opted_out) == domain.Skipped(domain.OPTED_OUT)
+    assert compose.compose(digest, opted_out) == compose.Skipped(compose.OPTED_OUT)
 
 
 def test_erasure_wins_over_an_opt_out() -> None:
     event = EVENTS[6]
     assert isinstance(event, MatchProposalReminder)
-    [reminder] = domain.proposal_reminder(event, wrap(event, producer="matching"))
-    gone = domain.Known({}, frozenset({reminder.recipient_id or ""}), frozenset(), KNOWN.programme, {}, True)
-    assert domain.compose(reminder, gone) == domain.Cancelled("recipient erased")
+    [reminder] = messages.proposal_reminder(event, wrap(event, producer="matching"))
+    gone = compose.Known({}, frozenset({reminder.recipient_id or ""}), frozenset(), KNOWN.programme, {}, True)
+    assert compose.compose(reminder, gone) == compose.Cancelled("recipient erased")
 
 
 def test_an_opt_out_link_names_its_subscriber_and_reads_back() -> None:

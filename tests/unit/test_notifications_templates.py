@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from jinja2 import UndefinedError
 
-from aimms_notifications import domain
-from aimms_notifications.domain import Contact, Known, Programme
+from aimms_notifications.domain import compose, digest, messages
+from aimms_notifications.domain.compose import Contact, Known, Programme
 from aimms_notifications.handlers import MESSAGES
 from aimms_notifications.templates import RenderedMessage, Templates
 from aimms_shared.contracts.matching import (
@@ -137,23 +137,25 @@ SURVEY_EVENTS: list[Event] = [
 OPT_OUT_URL = "https://aimms.example/notifications/opt-out/cGFydGljaXBhbnQ6cC1tZW50ZWU.sig"
 
 
-def render(note: domain.Notification, known: Known = KNOWN, templates: Templates | None = None) -> RenderedMessage:
+def render(note: messages.Notification, known: Known = KNOWN, templates: Templates | None = None) -> RenderedMessage:
     """A notification rendered as the delivery worker renders it (an optional one with its opt-out link)."""
-    ready = domain.compose(note, known)
-    assert isinstance(ready, domain.Ready), ready
-    context = ready.context | ({"opt_out_url": OPT_OUT_URL} if domain.is_optional(note.template) else {})
+    ready = compose.compose(note, known)
+    assert isinstance(ready, compose.Ready), ready
+    context = ready.context | ({"opt_out_url": OPT_OUT_URL} if messages.is_optional(note.template) else {})
     return (templates or Templates()).render(
         note.template, context, programme_id=note.programme_id, institution_id=ready.institution_id
     )
 
 
-def messages(event: Event, known: Known = KNOWN, templates: Templates | None = None) -> dict[str, RenderedMessage]:
+def rendered_messages(
+    event: Event, known: Known = KNOWN, templates: Templates | None = None
+) -> dict[str, RenderedMessage]:
     """Each recipient's rendered message for an event, by recipient email."""
     envelope = wrap(event, producer="test")
     rendered = {}
     for note in MESSAGES[type(event)](event, envelope):
-        ready = domain.compose(note, known)
-        assert isinstance(ready, domain.Ready), ready
+        ready = compose.compose(note, known)
+        assert isinstance(ready, compose.Ready), ready
         rendered[ready.to_email] = render(note, known, templates)
     return rendered
 
@@ -161,21 +163,21 @@ def messages(event: Event, known: Known = KNOWN, templates: Templates | None = N
 COORDINATOR = "mentoring-office@demo-university.ac.uk"
 
 
-def digest_notes(**overrides: Any) -> list[domain.Notification]:
+def digest_notes(**overrides: Any) -> list[messages.Notification]:
     """A realistic day's digest: one proposal half-answered, one overdue, one failed delivery."""
     proposals = [
-        domain.OpenProposal(
+        digest.OpenProposal(
             "pair-1", "aimms-mentoring", MENTEE, MENTOR, NOW - timedelta(days=2), NOW + timedelta(days=12), ("mentee",)
         ),
-        domain.OpenProposal(
+        digest.OpenProposal(
             "pair-7", "aimms-mentoring", "p-erased", MENTOR, NOW - timedelta(days=15), NOW - timedelta(hours=2)
         ),
     ]
     failures = [
-        domain.FailedDelivery(
+        digest.FailedDelivery(
             "match_proposed", MENTOR, NOW - timedelta(hours=5), "rejected by SMTP server (550): <priya@northgate.ac.uk>"
         ),
-        domain.FailedDelivery("welcome", None, NOW - timedelta(hours=1), "gave up after 12 attempts: timed out"),
+        digest.FailedDelivery("welcome", None, NOW - timedelta(hours=1), "gave up after 12 attempts: timed out"),
     ]
     fields: dict[str, Any] = {
         "programme_name": "AIMMS Mentoring",
@@ -184,8 +186,8 @@ def digest_notes(**overrides: Any) -> list[domain.Notification]:
         "proposals": proposals,
         "failures": failures,
     }
-    config = domain.DigestConfig("aimms-mentoring", (COORDINATOR,), True, 7)
-    return domain.digest(config, **(fields | overrides))
+    config = digest.DigestConfig("aimms-mentoring", (COORDINATOR,), True, 7)
+    return digest.digest(config, **(fields | overrides))
 
 
 AMINA, PRIYA = "amina@demo-university.ac.uk", "priya@northgate.ac.uk"
@@ -193,7 +195,7 @@ AMINA, PRIYA = "amina@demo-university.ac.uk", "priya@northgate.ac.uk"
 
 @pytest.mark.parametrize("event", EVENTS + SURVEY_EVENTS, ids=lambda e: f"{e.event_type}")
 def test_every_message_renders_from_a_realistic_event_in_text_and_html(event: Event) -> None:
-    for message in messages(event).values():
+    for message in rendered_messages(event).values():
         assert message.subject and "\n" not in message.subject
         for body in (message.text, message.html):
             assert "AIMMS Mentoring team" in body
@@ -230,24 +232,26 @@ def test_an_empty_digest_says_so() -> None:
 def test_every_optional_message_carries_its_opt_out_link_and_no_required_one_does() -> None:
     notes = [n for e in EVENTS + SURVEY_EVENTS for n in MESSAGES[type(e)](e, wrap(e, producer="test"))]
     notes += digest_notes()
-    assert {n.template for n in notes} == set(domain.TEMPLATES) - {domain.WELCOME}
+    assert {n.template for n in notes} == set(messages.TEMPLATES) - {messages.WELCOME}
     for note in notes:
         message = render(note)
         for body in (message.text, message.html):
-            assert (OPT_OUT_URL in body) == domain.is_optional(note.template), note.template
+            assert (OPT_OUT_URL in body) == messages.is_optional(note.template), note.template
 
 
 def test_every_template_has_a_subject_text_and_html() -> None:
-    folder = Path(domain.__file__).parent / "templates"
-    for name in domain.TEMPLATES:
+    folder = Path(messages.__file__).parents[1] / "templates"
+    for name in messages.TEMPLATES:
         for suffix in (".subject.txt", ".txt", ".html"):
             assert (folder / f"{name}{suffix}").is_file(), f"{name}{suffix}"
 
 
 def test_the_registration_confirmation_says_what_happens_next_for_her_roles() -> None:
-    mentee = messages(registered())[AMINA]
-    mentor = messages(registered(participant_id=MENTOR, roles=["mentor"], mentor_capacity=2, profile_published=True))
-    both = messages(registered(roles=["mentor", "mentee"], mentor_capacity=1, profile_published=True))[AMINA]
+    mentee = rendered_messages(registered())[AMINA]
+    mentor = rendered_messages(
+        registered(participant_id=MENTOR, roles=["mentor"], mentor_capacity=2, profile_published=True)
+    )
+    both = rendered_messages(registered(roles=["mentor", "mentee"], mentor_capacity=1, profile_published=True))[AMINA]
 
     assert mentee.subject == "Your registration with AIMMS Mentoring is complete"
     assert "up\n  to three mentors" in mentee.text and "As a mentor" not in mentee.text
@@ -291,7 +295,7 @@ def programme_messages(programme: Programme) -> list[RenderedMessage]:
         registered(**ids, participant_id=MENTOR, roles=["mentor"], mentor_capacity=2, profile_published=True),
         registered(**ids, roles=["mentor", "mentee"], mentor_capacity=1, profile_published=True),
     ]
-    return [render(welcome, known), *(m for event in registrations for m in messages(event, known).values())]
+    return [render(welcome, known), *(m for event in registrations for m in rendered_messages(event, known).values())]
 
 
 def test_welcome_and_registration_emails_speak_of_their_own_programme_never_of_aimms() -> None:
@@ -323,7 +327,7 @@ def test_a_programme_without_a_description_is_introduced_by_its_name_and_audienc
     [welcome, *_] = programme_messages(undescribed)
     sentence = f"Reverse Mentoring is a mentoring programme for {REVERSE.audience}."
     assert sentence in welcome.text and sentence in welcome.html
-    assert domain.introduction(dataclasses.replace(undescribed, audience="")) == (
+    assert compose.introduction(dataclasses.replace(undescribed, audience="")) == (
         "Reverse Mentoring is a mentoring programme."
     )
 
@@ -331,12 +335,12 @@ def test_a_programme_without_a_description_is_introduced_by_its_name_and_audienc
 def test_a_fallback_proposal_in_reverse_mentoring_looks_for_a_less_senior_mentor() -> None:
     known = Known(KNOWN.contacts, frozenset(), frozenset(), REVERSE, KNOWN.institutions)
     event = proposed(programme_id="reverse-mentoring", choice_rank=None, fallback_reason="choices-full")
-    mentee = messages(event, known)[AMINA]
+    mentee = rendered_messages(event, known)[AMINA]
     for body in (mentee.text, mentee.html):
         assert "another mentor at an earlier stage of their career than you" in body and "more senior" not in body
     assert (
         "another more senior colleague"
-        in messages(proposed(choice_rank=None, fallback_reason="choices-full"))[AMINA].text
+        in rendered_messages(proposed(choice_rank=None, fallback_reason="choices-full"))[AMINA].text
     )
 
 
@@ -344,16 +348,16 @@ def test_a_proposal_says_when_shared_background_and_career_pathway_counted() -> 
     both = proposed(choice_rank=None, fallback_reason="no-choices", components={"background": 1.0, "pathway": 1.0})
     neither = proposed(choice_rank=None, fallback_reason="no-choices", components={"background": 0.0})
 
-    for message in messages(both).values():
+    for message in rendered_messages(both).values():
         for body in (message.text, message.html):
             assert "You both asked to be matched with someone of a similar background" in body
             assert "same career pathway" in body
-    for message in messages(neither).values():
+    for message in rendered_messages(neither).values():
         assert "similar background" not in message.text and "career pathway" not in message.text
 
 
 def test_a_proposal_goes_to_each_side_with_her_own_links_the_reason_and_the_deadline() -> None:
-    sent = messages(proposed(choice_rank=2))
+    sent = rendered_messages(proposed(choice_rank=2))
     mentee, mentor = sent[AMINA], sent[PRIYA]
 
     assert mentee.subject == "We propose Prof Priya Raman as your mentor: please answer by Monday 17 March 2025"
@@ -369,8 +373,8 @@ def test_a_proposal_goes_to_each_side_with_her_own_links_the_reason_and_the_dead
 
 
 def test_a_fallback_proposal_says_why_her_choices_were_not_used() -> None:
-    full = messages(proposed(choice_rank=None, fallback_reason="choices-full"))
-    none = messages(proposed(choice_rank=None, fallback_reason="no-choices"))
+    full = rendered_messages(proposed(choice_rank=None, fallback_reason="choices-full"))
+    none = rendered_messages(proposed(choice_rank=None, fallback_reason="no-choices"))
     assert "no places left" in full[AMINA].text
     assert "did not name any mentors" in none[AMINA].text
     assert "relative seniority" in full[PRIYA].text and "no places" not in full[PRIYA].text
@@ -380,14 +384,14 @@ def test_a_reminder_goes_only_to_the_side_that_has_not_answered() -> None:
     event = MatchProposalReminder(
         **PAIR, awaiting=["mentor"], reply_by=NOW, mentee_links=LINKS["mentee"], mentor_links=LINKS["mentor"]
     )
-    assert list(messages(event)) == [PRIYA]
-    assert LINKS["mentor"].accept in messages(event)[PRIYA].text
+    assert list(rendered_messages(event)) == [PRIYA]
+    assert LINKS["mentor"].accept in rendered_messages(event)[PRIYA].text
 
 
 def test_a_decline_is_told_to_the_other_side_and_the_mentee_hears_a_new_proposal_is_coming() -> None:
-    by_mentor = messages(MatchDeclined(**PAIR, side="mentor", reason="no time"))
-    by_mentee = messages(MatchDeclined(**PAIR, side="mentee"))
-    lapsed = messages(MatchDeclined(**PAIR, side=None, expired=True))
+    by_mentor = rendered_messages(MatchDeclined(**PAIR, side="mentor", reason="no time"))
+    by_mentee = rendered_messages(MatchDeclined(**PAIR, side="mentee"))
+    lapsed = rendered_messages(MatchDeclined(**PAIR, side=None, expired=True))
 
     assert list(by_mentor) == [AMINA] and list(by_mentee) == [PRIYA] and set(lapsed) == {AMINA, PRIYA}
     assert "A new proposal is on its way" in by_mentor[AMINA].text
@@ -397,7 +401,7 @@ def test_a_decline_is_told_to_the_other_side_and_the_mentee_hears_a_new_proposal
 
 
 def test_the_introduction_names_the_partner_the_trial_and_the_agreement_checklist() -> None:
-    started = messages(EVENTS[10])
+    started = rendered_messages(EVENTS[10])
     mentee, mentor = started[AMINA], started[PRIYA]
     assert mentee.subject == "Introducing your mentor: Prof Priya Raman"
     assert mentor.subject == "Introducing your mentee: Dr Amina Okafor"
@@ -410,16 +414,16 @@ def test_the_introduction_names_the_partner_the_trial_and_the_agreement_checklis
 
 
 def test_the_term_end_asks_both_to_extend_or_conclude_by_the_deadline() -> None:
-    sent = messages(MentoringTermEnded(**PAIR, term_ended_at=TERM_END, reply_by=TERM_END + timedelta(days=14)))
+    sent = rendered_messages(MentoringTermEnded(**PAIR, term_ended_at=TERM_END, reply_by=TERM_END + timedelta(days=14)))
     assert set(sent) == {AMINA, PRIYA}
     assert "another 6 months" in sent[AMINA].text and "(UK time)" in sent[AMINA].text
 
 
 def test_an_ended_match_is_confirmed_to_both_in_words_that_fit_who_ended_it() -> None:
-    trial = messages(MatchEnded(**PAIR, reason="trial", stage="mentoring", ended_by="mentee"))
+    trial = rendered_messages(MatchEnded(**PAIR, reason="trial", stage="mentoring", ended_by="mentee"))
     assert "As you asked" in trial[AMINA].text
     assert "Dr Amina Okafor has decided to end" in trial[PRIYA].text
-    withdrawn = messages(MatchEnded(**PAIR, reason="withdrawn", stage="proposal", ended_by="mentor"))
+    withdrawn = rendered_messages(MatchEnded(**PAIR, reason="withdrawn", stage="proposal", ended_by="mentor"))
     assert "Prof Priya Raman has left" in withdrawn[AMINA].text and "another mentor" in withdrawn[AMINA].text
 
 
@@ -435,19 +439,19 @@ def test_html_escapes_names_people_typed() -> None:
         KNOWN.programme,
         KNOWN.institutions,
     )
-    message = messages(proposed(), known)[PRIYA]
+    message = rendered_messages(proposed(), known)[PRIYA]
     assert "&lt;b&gt;Amina&lt;/b&gt;" in message.html and "<b>Amina</b>" not in message.html
 
 
-@pytest.mark.parametrize("template", [t for t in domain.TEMPLATES if t != domain.WELCOME])
+@pytest.mark.parametrize("template", [t for t in messages.TEMPLATES if t != messages.WELCOME])
 def test_a_missing_template_variable_is_an_error_not_a_blank(template: str) -> None:
     notes = [n for e in EVENTS + SURVEY_EVENTS for n in MESSAGES[type(e)](e, wrap(e, producer="test"))]
     note = next(n for n in notes + digest_notes() if n.template == template)
-    ready = domain.compose(note, KNOWN)
-    assert isinstance(ready, domain.Ready)
-    context = ready.context | ({"opt_out_url": OPT_OUT_URL} if domain.is_optional(template) else {})
+    ready = compose.compose(note, KNOWN)
+    assert isinstance(ready, compose.Ready)
+    context = ready.context | ({"opt_out_url": OPT_OUT_URL} if messages.is_optional(template) else {})
     Templates().render(template, context)  # complete, it renders
-    for missing in ("name", *(["opt_out_url"] if domain.is_optional(template) else [])):
+    for missing in ("name", *(["opt_out_url"] if messages.is_optional(template) else [])):
         with pytest.raises(UndefinedError):
             Templates().render(template, {k: v for k, v in context.items() if k != missing})
 
@@ -461,7 +465,7 @@ def test_a_programme_or_an_institution_overrides_any_part_from_files(tmp_path: P
     (reverse / "match_extended.subject.txt").write_text("Another term with {{ partner_name }}\n")
     templates = Templates(str(tmp_path))
 
-    sent = messages(MatchExtended(**PAIR, term_ends_at=TERM_END), templates=templates)
+    sent = rendered_messages(MatchExtended(**PAIR, term_ends_at=TERM_END), templates=templates)
 
     assert sent[PRIYA].text.rstrip().endswith("The Northgate mentoring office")  # her institution's signature
     assert "AIMMS Mentoring team" in sent[AMINA].text  # the default, elsewhere
@@ -473,28 +477,28 @@ def test_a_programme_or_an_institution_overrides_any_part_from_files(tmp_path: P
 
 
 def test_a_message_for_someone_whose_details_have_not_arrived_waits_for_them() -> None:
-    [note, _] = domain.match_proposed(proposed(), wrap(proposed(), producer="test"))
+    [note, _] = messages.match_proposed(proposed(), wrap(proposed(), producer="test"))
     known = Known({}, frozenset(), frozenset(), None, {})
-    assert domain.compose(note, known) == domain.Waiting(
+    assert compose.compose(note, known) == compose.Waiting(
         ["participant:p-mentee", "participant:p-mentor", "programme:aimms-mentoring"]
     )
 
 
 def test_a_message_to_someone_erased_or_withdrawn_is_cancelled_and_an_erased_partner_goes_unnamed() -> None:
-    [to_mentee, to_mentor] = domain.match_ended(EVENTS[-1], wrap(EVENTS[-1], producer="test"))
+    [to_mentee, to_mentor] = messages.match_ended(EVENTS[-1], wrap(EVENTS[-1], producer="test"))
     without_mentee = Known(
         {MENTOR: KNOWN.contacts[MENTOR]}, frozenset({MENTEE}), frozenset(), KNOWN.programme, KNOWN.institutions
     )
-    assert domain.compose(to_mentee, without_mentee) == domain.Cancelled("recipient erased")
-    ready = domain.compose(to_mentor, without_mentee)
-    assert isinstance(ready, domain.Ready) and ready.context["partner_name"] == "your mentee"
+    assert compose.compose(to_mentee, without_mentee) == compose.Cancelled("recipient erased")
+    ready = compose.compose(to_mentor, without_mentee)
+    assert isinstance(ready, compose.Ready) and ready.context["partner_name"] == "your mentee"
     withdrawn = Known(KNOWN.contacts, frozenset(), frozenset({MENTOR}), KNOWN.programme, KNOWN.institutions)
-    assert domain.compose(to_mentor, withdrawn) == domain.Cancelled("recipient withdrew")
+    assert compose.compose(to_mentor, withdrawn) == compose.Cancelled("recipient withdrew")
 
 
 def test_each_recipient_of_an_event_gets_her_own_stable_notification_id() -> None:
     envelope: Envelope = wrap(proposed(), producer="test")
-    first, again = domain.match_proposed(proposed(), envelope), domain.match_proposed(proposed(), envelope)
+    first, again = messages.match_proposed(proposed(), envelope), messages.match_proposed(proposed(), envelope)
     assert [n.notification_id for n in first] == [n.notification_id for n in again]
     assert len({n.notification_id for n in first}) == 2
 
@@ -503,12 +507,12 @@ def test_each_recipient_of_an_event_gets_her_own_stable_notification_id() -> Non
     ("iso", "words"), [("P6M", "6 months"), ("P1M", "1 month"), ("P14D", "2 weeks"), ("P1Y6M", "1 year and 6 months")]
 )
 def test_programme_durations_read_as_words(iso: str, words: str) -> None:
-    assert domain.human_duration(iso) == words
+    assert compose.human_duration(iso) == words
 
 
 def test_a_survey_invitation_carries_her_link_and_says_her_answers_are_anonymous() -> None:
-    [invitation] = messages(SURVEY_EVENTS[0]).values()
-    [reminded] = messages(SURVEY_EVENTS[1]).values()
+    [invitation] = rendered_messages(SURVEY_EVENTS[0]).values()
+    [reminded] = rendered_messages(SURVEY_EVENTS[1]).values()
 
     assert invitation.subject == "A short questionnaire as your mentoring begins (AIMMS Mentoring)"
     assert SURVEY_LINK in invitation.text and f'href="{SURVEY_LINK}"' in invitation.html

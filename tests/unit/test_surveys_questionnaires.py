@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from aimms_surveys.questionnaires import AnswersRejected, Questionnaire, validate_answers
+from aimms_surveys.domain.questionnaires import AnswersRejected, Questionnaire, validate_answers
 from aimms_surveys.use_cases import shipped_questionnaires
 
 

@@ -4,7 +4,7 @@ import csv
 import io
 from typing import Any
 
-from aimms_surveys.reports import Response, programme_report, report_csv
+from aimms_surveys.domain.reports import Response, programme_report, report_csv
 from aimms_surveys.use_cases import shipped_questionnaires
 
 QUESTIONNAIRES = {q.wave: [q] for q in shipped_questionnaires()}

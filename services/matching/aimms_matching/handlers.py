@@ -25,26 +25,20 @@ def subscriptions(store: MatchingStore, matchmaker: Matchmaker) -> Subscriptions
 
     @table.on(reg.MentorCapacityChanged)
     async def keep_capacity(event: reg.MentorCapacityChanged, envelope: Envelope) -> None:
-        await store.set_capacity(event.participant_id, event.mentor_capacity)
+        await use_cases.capacity_changed(store, event)
 
     @table.on(reg.ParticipantWithdrawn)
     async def withdraw(event: reg.ParticipantWithdrawn, envelope: Envelope) -> None:
-        await store.deactivate(event.participant_id)
-        await matchmaker.withdraw(event.participant_id)
+        await matchmaker.participant_left(event.participant_id, erased=False)
 
     @table.on(reg.ParticipantErased)
     async def erase(event: reg.ParticipantErased, envelope: Envelope) -> None:
-        await store.deactivate(event.participant_id)
-        await matchmaker.withdraw(event.participant_id)
-        await store.forget(event.participant_id)
+        await matchmaker.participant_left(event.participant_id, erased=True)
 
     # Matching reacts to its own events so each reaction survives a crash (the outbox delivers them).
     @table.on(m.MentorPreferencesSubmitted)
     async def match_newcomer(event: m.MentorPreferencesSubmitted, envelope: Envelope) -> None:
-        # Choices made before the first round began are that round's to place, however late this arrives.
-        begun_at = await store.rounds_begun_at(event.programme_id)
-        if begun_at is not None and envelope.occurred_at > begun_at:
-            await matchmaker.rematch(event.mentee_id)
+        await matchmaker.choices_made(event.programme_id, event.mentee_id, envelope.occurred_at)
 
     @table.on(m.MatchDeclined, m.MatchEnded)
     async def settle(event: m.MatchDeclined | m.MatchEnded, envelope: Envelope) -> None:

@@ -1,8 +1,8 @@
 """Signed answer links: a side accepts or declines from her email without logging in.
 
-A token names the pair, the side and the action, and carries an HMAC of them, so it cannot be
-forged or turned into another side's answer. It works once: a side answers a proposal only once,
-and a later use meets the recorded answer.
+A token names the pair, the side and the action, and carries a signature of them
+(aimms_shared.links), so it cannot be forged or turned into another side's answer. It works once:
+a side answers a proposal only once, and a later use meets the recorded answer.
 """
 
 import base64
@@ -11,18 +11,14 @@ import hmac
 from typing import Literal
 
 from aimms_shared.contracts.matching import ProposalLinks, Side
-from aimms_shared.errors import NotFound
+from aimms_shared.links import InvalidLink, sign, verify
 
 Action = Literal["accept", "decline"]
 _SIDES = ("mentee", "mentor")
 _ACTIONS = ("accept", "decline")
+_PURPOSE = "answer"
 
-
-class InvalidLink(NotFound):
-    """The link was altered, or never issued here."""
-
-    code = "invalid-link"
-    title = "This link is not valid"
+__all__ = ["Action", "AnswerLinks", "InvalidLink"]
 
 
 class AnswerLinks:
@@ -45,17 +41,26 @@ class AnswerLinks:
 
     def token(self, pair_id: str, side: Side, action: Action) -> str:
         """`pair.side.action.signature`."""
-        return f"{pair_id}.{side}.{action}.{self._sign(pair_id, side, action)}"
+        return f"{pair_id}.{side}.{action}.{sign(self._key, _PURPOSE, pair_id, side, action)}"
 
     def read(self, token: str) -> tuple[str, Side, Action]:
         """The pair, side and action a genuine token stands for."""
         parts = token.split(".")
         if len(parts) == 4 and parts[1] in _SIDES and parts[2] in _ACTIONS:
             pair_id, side, action, signature = parts
-            if hmac.compare_digest(signature, self._sign(pair_id, side, action)):
+            if verify(self._key, signature, _PURPOSE, pair_id, side, action) or hmac.compare_digest(
+                signature, _legacy_signature(self._key, pair_id, side, action)
+            ):
                 return pair_id, side, action  # type: ignore[return-value]
         raise InvalidLink("this answer link is not valid; ask your coordinator for a new one")
 
-    def _sign(self, pair_id: str, side: str, action: str) -> str:
-        digest = hmac.new(self._key, f"{pair_id}|{side}|{action}".encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:18]).decode()
+
+def _legacy_signature(key: bytes, pair_id: str, side: str, action: str) -> str:
+    """How links were signed before the shared helper (parts joined by '|').
+
+    Links already in inboxes keep working until their proposal lapses: remove this once every
+    proposal made before 2026-12-05 is past its reply-by (at most the longest programme's
+    `reply_within`, 14 days by default).
+    """
+    digest = hmac.new(key, f"{pair_id}|{side}|{action}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Form, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from aimms_matching import domain, use_cases
-from aimms_matching.domain import MAX_CHOICES
-from aimms_matching.pairs import Pair
+from aimms_matching import use_cases
+from aimms_matching.domain import rules
+from aimms_matching.domain.pairs import Pair
+from aimms_matching.domain.rules import MAX_CHOICES
 from aimms_matching.store import MatchingStore
 from aimms_matching.use_cases import Matchmaker
 from aimms_shared.auth import ADMIN, PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
@@ -262,7 +263,7 @@ async def matching_report(programme_id: str, store: Store, caller: Principal = r
     """For coordinators: pairs by state and institution, and time to match."""
     found = await store.pairs(programme_id=programme_id, limit=100_000)
     joined = await store.joined_times(programme_id)
-    return MatchingReport(programme_id=programme_id, **domain.matching_summary(found, joined))
+    return MatchingReport(programme_id=programme_id, **rules.matching_summary(found, joined))
 
 
 @router.get("/pairs/{pair_id}", response_model=PairOut, tags=["pairs"], responses=problem_responses(404))

@@ -13,8 +13,8 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from aimms_matching.domain import Member, ProgrammeRules
-from aimms_matching.pairs import OPEN_STATES, Explanation, Pair, Timing
+from aimms_matching.domain.pairs import OPEN_STATES, Explanation, Pair, Timing
+from aimms_matching.domain.rules import Member, ProgrammeRules
 from aimms_shared.contracts.registration import MatchingPolicy
 from aimms_shared.mongo import as_utc, claim_due, utcnow
 from aimms_shared.outbox import Outbox, OutboxEntry

@@ -3,15 +3,15 @@
 import asyncio
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
-from aimms_matching import domain, engine, pairs
-from aimms_matching.domain import Member, ProgrammeRules
+from aimms_matching.domain import engine, pairs, rules
+from aimms_matching.domain.pairs import Explanation, Pair
+from aimms_matching.domain.rules import Member, ProgrammeRules
 from aimms_matching.links import AnswerLinks
-from aimms_matching.pairs import Explanation, Pair
 from aimms_matching.store import MatchingStore
 from aimms_shared.auth import Principal
 from aimms_shared.contracts import registration as reg
@@ -66,6 +66,11 @@ async def profile_announced(
     )
 
 
+async def capacity_changed(store: MatchingStore, event: reg.MentorCapacityChanged) -> None:
+    """A mentor's new capacity (places already held stay held)."""
+    await store.set_capacity(event.participant_id, event.mentor_capacity)
+
+
 async def submit_preferences(
     store: MatchingStore, caller: Principal, mentee_id: str, choices: list[str]
 ) -> tuple[str, ...]:
@@ -80,7 +85,7 @@ async def submit_preferences(
     for position, mentor_id in enumerate(choices):
         if mentor_id not in mentors and mentor_id != mentee_id and await store.member(mentor_id) is None:
             raise NotYetKnown(f"choices.{position}", f"mentor '{mentor_id}' has not reached matching yet")
-    checked = domain.check_choices(mentee, choices, mentors, programme)
+    checked = rules.check_choices(mentee, choices, mentors, programme)
     event = MentorPreferencesSubmitted(
         mentee_id=mentee_id,
         programme_id=mentee.programme_id,
@@ -168,7 +173,7 @@ class Matchmaker:
         waiting = [m for m in members if m.is_waiting_mentee]
         choices = await self._store.choices_of(programme_id)
         exclusions = await self._store.exclusions(programme_id)
-        exclusions |= domain.declared_conflicts(programme, waiting, mentors)
+        exclusions |= rules.declared_conflicts(programme, waiting, mentors)
         # In a worker thread: a large cohort takes seconds, and on the event loop it would stall the
         # consumers' heartbeats (their sessions expire, and their partitions are handed over) and HTTP.
         result = await asyncio.to_thread(
@@ -214,7 +219,7 @@ class Matchmaker:
             mentors = await self._store.published_mentors(mentee.programme_id)
             choices = await self._store.preferences(mentee_id)
             exclusions = await self._store.exclusions(mentee.programme_id, mentee_id)
-            exclusions |= domain.declared_conflicts(programme, [mentee], mentors)
+            exclusions |= rules.declared_conflicts(programme, [mentee], mentors)
             proposal = engine.rolling_match(
                 programme.as_mentee(mentee, tuple(choices["choices"]) if choices else ()),
                 [programme.as_mentor(m) for m in mentors],
@@ -271,7 +276,20 @@ class Matchmaker:
         """At the term's end: extend (both must) or conclude."""
         return await self._change(pair_id, lambda pair: pairs.decide_term(pair, side, extend, utcnow()))
 
-    async def withdraw(self, participant_id: str) -> None:
+    async def participant_left(self, participant_id: str, *, erased: bool) -> None:
+        """Withdrawn or erased: never offered or matched again, her pairs closed; erased, nothing of her kept."""
+        await self._store.deactivate(participant_id)
+        await self._close_pairs_of(participant_id)
+        if erased:
+            await self._store.forget(participant_id)
+
+    async def choices_made(self, programme_id: str, mentee_id: str, made_at: datetime) -> None:
+        """Her choices after the first round began: she is matched at once (earlier ones are the round's)."""
+        begun_at = await self._store.rounds_begun_at(programme_id)
+        if begun_at is not None and made_at > begun_at:
+            await self.rematch(mentee_id)
+
+    async def _close_pairs_of(self, participant_id: str) -> None:
         """She left: her proposals are cancelled and partnerships ended; the other side is re-matched."""
         for pair in await self._store.open_pairs_of(participant_id):
             if pair.state == "held":

@@ -2,7 +2,8 @@
 
 from datetime import timedelta
 
-from aimms_notifications import domain, use_cases
+from aimms_notifications import use_cases
+from aimms_notifications.domain import compose, messages
 from aimms_notifications.settings import NotificationsSettings
 from aimms_notifications.store import NotificationStore
 from aimms_shared.consumer import Subscriptions
@@ -32,18 +33,18 @@ from aimms_shared.events import Envelope, Event
 
 # Which messages each event causes (domain functions: event, envelope -> notifications).
 MESSAGES = {
-    InterestExpressed: lambda e, env: [domain.welcome(e, env)],
-    ParticipantRegistered: domain.registered,
-    MatchProposed: domain.match_proposed,
-    MatchProposalReminder: domain.proposal_reminder,
-    MatchDeclined: domain.match_declined,
-    MentoringStarted: domain.mentoring_started,
-    SixMonthsElapsed: domain.check_in,
-    MentoringTermEnded: domain.term_ended,
-    MatchExtended: domain.match_extended,
-    MatchEnded: domain.match_ended,
-    SurveyInvitationIssued: domain.survey_invitation,
-    SurveyReminderIssued: domain.survey_invitation,
+    InterestExpressed: lambda e, env: [messages.welcome(e, env)],
+    ParticipantRegistered: messages.registered,
+    MatchProposed: messages.match_proposed,
+    MatchProposalReminder: messages.proposal_reminder,
+    MatchDeclined: messages.match_declined,
+    MentoringStarted: messages.mentoring_started,
+    SixMonthsElapsed: messages.check_in,
+    MentoringTermEnded: messages.term_ended,
+    MatchExtended: messages.match_extended,
+    MatchEnded: messages.match_ended,
+    SurveyInvitationIssued: messages.survey_invitation,
+    SurveyReminderIssued: messages.survey_invitation,
 }
 
 # How pair events change the read model of open proposals that the coordinators' digest lists.
@@ -85,7 +86,7 @@ def subscriptions(
 
     @table.on(ParticipantContact)
     async def keep_contact(event: ParticipantContact, envelope: Envelope) -> None:
-        contact = domain.Contact(
+        contact = compose.Contact(
             participant_id=event.participant_id,
             programme_id=event.programme_id,
             institution_id=event.institution_id,
@@ -106,7 +107,7 @@ def subscriptions(
 
     @table.on(ProgrammeOpened, ProgrammeUpdated)
     async def keep_programme(event: ProgrammeOpened | ProgrammeUpdated, envelope: Envelope) -> None:
-        programme = domain.Programme(
+        programme = compose.Programme(
             programme_id=event.programme_id,
             name=event.name,
             term=event.term,

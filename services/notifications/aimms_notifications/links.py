@@ -1,42 +1,18 @@
 """Signed opt-out links: a participant (or a digest's coordinator) stops optional mail from her email.
 
-A token names who opts out and carries an HMAC of it, so it cannot be forged or turned into
-someone else's opt-out. Using it twice is harmless: opting out is idempotent. Coordinators are
-named by a keyed hash of their address, so the address itself never appears in a URL.
-
-`sign`/`verify` are the HMAC-SHA256 matching's answer links use (aimms_matching/links.py), with
-each part length-prefixed so that no two lists of parts sign the same text; both services should
-share one such helper in aimms_shared.
+A token names who opts out and carries a signature of it (aimms_shared.links), so it cannot be
+forged or turned into someone else's opt-out. Using it twice is harmless: opting out is
+idempotent. Coordinators are named by a keyed hash of their address, so the address itself never
+appears in a URL.
 """
 
 import base64
 import binascii
-import hashlib
-import hmac
 
-from aimms_shared.errors import NotFound
+from aimms_shared.links import InvalidLink, sign, verify
 
 PARTICIPANT, ADDRESS = "participant", "address"
 _PURPOSE = "opt-out"
-
-
-class InvalidLink(NotFound):
-    """The link was altered, or never issued here."""
-
-    code = "invalid-link"
-    title = "This link is not valid"
-
-
-def sign(key: bytes, *parts: str) -> str:
-    """An HMAC-SHA256 of the parts (each length-prefixed, so unambiguous), 18 bytes in URL-safe base64."""
-    message = "".join(f"{len(part)}:{part}" for part in parts)
-    digest = hmac.new(key, message.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest[:18]).decode()
-
-
-def verify(key: bytes, signature: str, *parts: str) -> bool:
-    """Whether `signature` is `sign(key, *parts)`, compared in constant time."""
-    return hmac.compare_digest(signature.encode(), sign(key, *parts).encode())
 
 
 class OptOutLinks:

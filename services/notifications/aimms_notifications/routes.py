@@ -8,7 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from aimms_notifications import domain, use_cases
+from aimms_notifications import use_cases
+from aimms_notifications.domain import digest
 from aimms_notifications.links import OptOutLinks
 from aimms_notifications.store import NotificationStore
 from aimms_shared.auth import ADMIN, Principal, require
@@ -80,7 +81,7 @@ class DigestIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    recipients: list[EmailStr] = Field(max_length=domain.MAX_DIGEST_RECIPIENTS)
+    recipients: list[EmailStr] = Field(max_length=digest.MAX_DIGEST_RECIPIENTS)
     enabled: bool = True
     hour_utc: int = Field(default=7, ge=0, le=23, description="Hour of the day (UTC) the digest goes out.")
 
@@ -118,7 +119,7 @@ async def configure_digest(
     programme_id: str, body: DigestIn, store: Store, links: Links, caller: Principal = require(ADMIN)
 ) -> DigestOut:
     """Set who receives the programme's daily digest of proposals awaiting answers and failed deliveries."""
-    config = domain.DigestConfig(programme_id, tuple(str(r) for r in body.recipients), body.enabled, body.hour_utc)
+    config = digest.DigestConfig(programme_id, tuple(str(r) for r in body.recipients), body.enabled, body.hour_utc)
     return await _digest_out(store, links, await use_cases.configure_digest(store, config))
 
 

@@ -20,15 +20,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from aimms_notifications.domain import (
-    Contact,
-    DigestConfig,
-    FailedDelivery,
-    Known,
-    Notification,
-    OpenProposal,
-    Programme,
-)
+from aimms_notifications.domain.compose import Contact, Known, Programme
+from aimms_notifications.domain.digest import DigestConfig, FailedDelivery, OpenProposal
+from aimms_notifications.domain.messages import Notification
 from aimms_shared.cache import RecentReads
 from aimms_shared.mongo import GroupedWrites, claim_due, utcnow
 from aimms_shared.outbox import Outbox, OutboxEntry

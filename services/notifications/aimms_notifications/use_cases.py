@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from jinja2 import TemplateError
 
-from aimms_notifications import domain
+from aimms_notifications.domain import compose, delivery, digest, messages
 from aimms_notifications.links import PARTICIPANT, OptOutLinks
 from aimms_notifications.mailer import Mailer, SmtpRejection
 from aimms_notifications.settings import NotificationsSettings
@@ -45,7 +45,7 @@ log = structlog.get_logger(__name__)
 
 async def queue(
     store: NotificationStore,
-    notifications: Sequence[domain.Notification],
+    notifications: Sequence[messages.Notification],
     *,
     message_id_domain: str,
     details_wait_seconds: float,
@@ -53,7 +53,7 @@ async def queue(
 ) -> list[dict[str, Any]]:
     """Record notifications for delivery, claimed for `lease` by the caller, who hands them to the delivery
     worker; the new ones (a redelivered event adds none)."""
-    deadline = domain.details_deadline(utcnow(), details_wait_seconds)
+    deadline = compose.details_deadline(utcnow(), details_wait_seconds)
     # Side by side, so the store records an event's messages (a digest's, a pair's) in one write.
     docs = await asyncio.gather(
         *(
@@ -66,7 +66,7 @@ async def queue(
     return [doc for doc in docs if doc is not None]
 
 
-async def record_contact(store: NotificationStore, contact: domain.Contact, as_of: datetime) -> int:
+async def record_contact(store: NotificationStore, contact: compose.Contact, as_of: datetime) -> int:
     """Keep her latest details and wake the messages that waited for them; how many woke."""
     if not await store.record_contact(contact, as_of):
         return 0
@@ -90,7 +90,7 @@ async def withdraw(store: NotificationStore, participant_id: str) -> int:
     return await store.cancel_pending_to(participant_id, "recipient withdrew")
 
 
-async def record_programme(store: NotificationStore, programme: domain.Programme, as_of: datetime) -> int:
+async def record_programme(store: NotificationStore, programme: compose.Programme, as_of: datetime) -> int:
     """Keep a programme's name, wording and durations; wake messages that waited for it."""
     await store.record_programme(programme, as_of)
     return await store.wake_waiting(f"programme:{programme.programme_id}")
@@ -108,7 +108,7 @@ async def record_institution(store: NotificationStore, institution_id: str, name
 async def proposal_opened(store: NotificationStore, event: MatchProposed, envelope: Envelope) -> None:
     """A proposal awaits both sides' answers."""
     await store.open_proposal(
-        domain.OpenProposal(
+        digest.OpenProposal(
             pair_id=event.pair_id,
             programme_id=event.programme_id,
             mentee_id=event.mentee_id,
@@ -121,7 +121,7 @@ async def proposal_opened(store: NotificationStore, event: MatchProposed, envelo
 
 async def proposal_reminded(store: NotificationStore, event: MatchProposalReminder, envelope: Envelope) -> None:
     """A reminder names the sides still silent: the others have answered."""
-    await store.proposal_answered(event.pair_id, [s for s in domain.SIDES if s not in event.awaiting])
+    await store.proposal_answered(event.pair_id, [s for s in messages.SIDES if s not in event.awaiting])
 
 
 async def proposal_accepted(store: NotificationStore, event: MatchAccepted, envelope: Envelope) -> None:
@@ -159,19 +159,19 @@ async def reminders_of(store: NotificationStore, subscriber: str) -> dict[str, A
 # -- the coordinators' digest
 
 
-async def configure_digest(store: NotificationStore, config: domain.DigestConfig) -> dict[str, Any]:
+async def configure_digest(store: NotificationStore, config: digest.DigestConfig) -> dict[str, Any]:
     """Set who receives a programme's digest and at which hour; it is due at the next hour not yet served.
 
     A digest enabled (or moved) after its hour sends that day's at once, unless it went out already.
     """
-    config = domain.check_digest(config)
+    config = digest.check_digest(config)
     due = None
     if config.enabled:
         now = utcnow()
-        slot = domain.digest_slot(now, config.hour_utc)
+        slot = digest.digest_slot(now, config.hour_utc)
         current = await store.digest_config(config.programme_id)
         served = current is not None and current.get("last_digest") == slot.date().isoformat()
-        due = domain.next_digest_at(now, config.hour_utc) if served else now
+        due = digest.next_digest_at(now, config.hour_utc) if served else now
     return await store.save_digest(config, due)
 
 
@@ -225,13 +225,13 @@ class Scheduler:
         started = asyncio.get_running_loop().time()
         programme_id = doc["_id"]
         now = utcnow()
-        slot = domain.digest_slot(now, doc["hour_utc"])
+        slot = digest.digest_slot(now, doc["hour_utc"])
         day = slot.date().isoformat()
         queued = 0
         with structlog.contextvars.bound_contextvars(programme_id=programme_id, digest_day=day):
             if doc.get("last_digest") != day and doc.get("enabled"):
-                config = domain.DigestConfig(programme_id, tuple(doc["recipients"]), True, doc["hour_utc"])
-                notes = domain.digest(
+                config = digest.DigestConfig(programme_id, tuple(doc["recipients"]), True, doc["hour_utc"])
+                notes = digest.digest(
                     config,
                     programme_name=await self._store.programme_name(programme_id) or programme_id,
                     slot=slot,
@@ -248,7 +248,7 @@ class Scheduler:
                 )
                 self._on_queued(added)
                 queued = len(added)
-            next_due = domain.next_digest_at(now, doc["hour_utc"])
+            next_due = digest.next_digest_at(now, doc["hour_utc"])
             await self._store.digest_queued(programme_id, as_utc(doc["digest_due"]), day, next_due)
             took = asyncio.get_running_loop().time() - started
             log.info("digest.queued", recipients=queued, build_ms=round(took * 1000, 1))
@@ -348,20 +348,20 @@ class DeliveryWorker:
     async def _attempt(self, doc: dict[str, Any]) -> None:
         note = as_notification(doc)
         with structlog.contextvars.bound_contextvars(notification_id=note.notification_id, template=note.template):
-            known = await self._store.known(domain.named_participants(note), note.programme_id)
-            subscriber = self._subscriber(note) if domain.is_optional(note.template) else None
+            known = await self._store.known(compose.named_participants(note), note.programme_id)
+            subscriber = self._subscriber(note) if messages.is_optional(note.template) else None
             if subscriber is not None and await self._store.opted_out([subscriber]):
                 known = dataclasses.replace(known, recipient_opted_out=True)
-            decision = domain.compose(note, known)
-            if isinstance(decision, domain.Cancelled):
+            decision = compose.compose(note, known)
+            if isinstance(decision, compose.Cancelled):
                 await self._store.mark_cancelled(note.notification_id, decision.reason)
                 log.info("delivery.cancelled", reason=decision.reason)
                 return
-            if isinstance(decision, domain.Skipped):
+            if isinstance(decision, compose.Skipped):
                 await self._store.mark_skipped(note.notification_id, decision.reason)
                 log.info("delivery.skipped", reason=decision.reason)
                 return
-            if isinstance(decision, domain.Waiting):
+            if isinstance(decision, compose.Waiting):
                 await self._wait(doc, decision.missing)
                 return
             opt_out_url = self._links.url(subscriber) if subscriber is not None else None
@@ -378,7 +378,7 @@ class DeliveryWorker:
                 return
             await self._send(note, doc, decision, message, opt_out_url)
 
-    def _subscriber(self, note: domain.Notification) -> str:
+    def _subscriber(self, note: messages.Notification) -> str:
         if note.recipient_id is not None:
             return subscriber_of(note.recipient_id)
         assert note.recipient_email is not None
@@ -403,7 +403,12 @@ class DeliveryWorker:
         log.info("delivery.waiting_for_details", missing=missing, recheck_in_seconds=delay)
 
     async def _send(
-        self, note: domain.Notification, doc: dict[str, Any], ready: domain.Ready, message: Any, opt_out_url: str | None
+        self,
+        note: messages.Notification,
+        doc: dict[str, Any],
+        ready: compose.Ready,
+        message: Any,
+        opt_out_url: str | None,
     ) -> None:
         try:
             outgoing = self._mailer.build(
@@ -418,7 +423,7 @@ class DeliveryWorker:
             await self._mailer.send(outgoing)
         except SmtpRejection as exc:
             attempts = doc.get("attempts", 0) + 1
-            outcome = domain.judge_smtp_error(exc.code, exc.message, attempts, self._settings.delivery_max_attempts)
+            outcome = delivery.judge_smtp_error(exc.code, exc.message, attempts, self._settings.delivery_max_attempts)
             if outcome.kind == "retry":
                 delay = backoff_delay(
                     self._settings.delivery_retry_base_seconds, attempts, self._settings.delivery_retry_cap_seconds
@@ -439,7 +444,7 @@ class DeliveryWorker:
         await self._store.mark_sent(note.notification_id, [outbox_entry(sent, wrap(sent, producer=PRODUCER))])
         log.info("delivery.sent")
 
-    async def _fail(self, note: domain.Notification, reason: str) -> None:
+    async def _fail(self, note: messages.Notification, reason: str) -> None:
         event = NotificationFailed(
             notification_id=note.notification_id,
             template=note.template,

@@ -12,9 +12,9 @@ from aimms_shared.contracts.surveys import Wave
 from aimms_shared.errors import Missing
 from aimms_shared.http import from_state, problem_responses
 from aimms_shared.mongo import utcnow
-from aimms_surveys import reports
-from aimms_surveys.domain import SurveyPolicy
-from aimms_surveys.questionnaires import Questionnaire, QuestionnaireDraft
+from aimms_surveys.domain import reports
+from aimms_surveys.domain.invitations import SurveyPolicy
+from aimms_surveys.domain.questionnaires import Questionnaire, QuestionnaireDraft
 from aimms_surveys.store import SurveysStore
 from aimms_surveys.use_cases import Surveys
 
@@ -115,10 +115,10 @@ async def get_questionnaire(
     responses=problem_responses(422),
 )
 async def revise_questionnaire(
-    programme_id: str, wave: Wave, draft: QuestionnaireDraft, store: Store, caller: Principal = require(ADMIN)
+    programme_id: str, wave: Wave, draft: QuestionnaireDraft, surveys: Service, caller: Principal = require(ADMIN)
 ) -> Questionnaire:
     """A new version; invitations issued from now on get it, answers already given keep theirs."""
-    return await store.add_questionnaire(programme_id, wave, draft)
+    return await surveys.revise_questionnaire(programme_id, wave, draft)
 
 
 @router.get("/programmes/{programme_id}/survey-policy", response_model=SurveyPolicy, tags=["policies"])
@@ -134,11 +134,10 @@ async def get_policy(programme_id: str, store: Store, caller: Principal = requir
     responses=problem_responses(422),
 )
 async def set_policy(
-    programme_id: str, policy: SurveyPolicy, store: Store, caller: Principal = require(ADMIN)
+    programme_id: str, policy: SurveyPolicy, surveys: Service, caller: Principal = require(ADMIN)
 ) -> SurveyPolicy:
     """Replace the programme's survey policy (invitations already issued keep their timing)."""
-    await store.save_policy(programme_id, policy)
-    return policy
+    return await surveys.set_policy(programme_id, policy)
 
 
 @router.get("/reports/{programme_id}", tags=["reports"], responses=problem_responses(404))

@@ -23,9 +23,9 @@ from aimms_shared.contracts.surveys import Wave
 from aimms_shared.crypto import FieldCipher
 from aimms_shared.mongo import as_utc, claim_due
 from aimms_shared.outbox import Outbox, OutboxEntry
-from aimms_surveys.domain import Invitation, SurveyPolicy
-from aimms_surveys.questionnaires import Answer, Questionnaire, QuestionnaireDraft
-from aimms_surveys.reports import Response
+from aimms_surveys.domain.invitations import Invitation, SurveyPolicy
+from aimms_surveys.domain.questionnaires import Answer, Questionnaire, QuestionnaireDraft
+from aimms_surveys.domain.reports import Response
 
 INVITATIONS = "invitations"
 RESPONSES = "responses"

@@ -15,9 +15,9 @@ from aimms_shared.errors import Missing
 from aimms_shared.events import Event, wrap
 from aimms_shared.mongo import utcnow
 from aimms_shared.outbox import ConcurrentUpdate, OutboxEntry, outbox_entry
-from aimms_surveys import domain, reports
-from aimms_surveys.domain import Invitation, LinkUnusable
-from aimms_surveys.questionnaires import Questionnaire, validate_answers
+from aimms_surveys.domain import invitations, reports
+from aimms_surveys.domain.invitations import Invitation, LinkUnusable, SurveyPolicy
+from aimms_surveys.domain.questionnaires import Questionnaire, QuestionnaireDraft, validate_answers
 from aimms_surveys.store import SurveysStore
 
 PRODUCER = "surveys"
@@ -50,6 +50,17 @@ class Surveys:
         self._public_url = public_url
         self._lease = lease
 
+    # -- coordinators' settings
+
+    async def revise_questionnaire(self, programme_id: str, wave: Wave, draft: QuestionnaireDraft) -> Questionnaire:
+        """A new version of a wave's questionnaire; invitations issued from now on get it."""
+        return await self._store.add_questionnaire(programme_id, wave, draft)
+
+    async def set_policy(self, programme_id: str, policy: SurveyPolicy) -> SurveyPolicy:
+        """Replace the programme's survey policy (invitations already issued keep their timing)."""
+        await self._store.save_policy(programme_id, policy)
+        return policy
+
     # -- invitations
 
     async def invite(
@@ -67,8 +78,8 @@ class Surveys:
             log.info("surveys.no_questionnaire", programme_id=programme_id, wave=wave)
             return False
         policy = await self._store.policy(programme_id)
-        token = domain.new_token()
-        invitation, event = domain.issue(
+        token = invitations.new_token()
+        invitation, event = invitations.issue(
             invitation_id=str(uuid.uuid4()),
             participant_id=participant_id,
             programme_id=programme_id,
@@ -145,7 +156,7 @@ class Surveys:
     # -- answering
 
     async def _answerable(self, token: str) -> tuple[Invitation, Questionnaire]:
-        invitation = await self._store.invitation_by_token(domain.token_hash(token))
+        invitation = await self._store.invitation_by_token(invitations.token_hash(token))
         if invitation is None:
             raise LinkUnusable()
         invitation.check_answerable(utcnow())
@@ -225,8 +236,8 @@ class Surveys:
             invitation = await self._store.invitation(invitation_id)
             if invitation is None:
                 return
-            token = domain.new_token()
-            changed, events = domain.tick(invitation, utcnow(), token, self._public_url)
+            token = invitations.new_token()
+            changed, events = invitations.tick(invitation, utcnow(), token, self._public_url)
             if events:
                 await self._store.add_token(token[1], invitation_id)
             try:

@@ -5,9 +5,9 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from aimms_matching.engine.candidates import ListBuilder, MentorIndex, RankedLists, build_ranked_lists
-from aimms_matching.engine.deferred_acceptance import UNMATCHED, deferred_acceptance
-from aimms_matching.engine.model import (
+from aimms_matching.domain.engine.candidates import ListBuilder, MentorIndex, RankedLists, build_ranked_lists
+from aimms_matching.domain.engine.deferred_acceptance import UNMATCHED, deferred_acceptance
+from aimms_matching.domain.engine.model import (
     DEFAULT_POLICY,
     NO_EXCLUSIONS,
     FallbackReason,
@@ -19,8 +19,8 @@ from aimms_matching.engine.model import (
     Round,
     SkippedChoice,
 )
-from aimms_matching.engine.quality import RoundQuality, assess_round, count_blocking_pairs
-from aimms_matching.engine.scoring import score_pair
+from aimms_matching.domain.engine.quality import RoundQuality, assess_round, count_blocking_pairs
+from aimms_matching.domain.engine.scoring import score_pair
 
 Exclusions = Collection[tuple[str, str]]  # (mentee_id, mentor_id) pairs never to propose
 

@@ -3,14 +3,14 @@
 No I/O here: callers load participants and exclusions, and store or announce the proposals.
 """
 
-from aimms_matching.engine.candidates import (
+from aimms_matching.domain.engine.candidates import (
     MentorIndex,
     RankedLists,
     build_ranked_lists,
     mentor_priorities,
     mentor_priority_key,
 )
-from aimms_matching.engine.cohort import (
+from aimms_matching.domain.engine.cohort import (
     CohortResult,
     Exclusions,
     RoundOutcome,
@@ -19,8 +19,8 @@ from aimms_matching.engine.cohort import (
     match_cohort,
     rolling_match,
 )
-from aimms_matching.engine.deferred_acceptance import UNMATCHED, deferred_acceptance
-from aimms_matching.engine.model import (
+from aimms_matching.domain.engine.deferred_acceptance import UNMATCHED, deferred_acceptance
+from aimms_matching.domain.engine.model import (
     DEFAULT_POLICY,
     MAX_CHOICES,
     NO_EXCLUSIONS,
@@ -36,8 +36,8 @@ from aimms_matching.engine.model import (
     SkipReason,
     Weights,
 )
-from aimms_matching.engine.quality import GroupRates, RoundQuality, assess_round, count_blocking_pairs
-from aimms_matching.engine.scoring import PairScore, interest_overlap, score_pair, seniority_fit, seniority_gap
+from aimms_matching.domain.engine.quality import GroupRates, RoundQuality, assess_round, count_blocking_pairs
+from aimms_matching.domain.engine.scoring import PairScore, interest_overlap, score_pair, seniority_fit, seniority_gap
 
 __all__ = [
     "DEFAULT_POLICY",

@@ -3,7 +3,7 @@ career pathway."""
 
 from dataclasses import dataclass
 
-from aimms_matching.engine.model import Mentee, Mentor, Policy
+from aimms_matching.domain.engine.model import Mentee, Mentor, Policy
 
 
 @dataclass(frozen=True, slots=True)

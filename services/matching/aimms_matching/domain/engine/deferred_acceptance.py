@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from heapq import heappush, heapreplace
 
-from aimms_matching.engine.candidates import NOT_NAMED, RankedLists
+from aimms_matching.domain.engine.candidates import NOT_NAMED, RankedLists
 
 UNMATCHED = -1
 

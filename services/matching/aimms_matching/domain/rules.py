@@ -5,8 +5,8 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from aimms_matching import engine
-from aimms_matching.pairs import Pair, Timing
+from aimms_matching.domain import engine
+from aimms_matching.domain.pairs import Pair, Timing
 from aimms_shared.contracts.registration import MatchingPolicy
 from aimms_shared.errors import RuleBroken
 

@@ -17,7 +17,15 @@ from typing import Any
 
 from aimms_shared.contracts.registration import Role
 from aimms_shared.contracts.surveys import Wave
-from aimms_surveys.questionnaires import AGREEMENT_LABELS, CHOICE_KINDS, ROLES, WAVES, Answer, Item, Questionnaire
+from aimms_surveys.domain.questionnaires import (
+    AGREEMENT_LABELS,
+    CHOICE_KINDS,
+    ROLES,
+    WAVES,
+    Answer,
+    Item,
+    Questionnaire,
+)
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from aimms_matching.engine.candidates import RankedLists
-from aimms_matching.engine.deferred_acceptance import UNMATCHED
-from aimms_matching.engine.model import Mentee, Proposal, Round
+from aimms_matching.domain.engine.candidates import RankedLists
+from aimms_matching.domain.engine.deferred_acceptance import UNMATCHED
+from aimms_matching.domain.engine.model import Mentee, Proposal, Round
 
 TOP_SHARE_OF_MENTORS = 0.10
 

@@ -19,7 +19,7 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from aimms_matching.engine.model import (
+from aimms_matching.domain.engine.model import (
     ListEntry,
     Mentee,
     Mentor,
@@ -28,7 +28,7 @@ from aimms_matching.engine.model import (
     SkippedChoice,
     SkipReason,
 )
-from aimms_matching.engine.scoring import seniority_fit, seniority_gap
+from aimms_matching.domain.engine.scoring import seniority_fit, seniority_gap
 
 NOT_NAMED = 4  # mentor priority position of a mentee who did not name her
 POOL_SLACK = 1.25  # score this many times the places to fill, so the best of the pool rise to the list

@@ -1,0 +1,2 @@
+"""Notifications' rules, free of I/O: which messages events cause, when one is ready to send, what an
+SMTP answer means, and the coordinators' digest."""

@@ -1,0 +1,271 @@
+"""Which messages each event causes, to whom, keyed so that a redelivered event queues nothing twice. No I/O."""
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aimms_shared.contracts.matching import (
+    MatchDeclined,
+    MatchEnded,
+    MatchExtended,
+    MatchProposalReminder,
+    MatchProposed,
+    MentoringStarted,
+    MentoringTermEnded,
+    ProposalLinks,
+    Side,
+    SixMonthsElapsed,
+)
+from aimms_shared.contracts.registration import InterestExpressed, ParticipantRegistered
+from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
+from aimms_shared.events import Envelope
+
+# Fixed namespace: the same (event, recipient, template) always gives the same notification id.
+NOTIFICATION_NAMESPACE = uuid.UUID("6f1c7a52-3f0e-4e0b-9a54-5b1f6f3f2a10")
+
+WELCOME = "welcome"
+REGISTERED = "registered"
+MATCH_PROPOSED = "match_proposed"
+PROPOSAL_REMINDER = "proposal_reminder"
+MATCH_DECLINED = "match_declined"
+MENTORING_STARTED = "mentoring_started"
+CHECK_IN = "check_in"
+TERM_ENDED = "term_ended"
+MATCH_EXTENDED = "match_extended"
+MATCH_ENDED = "match_ended"
+SURVEY_INVITATION = "survey_invitation"
+SURVEY_REMINDER = "survey_reminder"
+DIGEST = "coordinator_digest"
+TEMPLATES = (
+    WELCOME,
+    REGISTERED,
+    MATCH_PROPOSED,
+    PROPOSAL_REMINDER,
+    MATCH_DECLINED,
+    MENTORING_STARTED,
+    CHECK_IN,
+    TERM_ENDED,
+    MATCH_EXTENDED,
+    MATCH_ENDED,
+    SURVEY_INVITATION,
+    SURVEY_REMINDER,
+    DIGEST,
+)
+# Reminders and digests may be refused (an opt-out link in each, and a List-Unsubscribe header);
+# everything else is a step of the procedure and is always sent: proposals, introductions,
+# declines, endings, check-ins, the term's end, the welcome and consent-related mail, and a
+# survey's invitation itself.
+OPTIONAL = frozenset({PROPOSAL_REMINDER, SURVEY_REMINDER, DIGEST})
+REQUIRED = frozenset(TEMPLATES) - OPTIONAL
+
+
+def is_optional(template: str) -> bool:
+    """Whether a recipient may opt out of this kind of message."""
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown template {template!r}")
+    return template in OPTIONAL
+
+
+SIDES: tuple[Side, Side] = ("mentee", "mentor")
+
+
+def other(side: Side) -> Side:
+    """The other side of a pair."""
+    return "mentor" if side == "mentee" else "mentee"
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message to one person, caused by one event.
+
+    A participant is addressed by `recipient_id` (her details are looked up when it is sent); the
+    welcome, sent before anyone registered, by `recipient_email` and `recipient_name`.
+    """
+
+    notification_id: str
+    template: str
+    source_event_id: str
+    programme_id: str
+    recipient_id: str | None = None
+    recipient_email: str | None = None
+    recipient_name: str | None = None
+    institution_id: str | None = None
+    partner_id: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def notification_id(source_event_id: str, recipient: str, template: str) -> str:
+    """The idempotency key: a redelivered event maps to the notification already recorded."""
+    return str(uuid.uuid5(NOTIFICATION_NAMESPACE, f"{source_event_id}|{recipient.lower()}|{template}"))
+
+
+def _to_participant(
+    envelope: Envelope,
+    template: str,
+    *,
+    programme_id: str,
+    recipient_id: str,
+    partner_id: str | None = None,
+    **context: Any,
+) -> Notification:
+    event_id = str(envelope.event_id)
+    return Notification(
+        notification_id=notification_id(event_id, recipient_id, template),
+        template=template,
+        source_event_id=event_id,
+        programme_id=programme_id,
+        recipient_id=recipient_id,
+        partner_id=partner_id,
+        context=context,
+    )
+
+
+def welcome(event: InterestExpressed, envelope: Envelope) -> Notification:
+    """The welcome pack owed to someone who expressed interest."""
+    return Notification(
+        notification_id=notification_id(str(envelope.event_id), event.email, WELCOME),
+        template=WELCOME,
+        source_event_id=str(envelope.event_id),
+        programme_id=event.programme_id,
+        recipient_email=event.email,
+        recipient_name=event.name,
+        institution_id=event.institution_id,
+        context={
+            "name": event.name,
+            "programme_name": event.programme_name,
+            "institution_name": event.institution_name,
+            "registration_url": event.registration_url,
+        },
+    )
+
+
+def registered(event: ParticipantRegistered, envelope: Envelope) -> list[Notification]:
+    """The confirmation of her registration, with what happens next for her role(s)."""
+    return [
+        _to_participant(
+            envelope,
+            REGISTERED,
+            programme_id=event.programme_id,
+            recipient_id=event.participant_id,
+            is_mentor="mentor" in event.roles,
+            is_mentee="mentee" in event.roles,
+            profile_published=event.profile_published,
+            mentor_capacity=event.mentor_capacity,
+            research_interests=list(event.research_interests),
+        )
+    ]
+
+
+def _links(event: MatchProposed | MatchProposalReminder, side: Side) -> dict[str, Any]:
+    links: ProposalLinks = event.mentee_links if side == "mentee" else event.mentor_links
+    return {"accept_url": links.accept, "decline_url": links.decline}
+
+
+def _both(
+    envelope: Envelope, template: str, event: Any, sides: tuple[Side, ...] = SIDES, **context: Any
+) -> list[Notification]:
+    """One notification per side named, each knowing her side and her partner; `mentee=`/`mentor=` per side."""
+    ids = {"mentee": event.mentee_id, "mentor": event.mentor_id}
+    return [
+        _to_participant(
+            envelope,
+            template,
+            programme_id=event.programme_id,
+            recipient_id=ids[side],
+            partner_id=ids[other(side)],
+            side=side,
+            **context.get(side, {}),
+            **{k: v for k, v in context.items() if k not in SIDES},
+        )
+        for side in sides
+    ]
+
+
+def match_proposed(event: MatchProposed, envelope: Envelope) -> list[Notification]:
+    """The proposal, to each side with her own answer links, the reason for it and the deadline."""
+    return _both(
+        envelope,
+        MATCH_PROPOSED,
+        event,
+        mentee=_links(event, "mentee"),
+        mentor=_links(event, "mentor"),
+        choice_rank=event.choice_rank,
+        fallback_reason=event.fallback_reason,
+        shared_interests=list(event.shared_interests),
+        # Only when both opted in does the background count; the email says so, never what it is.
+        shared_background=event.components.get("background", 0.0) > 0,
+        same_pathway=event.components.get("pathway", 0.0) > 0,
+        reply_by=event.reply_by,
+    )
+
+
+def proposal_reminder(event: MatchProposalReminder, envelope: Envelope) -> list[Notification]:
+    """A reminder to whichever side has not answered yet."""
+    sides = tuple(side for side in SIDES if side in event.awaiting)
+    return _both(
+        envelope,
+        PROPOSAL_REMINDER,
+        event,
+        sides,
+        mentee=_links(event, "mentee"),
+        mentor=_links(event, "mentor"),
+        reply_by=event.reply_by,
+    )
+
+
+def match_declined(event: MatchDeclined, envelope: Envelope) -> list[Notification]:
+    """The other side hears, tactfully, that the proposal will not go ahead; both do if it lapsed."""
+    sides = SIDES if event.side is None else (other(event.side),)
+    return _both(envelope, MATCH_DECLINED, event, sides, expired=event.expired, neither_answered=event.side is None)
+
+
+def mentoring_started(event: MentoringStarted, envelope: Envelope) -> list[Notification]:
+    """The introduction: who, how to reach each other, the trial meeting and the agreement."""
+    return _both(
+        envelope,
+        MENTORING_STARTED,
+        event,
+        started_at=event.started_at,
+        trial_ends_at=event.trial_ends_at,
+        follow_up_at=event.follow_up_at,
+        term_ends_at=event.term_ends_at,
+    )
+
+
+def check_in(event: SixMonthsElapsed, envelope: Envelope) -> list[Notification]:
+    """The follow-up point: how is it going, continue or conclude (nothing to a pair that already ended)."""
+    if not event.still_mentoring:
+        return []
+    return _both(envelope, CHECK_IN, event, started_at=event.started_at)
+
+
+def term_ended(event: MentoringTermEnded, envelope: Envelope) -> list[Notification]:
+    """The term is over: extend or conclude by the deadline; silence concludes it."""
+    return _both(envelope, TERM_ENDED, event, reply_by=event.reply_by)
+
+
+def match_extended(event: MatchExtended, envelope: Envelope) -> list[Notification]:
+    """Confirmation that both agreed to another term."""
+    return _both(envelope, MATCH_EXTENDED, event, term_ends_at=event.term_ends_at)
+
+
+def match_ended(event: MatchEnded, envelope: Envelope) -> list[Notification]:
+    """Confirmation that the proposal or partnership ended, and why."""
+    return _both(envelope, MATCH_ENDED, event, reason=event.reason, stage=event.stage, ended_by=event.ended_by)
+
+
+def survey_invitation(event: SurveyInvitationIssued | SurveyReminderIssued, envelope: Envelope) -> list[Notification]:
+    """Her questionnaire link (baseline or follow-up); a reminder brings a fresh one (and may be refused)."""
+    return [
+        _to_participant(
+            envelope,
+            SURVEY_REMINDER if isinstance(event, SurveyReminderIssued) else SURVEY_INVITATION,
+            programme_id=event.programme_id,
+            recipient_id=event.participant_id,
+            wave=event.wave,
+            role=event.role,
+            link=event.link,
+            expires_at=event.expires_at,
+            reminder=getattr(event, "reminder", 0),
+        )
+    ]
