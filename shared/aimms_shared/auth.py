@@ -7,7 +7,6 @@ again only when it meets a key id it does not know, so no call goes back per req
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import httpx
@@ -20,17 +19,19 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from aimms_shared.errors import DomainError
 from aimms_shared.http import PROBLEM_JSON, PROBLEM_TEXT, Problem
 
+# Who may do what is pure data, shared with domain code; re-exported here for routes.
+from aimms_shared.principal import (  # noqa: F401
+    ADMIN,
+    ALL_SCOPES,
+    PARTICIPANTS_READ,
+    PARTICIPANTS_WRITE,
+    PORTAL_SCOPES,
+    PROFILES_READ,
+    Principal,
+)
+
 AUDIENCE = "aimms"
 ALGORITHM = "EdDSA"
-
-# Scopes: what a token may do. Institution portals get the participant scopes for their own
-# institution; scheme coordinators get `admin`.
-ADMIN = "admin"
-PARTICIPANTS_WRITE = "participants:write"
-PARTICIPANTS_READ = "participants:read"
-PROFILES_READ = "profiles:read"
-PORTAL_SCOPES = (PARTICIPANTS_WRITE, PARTICIPANTS_READ, PROFILES_READ)
-ALL_SCOPES = (ADMIN, *PORTAL_SCOPES)
 
 log = structlog.get_logger(__name__)
 
@@ -49,24 +50,6 @@ class Forbidden(DomainError):
     status = 403
     code = "forbidden"
     title = "Not allowed"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The caller: a portal of one institution, or a scheme administrator."""
-
-    client_id: str
-    institution_id: str | None
-    scopes: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def is_admin(self) -> bool:
-        """Scheme coordinators see every institution."""
-        return ADMIN in self.scopes
-
-    def may_act_for(self, institution_id: str) -> bool:
-        """Tenant isolation: a portal acts only for its own institution."""
-        return self.is_admin or self.institution_id == institution_id
 
 
 KeyLoader = Callable[[], Awaitable[dict[str, Any]]]

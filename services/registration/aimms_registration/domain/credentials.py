@@ -8,8 +8,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from aimms_shared.auth import ADMIN, PORTAL_SCOPES
 from aimms_shared.errors import RuleBroken
+from aimms_shared.principal import ADMIN, PORTAL_SCOPES
 
 # scrypt parameters (RFC 7914): ~16 MiB and ~50 ms per check, so a stolen hash is slow to attack.
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
