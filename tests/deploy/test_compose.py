@@ -145,13 +145,14 @@ def test_the_schema_check_reports_known_mistakes(mistake: str) -> None:
 
 def test_every_build_context_and_dockerfile_exists(services: dict[str, dict[str, Any]]) -> None:
     built = {name: s["build"] for name, s in services.items() if "build" in s}
-    assert set(SERVICES) <= set(built), "each platform service is built from its own Dockerfile"
+    assert set(SERVICES) <= set(built), "each platform service is built from the one Dockerfile"
     for name, build in built.items():
         context = (REPO / build["context"]).resolve()
         assert context == REPO, f"{name}: the context must be the repository root (the images need shared/)"
         assert (context / build["dockerfile"]).is_file(), f"{name}: {build['dockerfile']} does not exist"
     for name in SERVICES:
-        assert built[name]["dockerfile"] == f"services/{name}/Dockerfile"
+        assert built[name]["dockerfile"] == "services/Dockerfile"
+        assert built[name]["args"] == {"SERVICE": name}, f"{name}: builds its own service"
 
 
 def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
@@ -162,17 +163,21 @@ def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_dockerfile_is_small_non_root_and_healthchecked(name: str) -> None:
-    instructions = dockerfile_instructions(REPO / "services" / name / "Dockerfile")
-    build_args = dict(value.partition("=")[::2] for op, value in instructions if op == "ARG")
-    bases = [value.split()[0] for op, value in instructions if op == "FROM"]
-    bases = [re.sub(r"\$\{(\w+)\}", lambda m: build_args[m[1]], base) for base in bases]
+def test_the_dockerfile_builds_each_service_small_non_root_and_healthchecked(name: str) -> None:
+    """The one Dockerfile, with SERVICE=name, as Docker would read it."""
+    instructions = dockerfile_instructions(REPO / "services" / "Dockerfile")
+    build_args = dict(value.partition("=")[::2] for op, value in instructions if op == "ARG") | {"SERVICE": name}
+
+    def expanded(value: str) -> str:
+        return re.sub(r"\$\{(\w+)\}", lambda m: build_args[m[1]], value)
+
+    bases = [expanded(value.split()[0]) for op, value in instructions if op == "FROM"]
     assert bases and all(base == "python:3.11-slim" for base in bases), bases
 
-    copied = [value.split()[:-1] for op, value in instructions if op == "COPY" and "--from" not in value]
+    copied = [expanded(value).split()[:-1] for op, value in instructions if op == "COPY" and "--from" not in value]
     sources = {src.rstrip("/") for srcs in copied for src in srcs}
     assert sources == {"shared", f"services/{name}"}, f"copies only shared/ and its own package: {sources}"
-    installs = " ".join(value for op, value in instructions if op == "RUN" and "pip install" in value)
+    installs = " ".join(expanded(value) for op, value in instructions if op == "RUN" and "pip install" in value)
     assert f"aimms-{name}" in installs and "--no-index" in installs, "installs its own package from built wheels"
     for other in set(SERVICES) - {name}:
         assert f"aimms-{other}" not in installs and f"services/{other}" not in " ".join(v for _, v in instructions)
@@ -183,9 +188,13 @@ def test_dockerfile_is_small_non_root_and_healthchecked(name: str) -> None:
 
     [healthcheck] = [value for op, value in instructions if op == "HEALTHCHECK"]
     assert "urllib.request" in healthcheck and "/healthz" in healthcheck
+    environment = " ".join(expanded(value) for op, value in instructions if op == "ENV")
+    assert f"AIMMS_SERVICE={name}" in environment, "the image knows which service it is"
     [cmd] = [json.loads(value) for op, value in instructions if op == "CMD"]
-    assert cmd[:3] == ["uvicorn", "--factory", f"aimms_{name}.app:create_app"]
-    assert cmd[cmd.index("--host") + 1] == "0.0.0.0" and cmd[cmd.index("--port") + 1] == "8000"
+    assert cmd[:2] == ["sh", "-c"] and cmd[2].startswith("exec uvicorn --factory"), "uvicorn replaces the shell"
+    served = cmd[2].replace("${AIMMS_SERVICE}", name).split()
+    assert served[3] == f"aimms_{name}.app:create_app"
+    assert served[served.index("--host") + 1] == "0.0.0.0" and served[served.index("--port") + 1] == "8000"
 
 
 def dockerignore_regex(pattern: str) -> re.Pattern[str]:
