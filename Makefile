@@ -21,10 +21,11 @@ test: install tools infra
 	eval "$$($(AIMMS) local env)" && $(BIN)/pytest
 
 unit: install
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/unit tests/component
 
+## ruff, and the import contracts of pyproject.toml (services independent, shared imports no service, domain pure).
 lint: install
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 infra: install
 	$(AIMMS) local start

@@ -1,13 +1,10 @@
-"""problem+json for every bad request, and settings that refuse to start without their hosts."""
+"""problem+json for every bad request, over FastAPI's in-process client."""
 
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from pydantic import BaseModel, EmailStr, ValidationError
+from pydantic import BaseModel, EmailStr
 
-from aimms_notifications.settings import NotificationsSettings
-from aimms_registration.settings import RegistrationSettings
-from aimms_shared.errors import Conflict
+from aimms_shared.errors import Conflict, NotYetKnown
 from aimms_shared.http import install_problem_handlers
 
 
@@ -21,6 +18,10 @@ def app() -> FastAPI:
     @api.post("/things")
     async def create(body: Body) -> dict[str, str]:
         raise Conflict("that thing already exists", thing="x")
+
+    @api.get("/mentees/{mentee_id}")
+    async def mentee(mentee_id: str) -> None:
+        raise NotYetKnown("mentee_id", f"participant '{mentee_id}' has not reached this service yet")
 
     @api.get("/boom")
     async def boom() -> None:
@@ -62,27 +63,14 @@ def test_unknown_routes_and_crashes_are_problems_too() -> None:
     assert "secret internals" not in crash.text
 
 
-def test_a_service_refuses_to_start_without_its_hosts_and_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    required = ("kafka_bootstrap_servers", "mongodb_uri", "token_signing_key", "encryption_keys", "encryption_key_id")
-    for name in required:
-        monkeypatch.delenv(f"REGISTRATION_{name.upper()}", raising=False)
-    with pytest.raises(ValidationError) as refused:
-        RegistrationSettings()
-    missing = {e["loc"][0] for e in refused.value.errors()}
-    assert missing == set(required)
+def test_something_not_known_here_yet_is_a_409_with_retry_after_not_a_404() -> None:
+    response = TestClient(app()).get("/mentees/m-1")
 
-
-def test_each_service_reads_its_own_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NOTIFICATIONS_KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
-    monkeypatch.setenv("NOTIFICATIONS_MONGODB_URI", "mongodb://notifications@mongo/")
-    monkeypatch.setenv("NOTIFICATIONS_SMTP_HOST", "mailpit")
-    monkeypatch.setenv("NOTIFICATIONS_SENDER", "AIMMS <mentoring@example.ac.uk>")
-    monkeypatch.setenv("NOTIFICATIONS_LINK_SIGNING_KEY", "k" * 32)
-    monkeypatch.setenv("NOTIFICATIONS_PUBLIC_URL", "https://aimms.example/notifications")
-    monkeypatch.setenv("REGISTRATION_MONGODB_URI", "mongodb://registration@mongo/")
-
-    settings = NotificationsSettings()
-
-    assert settings.mongodb_uri == "mongodb://notifications@mongo/"
-    assert settings.mongodb_database == "notifications"
-    assert settings.smtp_host == "mailpit"
+    assert response.status_code == 409 and response.headers["Retry-After"] == "2"
+    problem = response.json()
+    assert (problem["type"], problem["field"], problem["rule"]) == (
+        "/problems/not-yet-known",
+        "mentee_id",
+        "known-here",
+    )
+    assert "retry after 2 s" in problem["detail"]
