@@ -20,7 +20,7 @@ from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from aimms_shared.errors import Conflict
-from aimms_shared.events import Envelope, Event, Topic
+from aimms_shared.events import Envelope, Event, Topic, wrap
 from aimms_shared.mongo import GroupedWrites, claim_due, utcnow
 from aimms_shared.retry import backoff_delay
 from aimms_shared.wakeup import Wakeup
@@ -57,6 +57,11 @@ def outbox_entry(event: Event, envelope: Envelope) -> OutboxEntry:
     }
 
 
+def outbox_entries(events: Sequence[Event], institution_id: str | None = None, *, producer: str) -> list[OutboxEntry]:
+    """Events a use case raised, each in its envelope (correlated with what caused it), for a store's outbox."""
+    return [outbox_entry(e, wrap(e, producer=producer, institution_id=institution_id)) for e in events]
+
+
 def outbox_tombstone(topic: Topic, key: str) -> OutboxEntry:
     """A tombstone (null value) for a key of a compacted topic: Kafka forgets the key's records."""
     return {
@@ -81,13 +86,14 @@ class Outbox:
 
     A store writes a new aggregate with `insert`, and appends events to one with `update` (its
     operators from `push`) or `save_aggregate`. With the relay of a running service, the written
-    document is left out of searches for HANDOVER_GRACE and handed to that relay, which publishes at
+    document is left out of searches for `handover_grace` and handed to that relay, which publishes at
     once. Without a relay (a script seeding data), documents are due at once, for a running
     service's relay to find.
     """
 
-    def __init__(self, relay: "OutboxRelay | None" = None) -> None:
+    def __init__(self, relay: "OutboxRelay | None" = None, *, handover_grace: timedelta = HANDOVER_GRACE) -> None:
         self._relay = relay
+        self._handover_grace = handover_grace
         # One per collection (by its client and name; each holds its collection, so the client's id stays its own).
         self._writes: dict[tuple[int, str], GroupedWrites] = {}
 
@@ -167,7 +173,7 @@ class Outbox:
             raise ConcurrentUpdate(f"{collection.name} {aggregate_id} is no longer at version {expected_version}")
 
     def _due(self) -> datetime:
-        due = utcnow() + HANDOVER_GRACE if self._relay is not None else utcnow()
+        due = utcnow() + self._handover_grace if self._relay is not None else utcnow()
         # As the store keeps it (milliseconds), so the relay's write can match the due time it was handed.
         return due.replace(microsecond=due.microsecond // 1000 * 1000)
 

@@ -20,17 +20,7 @@ from aimms_notifications.domain.compose import Programme
 from aimms_notifications.settings import NotificationsSettings
 from aimms_notifications.store import PROGRAMMES, NotificationStore
 from aimms_notifications.templates import day
-from aimms_shared.contracts.matching import (
-    MatchDeclined,
-    MatchEnded,
-    MatchExtended,
-    MatchProposalReminder,
-    MatchProposed,
-    MentoringStarted,
-    MentoringTermEnded,
-    ProposalLinks,
-    SixMonthsElapsed,
-)
+from aimms_shared.contracts import matching as m
 from aimms_shared.contracts.notifications import DELIVERIES
 from aimms_shared.contracts.registration import InstitutionOnboarded, ParticipantContact, ProgrammeOpened
 from aimms_shared.events import Envelope, Event, in_namespace, wrap
@@ -114,8 +104,8 @@ def text_of(infra: Infrastructure, address: str, subject_start: str) -> str:
     return mail.get_body(("plain",)).get_content()
 
 
-def links(pair_id: str, side: str) -> ProposalLinks:
-    return ProposalLinks(
+def links(pair_id: str, side: str) -> m.ProposalLinks:
+    return m.ProposalLinks(
         accept=f"http://matching.test/answers/{pair_id}.{side}.accept.sig",
         decline=f"http://matching.test/answers/{pair_id}.{side}.decline.sig",
     )
@@ -125,8 +115,8 @@ def pair_of(pair_id: str, mentee_id: str, mentor_id: str) -> dict[str, str]:
     return {"pair_id": pair_id, "programme_id": "aimms-mentoring", "mentee_id": mentee_id, "mentor_id": mentor_id}
 
 
-def proposal(pair: dict[str, str], reply_by: datetime) -> MatchProposed:
-    return MatchProposed(
+def proposal(pair: dict[str, str], reply_by: datetime) -> m.MatchProposed:
+    return m.MatchProposed(
         **pair,
         mentee_institution_id="demo-university",
         mentor_institution_id="demo-university",
@@ -185,14 +175,14 @@ async def test_each_step_of_a_match_mails_the_right_people_once_and_redelivery_s
     await publish(
         infra,
         ns,
-        MatchProposalReminder(
+        m.MatchProposalReminder(
             **first,
             awaiting=["mentor"],
             reply_by=now + timedelta(days=14),
             mentee_links=links("pair-1", "mentee"),
             mentor_links=links("pair-1", "mentor"),
         ),
-        MatchDeclined(**first, side="mentor", reason="no capacity this term"),
+        m.MatchDeclined(**first, side="mentor", reason="no capacity this term"),
     )
     await eventually(lambda: len(mails_to(infra, priya)) == 3 and len(mails_to(infra, amina)) == 3)
     assert "A new proposal is on its way" in text_of(infra, amina, "Your proposed match with Prof Priya Raman")
@@ -204,7 +194,7 @@ async def test_each_step_of_a_match_mails_the_right_people_once_and_redelivery_s
     envelopes = await publish(
         infra,
         ns,
-        MentoringStarted(
+        m.MentoringStarted(
             **second,
             mentee_institution_id="demo-university",
             mentor_institution_id="demo-university",
@@ -213,10 +203,10 @@ async def test_each_step_of_a_match_mails_the_right_people_once_and_redelivery_s
             follow_up_at=term_ends,
             term_ends_at=term_ends,
         ),
-        SixMonthsElapsed(**second, started_at=now, follow_up_at=term_ends),
-        MentoringTermEnded(**second, term_ended_at=term_ends, reply_by=term_ends + timedelta(days=14)),
-        MatchExtended(**second, term_ends_at=term_ends + timedelta(days=182)),
-        MatchEnded(**second, reason="completed", stage="mentoring", ended_by="mentee"),
+        m.SixMonthsElapsed(**second, started_at=now, follow_up_at=term_ends),
+        m.MentoringTermEnded(**second, term_ended_at=term_ends, reply_by=term_ends + timedelta(days=14)),
+        m.MatchExtended(**second, term_ends_at=term_ends + timedelta(days=182)),
+        m.MatchEnded(**second, reason="completed", stage="mentoring", ended_by="mentee"),
     )
     await eventually(lambda: len(mails_to(infra, amina)) == 8 and len(mails_to(infra, priya)) == 8)
     assert "priya." in text_of(infra, amina, "Introducing your mentor: Prof Priya Raman")
@@ -234,7 +224,13 @@ async def test_each_step_of_a_match_mails_the_right_people_once_and_redelivery_s
         labels = {"topic": "matching.pairs", "event_type": event_type, "outcome": "processed"}
         return metric(platform.notifications_app, "aimms_events_consumed_total", **labels)
 
-    event_types = ("MatchProposed", "MatchProposalReminder", "MatchDeclined", "MentoringStarted", "MatchEnded")
+    event_types = (
+        "m.MatchProposed",
+        "m.MatchProposalReminder",
+        "m.MatchDeclined",
+        "m.MentoringStarted",
+        "m.MatchEnded",
+    )
     before = {event_type: handled(event_type) for event_type in event_types}
     await publish_again(infra, ns, "matching.pairs")
     for event_type in event_types:

@@ -21,7 +21,6 @@ from aimms_registration.domain.interests import InterestSubmission
 from aimms_registration.settings import RegistrationSettings
 from aimms_registration.store import INTERESTS as INTERESTS_COLLECTION
 from aimms_registration.store import RegistrationStore
-from aimms_shared import outbox
 from aimms_shared.contracts.registration import INTERESTS
 from aimms_shared.crypto import FieldCipher, parse_keys
 from aimms_shared.events import in_namespace
@@ -119,15 +118,16 @@ class Aggregates:
         return key in self.published
 
 
+# Documents handed to a relay stay out of searches this long; short, so a stopped writer's are found soon.
+GRACE = timedelta(seconds=1)
+
+
 def entry(key: str) -> OutboxEntry:
     return {"event_id": key, "event_type": "Test", "topic": "t", "key": key, "value": "{}", "headers": {}}
 
 
 @pytest.fixture
-async def aggregates(
-    infrastructure: Infrastructure, namespace: str, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Aggregates]:
-    monkeypatch.setattr(outbox, "HANDOVER_GRACE", timedelta(seconds=1))
+async def aggregates(infrastructure: Infrastructure, namespace: str) -> AsyncIterator[Aggregates]:
     mongo: AsyncMongoClient = AsyncMongoClient(infrastructure.mongodb_uri, tz_aware=True)
     try:
         yield Aggregates(mongo[namespace]["aggregates"])
@@ -141,14 +141,14 @@ async def test_a_handed_over_document_is_published_at_once_and_a_stopped_writers
 ) -> None:
     # The writer's relay publishes what it is handed; no relay's search takes it meanwhile.
     writers = aggregates.relay()
-    await Outbox(writers).insert(aggregates.collection, {"_id": "a"}, [entry("a")])
+    await Outbox(writers, handover_grace=GRACE).insert(aggregates.collection, {"_id": "a"}, [entry("a")])
     assert await aggregates.relay().drain() == 0
     assert await writers.publish_handed() == 1
     assert aggregates.published == ["a"]
     assert await aggregates.collection.find_one({"_id": "a"}) == {"_id": "a", OUTBOX: []}
 
     # A writer whose relay stopped before publishing: another relay's search finds it after the grace.
-    await Outbox(aggregates.relay()).insert(aggregates.collection, {"_id": "b"}, [entry("b")])
+    await Outbox(aggregates.relay(), handover_grace=GRACE).insert(aggregates.collection, {"_id": "b"}, [entry("b")])
     assert await aggregates.relay().drain() == 0
     await eventually(lambda: aggregates.published_by_search("b"), timeout=10)
     assert aggregates.published == ["a", "b"]
@@ -156,9 +156,13 @@ async def test_a_handed_over_document_is_published_at_once_and_a_stopped_writers
 
 async def test_events_appended_without_reading_back_leave_older_ones_to_the_search(aggregates: Aggregates) -> None:
     # An event its writer's relay never published (it stopped), then one appended by another writer.
-    await Outbox(aggregates.relay()).insert(aggregates.collection, {"_id": "c", "status": "new"}, [entry("older")])
+    await Outbox(aggregates.relay(), handover_grace=GRACE).insert(
+        aggregates.collection, {"_id": "c", "status": "new"}, [entry("older")]
+    )
     writers = aggregates.relay()
-    await Outbox(writers).append(aggregates.collection, "c", {"$set": {"status": "sent"}}, [entry("newer")])
+    await Outbox(writers, handover_grace=GRACE).append(
+        aggregates.collection, "c", {"$set": {"status": "sent"}}, [entry("newer")]
+    )
 
     assert await writers.publish_handed() == 1
     assert aggregates.published == ["newer"]  # it was handed only what it appended

@@ -12,17 +12,7 @@ from aimms_notifications.domain import compose, digest, messages
 from aimms_notifications.domain.compose import Contact, Known, Programme
 from aimms_notifications.handlers import MESSAGES
 from aimms_notifications.templates import RenderedMessage, Templates
-from aimms_shared.contracts.matching import (
-    MatchDeclined,
-    MatchEnded,
-    MatchExtended,
-    MatchProposalReminder,
-    MatchProposed,
-    MentoringStarted,
-    MentoringTermEnded,
-    ProposalLinks,
-    SixMonthsElapsed,
-)
+from aimms_shared.contracts import matching as m
 from aimms_shared.contracts.registration import ParticipantRegistered
 from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
 from aimms_shared.events import Envelope, Event, wrap
@@ -32,7 +22,7 @@ NOW = datetime(2025, 3, 3, 9, 30, tzinfo=UTC)
 MENTEE, MENTOR = "p-mentee", "p-mentor"
 PAIR = {"pair_id": "pair-1", "programme_id": "aimms-mentoring", "mentee_id": MENTEE, "mentor_id": MENTOR}
 LINKS = {
-    side: ProposalLinks(
+    side: m.ProposalLinks(
         accept=f"https://matching.example/answers/pair-1.{side}.accept.sig",
         decline=f"https://matching.example/answers/pair-1.{side}.decline.sig",
     )
@@ -70,7 +60,7 @@ def registered(**overrides: Any) -> ParticipantRegistered:
     return ParticipantRegistered(**(fields | overrides))
 
 
-def proposed(**overrides: Any) -> MatchProposed:
+def proposed(**overrides: Any) -> m.MatchProposed:
     fields = PAIR | {
         "mentee_institution_id": "demo-university",
         "mentor_institution_id": "northgate",
@@ -84,7 +74,7 @@ def proposed(**overrides: Any) -> MatchProposed:
         "mentee_links": LINKS["mentee"],
         "mentor_links": LINKS["mentor"],
     }
-    return MatchProposed(**(fields | overrides))
+    return m.MatchProposed(**(fields | overrides))
 
 
 TERM_END = NOW + timedelta(days=182)
@@ -98,13 +88,13 @@ EVENTS: list[Event] = [
     proposed(),
     proposed(choice_rank=None, fallback_reason="choices-full", round="residual"),
     proposed(choice_rank=None, fallback_reason="no-choices", shared_interests=[]),
-    MatchProposalReminder(
+    m.MatchProposalReminder(
         **PAIR, awaiting=["mentor"], reply_by=NOW, mentee_links=LINKS["mentee"], mentor_links=LINKS["mentor"]
     ),
-    MatchDeclined(**PAIR, side="mentor", reason="no time this term"),
-    MatchDeclined(**PAIR, side="mentee"),
-    MatchDeclined(**PAIR, side=None, expired=True, reason="no answer in time"),
-    MentoringStarted(
+    m.MatchDeclined(**PAIR, side="mentor", reason="no time this term"),
+    m.MatchDeclined(**PAIR, side="mentee"),
+    m.MatchDeclined(**PAIR, side=None, expired=True, reason="no answer in time"),
+    m.MentoringStarted(
         **PAIR,
         mentee_institution_id="demo-university",
         mentor_institution_id="northgate",
@@ -113,11 +103,11 @@ EVENTS: list[Event] = [
         follow_up_at=NOW + timedelta(days=182),
         term_ends_at=TERM_END,
     ),
-    SixMonthsElapsed(**PAIR, started_at=NOW, follow_up_at=TERM_END),
-    MentoringTermEnded(**PAIR, term_ended_at=TERM_END, reply_by=TERM_END + timedelta(days=14)),
-    MatchExtended(**PAIR, term_ends_at=TERM_END + timedelta(days=182)),
+    m.SixMonthsElapsed(**PAIR, started_at=NOW, follow_up_at=TERM_END),
+    m.MentoringTermEnded(**PAIR, term_ended_at=TERM_END, reply_by=TERM_END + timedelta(days=14)),
+    m.MatchExtended(**PAIR, term_ends_at=TERM_END + timedelta(days=182)),
     *(
-        MatchEnded(**PAIR, reason=reason, stage=stage, ended_by=by)
+        m.MatchEnded(**PAIR, reason=reason, stage=stage, ended_by=by)
         for reason, stage, by in [
             ("completed", "mentoring", None),
             ("completed", "mentoring", "mentor"),
@@ -381,7 +371,7 @@ def test_a_fallback_proposal_says_why_her_choices_were_not_used() -> None:
 
 
 def test_a_reminder_goes_only_to_the_side_that_has_not_answered() -> None:
-    event = MatchProposalReminder(
+    event = m.MatchProposalReminder(
         **PAIR, awaiting=["mentor"], reply_by=NOW, mentee_links=LINKS["mentee"], mentor_links=LINKS["mentor"]
     )
     assert list(rendered_messages(event)) == [PRIYA]
@@ -389,9 +379,9 @@ def test_a_reminder_goes_only_to_the_side_that_has_not_answered() -> None:
 
 
 def test_a_decline_is_told_to_the_other_side_and_the_mentee_hears_a_new_proposal_is_coming() -> None:
-    by_mentor = rendered_messages(MatchDeclined(**PAIR, side="mentor", reason="no time"))
-    by_mentee = rendered_messages(MatchDeclined(**PAIR, side="mentee"))
-    lapsed = rendered_messages(MatchDeclined(**PAIR, side=None, expired=True))
+    by_mentor = rendered_messages(m.MatchDeclined(**PAIR, side="mentor", reason="no time"))
+    by_mentee = rendered_messages(m.MatchDeclined(**PAIR, side="mentee"))
+    lapsed = rendered_messages(m.MatchDeclined(**PAIR, side=None, expired=True))
 
     assert list(by_mentor) == [AMINA] and list(by_mentee) == [PRIYA] and set(lapsed) == {AMINA, PRIYA}
     assert "A new proposal is on its way" in by_mentor[AMINA].text
@@ -414,16 +404,18 @@ def test_the_introduction_names_the_partner_the_trial_and_the_agreement_checklis
 
 
 def test_the_term_end_asks_both_to_extend_or_conclude_by_the_deadline() -> None:
-    sent = rendered_messages(MentoringTermEnded(**PAIR, term_ended_at=TERM_END, reply_by=TERM_END + timedelta(days=14)))
+    sent = rendered_messages(
+        m.MentoringTermEnded(**PAIR, term_ended_at=TERM_END, reply_by=TERM_END + timedelta(days=14))
+    )
     assert set(sent) == {AMINA, PRIYA}
     assert "another 6 months" in sent[AMINA].text and "(UK time)" in sent[AMINA].text
 
 
 def test_an_ended_match_is_confirmed_to_both_in_words_that_fit_who_ended_it() -> None:
-    trial = rendered_messages(MatchEnded(**PAIR, reason="trial", stage="mentoring", ended_by="mentee"))
+    trial = rendered_messages(m.MatchEnded(**PAIR, reason="trial", stage="mentoring", ended_by="mentee"))
     assert "As you asked" in trial[AMINA].text
     assert "Dr Amina Okafor has decided to end" in trial[PRIYA].text
-    withdrawn = rendered_messages(MatchEnded(**PAIR, reason="withdrawn", stage="proposal", ended_by="mentor"))
+    withdrawn = rendered_messages(m.MatchEnded(**PAIR, reason="withdrawn", stage="proposal", ended_by="mentor"))
     assert "Prof Priya Raman has left" in withdrawn[AMINA].text and "another mentor" in withdrawn[AMINA].text
 
 
@@ -465,7 +457,7 @@ def test_a_programme_or_an_institution_overrides_any_part_from_files(tmp_path: P
     (reverse / "match_extended.subject.txt").write_text("Another term with {{ partner_name }}\n")
     templates = Templates(str(tmp_path))
 
-    sent = rendered_messages(MatchExtended(**PAIR, term_ends_at=TERM_END), templates=templates)
+    sent = rendered_messages(m.MatchExtended(**PAIR, term_ends_at=TERM_END), templates=templates)
 
     assert sent[PRIYA].text.rstrip().endswith("The Northgate mentoring office")  # her institution's signature
     assert "AIMMS Mentoring team" in sent[AMINA].text  # the default, elsewhere

@@ -17,9 +17,9 @@ from aimms_shared.auth import Principal
 from aimms_shared.contracts import registration as reg
 from aimms_shared.contracts.matching import EndReason, MentorPreferencesSubmitted, Side
 from aimms_shared.errors import DomainError, Missing, NotYetKnown, StateConflict
-from aimms_shared.events import Envelope, Event, wrap
+from aimms_shared.events import Envelope, Event
 from aimms_shared.mongo import utcnow
-from aimms_shared.outbox import ConcurrentUpdate, OutboxEntry, outbox_entry
+from aimms_shared.outbox import ConcurrentUpdate, OutboxEntry, outbox_entries
 
 PRODUCER = "matching"
 
@@ -93,7 +93,7 @@ async def submit_preferences(
         choices=list(checked),
     )
     await store.save_preferences(
-        mentee, checked, [outbox_entry(event, wrap(event, producer=PRODUCER, institution_id=mentee.institution_id))]
+        mentee, checked, outbox_entries([event], producer=PRODUCER, institution_id=mentee.institution_id)
     )
     return checked
 
@@ -109,7 +109,7 @@ async def known_mentee(store: MatchingStore, caller: Principal, mentee_id: str) 
 
 
 def _outbox(pair: Pair, events: list[Event]) -> list[OutboxEntry]:
-    return [outbox_entry(e, wrap(e, producer=PRODUCER, institution_id=pair.mentee_institution_id)) for e in events]
+    return outbox_entries(events, producer=PRODUCER, institution_id=pair.mentee_institution_id)
 
 
 def _explained(proposal: engine.Proposal) -> Explanation:

@@ -7,54 +7,35 @@ from aimms_notifications.domain import compose, messages
 from aimms_notifications.settings import NotificationsSettings
 from aimms_notifications.store import NotificationStore
 from aimms_shared.consumer import Subscriptions
-from aimms_shared.contracts.matching import (
-    MatchAccepted,
-    MatchDeclined,
-    MatchEnded,
-    MatchExtended,
-    MatchProposalReminder,
-    MatchProposed,
-    MentoringStarted,
-    MentoringTermEnded,
-    SixMonthsElapsed,
-)
-from aimms_shared.contracts.registration import (
-    InstitutionOnboarded,
-    InterestExpressed,
-    ParticipantContact,
-    ParticipantErased,
-    ParticipantRegistered,
-    ParticipantWithdrawn,
-    ProgrammeOpened,
-    ProgrammeUpdated,
-)
-from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
+from aimms_shared.contracts import matching as m
+from aimms_shared.contracts import registration as reg
+from aimms_shared.contracts import surveys as s
 from aimms_shared.events import Envelope, Event
 
 # Which messages each event causes (domain functions: event, envelope -> notifications).
 MESSAGES = {
-    InterestExpressed: lambda e, env: [messages.welcome(e, env)],
-    ParticipantRegistered: messages.registered,
-    MatchProposed: messages.match_proposed,
-    MatchProposalReminder: messages.proposal_reminder,
-    MatchDeclined: messages.match_declined,
-    MentoringStarted: messages.mentoring_started,
-    SixMonthsElapsed: messages.check_in,
-    MentoringTermEnded: messages.term_ended,
-    MatchExtended: messages.match_extended,
-    MatchEnded: messages.match_ended,
-    SurveyInvitationIssued: messages.survey_invitation,
-    SurveyReminderIssued: messages.survey_invitation,
+    reg.InterestExpressed: lambda e, env: [messages.welcome(e, env)],
+    reg.ParticipantRegistered: messages.registered,
+    m.MatchProposed: messages.match_proposed,
+    m.MatchProposalReminder: messages.proposal_reminder,
+    m.MatchDeclined: messages.match_declined,
+    m.MentoringStarted: messages.mentoring_started,
+    m.SixMonthsElapsed: messages.check_in,
+    m.MentoringTermEnded: messages.term_ended,
+    m.MatchExtended: messages.match_extended,
+    m.MatchEnded: messages.match_ended,
+    s.SurveyInvitationIssued: messages.survey_invitation,
+    s.SurveyReminderIssued: messages.survey_invitation,
 }
 
 # How pair events change the read model of open proposals that the coordinators' digest lists.
 PROPOSALS = {
-    MatchProposed: use_cases.proposal_opened,
-    MatchProposalReminder: use_cases.proposal_reminded,
-    MatchAccepted: use_cases.proposal_accepted,
-    MatchDeclined: use_cases.proposal_closed,
-    MentoringStarted: use_cases.proposal_closed,
-    MatchEnded: use_cases.proposal_closed,
+    m.MatchProposed: use_cases.proposal_opened,
+    m.MatchProposalReminder: use_cases.proposal_reminded,
+    m.MatchAccepted: use_cases.proposal_accepted,
+    m.MatchDeclined: use_cases.proposal_closed,
+    m.MentoringStarted: use_cases.proposal_closed,
+    m.MatchEnded: use_cases.proposal_closed,
 }
 
 
@@ -80,12 +61,12 @@ def subscriptions(
         )
         deliveries.hand(queued)
 
-    @table.on(MatchAccepted, idempotent=True)  # adds a side to a set
-    async def track_answer(event: MatchAccepted, envelope: Envelope) -> None:
-        await PROPOSALS[MatchAccepted](store, event, envelope)
+    @table.on(m.MatchAccepted, idempotent=True)  # adds a side to a set
+    async def track_answer(event: m.MatchAccepted, envelope: Envelope) -> None:
+        await PROPOSALS[m.MatchAccepted](store, event, envelope)
 
-    @table.on(ParticipantContact)
-    async def keep_contact(event: ParticipantContact, envelope: Envelope) -> None:
+    @table.on(reg.ParticipantContact)
+    async def keep_contact(event: reg.ParticipantContact, envelope: Envelope) -> None:
         contact = compose.Contact(
             participant_id=event.participant_id,
             programme_id=event.programme_id,
@@ -96,17 +77,17 @@ def subscriptions(
         if await use_cases.record_contact(store, contact, envelope.occurred_at):
             deliveries.nudge()
 
-    @table.on(ParticipantErased)
-    async def forget_contact(event: ParticipantErased, envelope: Envelope) -> None:
+    @table.on(reg.ParticipantErased)
+    async def forget_contact(event: reg.ParticipantErased, envelope: Envelope) -> None:
         await use_cases.erase(store, event.participant_id)
         deliveries.nudge()
 
-    @table.on(ParticipantWithdrawn)
-    async def stop_messages(event: ParticipantWithdrawn, envelope: Envelope) -> None:
+    @table.on(reg.ParticipantWithdrawn)
+    async def stop_messages(event: reg.ParticipantWithdrawn, envelope: Envelope) -> None:
         await use_cases.withdraw(store, event.participant_id)
 
-    @table.on(ProgrammeOpened, ProgrammeUpdated)
-    async def keep_programme(event: ProgrammeOpened | ProgrammeUpdated, envelope: Envelope) -> None:
+    @table.on(reg.ProgrammeOpened, reg.ProgrammeUpdated)
+    async def keep_programme(event: reg.ProgrammeOpened | reg.ProgrammeUpdated, envelope: Envelope) -> None:
         programme = compose.Programme(
             programme_id=event.programme_id,
             name=event.name,
@@ -119,8 +100,8 @@ def subscriptions(
         if await use_cases.record_programme(store, programme, envelope.occurred_at):
             deliveries.nudge()
 
-    @table.on(InstitutionOnboarded)
-    async def keep_institution(event: InstitutionOnboarded, envelope: Envelope) -> None:
+    @table.on(reg.InstitutionOnboarded)
+    async def keep_institution(event: reg.InstitutionOnboarded, envelope: Envelope) -> None:
         if await use_cases.record_institution(store, event.institution_id, event.name):
             deliveries.nudge()
 

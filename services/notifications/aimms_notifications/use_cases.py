@@ -27,9 +27,9 @@ from aimms_shared.contracts.matching import (
 from aimms_shared.contracts.notifications import NotificationFailed, NotificationSent
 from aimms_shared.durations import parse
 from aimms_shared.errors import Missing
-from aimms_shared.events import Envelope, wrap
+from aimms_shared.events import Envelope
 from aimms_shared.mongo import as_utc, utcnow
-from aimms_shared.outbox import outbox_entry
+from aimms_shared.outbox import outbox_entries
 from aimms_shared.retry import backoff_delay
 from aimms_shared.wakeup import Wakeup
 
@@ -441,7 +441,7 @@ class DeliveryWorker:
             source_event_id=note.source_event_id,
             sent_at=utcnow(),
         )
-        await self._store.mark_sent(note.notification_id, [outbox_entry(sent, wrap(sent, producer=PRODUCER))])
+        await self._store.mark_sent(note.notification_id, outbox_entries([sent], producer=PRODUCER))
         log.info("delivery.sent")
 
     async def _fail(self, note: messages.Notification, reason: str) -> None:
@@ -451,7 +451,5 @@ class DeliveryWorker:
             source_event_id=note.source_event_id,
             reason=reason,
         )
-        await self._store.mark_failed(
-            note.notification_id, reason, [outbox_entry(event, wrap(event, producer=PRODUCER))]
-        )
+        await self._store.mark_failed(note.notification_id, reason, outbox_entries([event], producer=PRODUCER))
         log.error("delivery.failed", error=reason)

@@ -6,6 +6,7 @@ HTTP routes (and the CLI) call these; the store hands the events a write raised 
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from aimms_registration.domain import credentials, institutions, interests, participants, programmes
@@ -18,15 +19,14 @@ from aimms_registration.tokens import TokenIssuer
 from aimms_shared.auth import Principal, Unauthenticated
 from aimms_shared.contracts.registration import CONTACTS
 from aimms_shared.errors import Missing, RuleBroken
-from aimms_shared.events import Event, wrap
+from aimms_shared.events import Event
 from aimms_shared.mongo import utcnow
-from aimms_shared.outbox import OutboxEntry, outbox_entry, outbox_tombstone
+from aimms_shared.outbox import outbox_entries, outbox_tombstone
 
 PRODUCER = "registration"
 
 
-def _entries(events: list[Event], institution_id: str | None = None) -> list[OutboxEntry]:
-    return [outbox_entry(e, wrap(e, producer=PRODUCER, institution_id=institution_id)) for e in events]
+_entries = partial(outbox_entries, producer=PRODUCER)  # events raised here, ready for a store's outbox
 
 
 # -- institutions and credentials

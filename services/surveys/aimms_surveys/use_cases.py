@@ -4,6 +4,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,8 @@ import structlog
 from aimms_shared.contracts.registration import Role
 from aimms_shared.contracts.surveys import SurveyCompleted, Wave
 from aimms_shared.errors import Missing
-from aimms_shared.events import Event, wrap
 from aimms_shared.mongo import utcnow
-from aimms_shared.outbox import ConcurrentUpdate, OutboxEntry, outbox_entry
+from aimms_shared.outbox import ConcurrentUpdate, outbox_entries
 from aimms_surveys.domain import invitations, reports
 from aimms_surveys.domain.invitations import Invitation, LinkUnusable, SurveyPolicy
 from aimms_surveys.domain.questionnaires import Questionnaire, QuestionnaireDraft, validate_answers
@@ -38,8 +38,7 @@ async def seed_questionnaires(store: SurveysStore, questionnaires: list[Question
             log.info("surveys.questionnaire_seeded", programme_id=questionnaire.programme_id, wave=questionnaire.wave)
 
 
-def _outbox(events: list[Event], institution_id: str | None = None) -> list[OutboxEntry]:
-    return [outbox_entry(e, wrap(e, producer=PRODUCER, institution_id=institution_id)) for e in events]
+_outbox = partial(outbox_entries, producer=PRODUCER)  # events raised here, ready for a store's outbox
 
 
 class Surveys:
