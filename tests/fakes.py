@@ -1,0 +1,173 @@
+"""In-memory stand-ins for the services' stores, so use cases are tested fast and without I/O.
+
+Each fake keeps the same promises as the store it replaces (what a test can observe through the
+use cases), not its queries: a place held is held once, a stale version is refused, events are
+kept beside the state they were written with.
+"""
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from aimms_matching.domain.pairs import OPEN_STATES, Pair
+from aimms_matching.domain.rules import Member, ProgrammeRules
+from aimms_shared.mongo import utcnow
+from aimms_shared.outbox import ConcurrentUpdate, OutboxEntry
+
+
+@dataclass
+class FakeMatchingStore:
+    """MatchingStore's behaviour over dictionaries."""
+
+    programmes_by_id: dict[str, ProgrammeRules] = field(default_factory=dict)
+    rounds_begun: dict[str, datetime] = field(default_factory=dict)
+    members_by_id: dict[str, Member] = field(default_factory=dict)
+    held_by: dict[str, set[str]] = field(default_factory=dict)  # mentor id -> pair ids holding her places
+    erased: set[str] = field(default_factory=set)
+    choices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pairs_by_id: dict[str, Pair] = field(default_factory=dict)
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    events: list[OutboxEntry] = field(default_factory=list)  # every outbox entry written, in order
+
+    # -- programmes
+
+    async def save_programme(self, programme: ProgrammeRules) -> None:
+        self.programmes_by_id[programme.programme_id] = programme
+
+    async def programme(self, programme_id: str) -> ProgrammeRules | None:
+        return self.programmes_by_id.get(programme_id)
+
+    async def mark_rounds_begun(self, programme_id: str, at: datetime) -> None:
+        self.rounds_begun.setdefault(programme_id, at)
+
+    async def rounds_begun_at(self, programme_id: str) -> datetime | None:
+        return self.rounds_begun.get(programme_id)
+
+    # -- members
+
+    async def save_member(self, member: Member) -> None:
+        kept = self.members_by_id.get(member.participant_id)
+        if kept is not None:  # a profile update keeps the places she holds and her lifecycle flags
+            member = replace(member, active=kept.active, open_pair=kept.open_pair, load=kept.load, done=kept.done)
+        self.members_by_id[member.participant_id] = member
+
+    async def member(self, participant_id: str) -> Member | None:
+        return self.members_by_id.get(participant_id)
+
+    async def members(self, programme_id: str) -> list[Member]:
+        return sorted(
+            (m for m in self.members_by_id.values() if m.programme_id == programme_id and m.active),
+            key=lambda m: m.participant_id,
+        )
+
+    async def published_mentors(self, programme_id: str) -> list[Member]:
+        return [m for m in await self.members(programme_id) if m.is_published_mentor]
+
+    async def set_capacity(self, participant_id: str, capacity: int) -> None:
+        self._update(participant_id, mentor_capacity=capacity)
+
+    async def deactivate(self, participant_id: str) -> None:
+        self._update(participant_id, active=False)
+        self.choices.pop(participant_id, None)
+
+    async def forget(self, participant_id: str) -> None:
+        self.erased.add(participant_id)
+        self.members_by_id.pop(participant_id, None)
+        self.choices.pop(participant_id, None)
+
+    async def was_erased(self, participant_id: str) -> bool:
+        return participant_id in self.erased
+
+    async def mark_done(self, mentee_id: str) -> None:
+        self._update(mentee_id, done=True)
+
+    def _update(self, participant_id: str, **changes: Any) -> None:
+        if participant_id in self.members_by_id:
+            self.members_by_id[participant_id] = replace(self.members_by_id[participant_id], **changes)
+
+    # -- places
+
+    async def hold_places(self, pair: Pair) -> bool:
+        mentee = self.members_by_id.get(pair.mentee_id)
+        if mentee is None or not mentee.active or mentee.open_pair not in (None, pair.pair_id):
+            return False
+        self._update(pair.mentee_id, open_pair=pair.pair_id)
+        held = self.held_by.setdefault(pair.mentor_id, set())
+        if pair.pair_id in held:
+            return True
+        mentor = self.members_by_id.get(pair.mentor_id)
+        if mentor is None or not mentor.active or mentor.load >= (mentor.mentor_capacity or 0):
+            self._update(pair.mentee_id, open_pair=None)
+            return False
+        held.add(pair.pair_id)
+        self._update(pair.mentor_id, load=mentor.load + 1)
+        return True
+
+    async def release_places(self, pair: Pair) -> None:
+        mentee = self.members_by_id.get(pair.mentee_id)
+        if mentee is not None and mentee.open_pair == pair.pair_id:
+            self._update(pair.mentee_id, open_pair=None)
+        held = self.held_by.get(pair.mentor_id, set())
+        if pair.pair_id in held:
+            held.discard(pair.pair_id)
+            self._update(pair.mentor_id, load=self.members_by_id[pair.mentor_id].load - 1)
+
+    # -- preferences
+
+    async def save_preferences(self, mentee: Member, choices: tuple[str, ...], events: list[OutboxEntry]) -> None:
+        self.choices[mentee.participant_id] = {
+            "_id": mentee.participant_id,
+            "programme_id": mentee.programme_id,
+            "choices": list(choices),
+            "submitted_at": utcnow(),
+        }
+        self.events += events
+
+    async def preferences(self, mentee_id: str) -> dict[str, Any] | None:
+        return self.choices.get(mentee_id)
+
+    async def choices_of(self, programme_id: str) -> dict[str, tuple[str, ...]]:
+        return {k: tuple(v["choices"]) for k, v in self.choices.items() if v["programme_id"] == programme_id}
+
+    # -- pairs
+
+    async def insert_pair(self, pair: Pair, recover_after: timedelta) -> None:
+        self.pairs_by_id[pair.pair_id] = pair
+
+    async def delete_pair(self, pair_id: str) -> None:
+        if pair_id in self.pairs_by_id and self.pairs_by_id[pair_id].state == "held":
+            del self.pairs_by_id[pair_id]
+
+    async def save_pair(self, pair: Pair, expected_version: int, events: list[OutboxEntry]) -> Pair:
+        if self.pairs_by_id[pair.pair_id].version != expected_version:
+            raise ConcurrentUpdate(f"pair {pair.pair_id} is no longer at version {expected_version}")
+        saved = replace(pair, version=expected_version + 1)
+        self.pairs_by_id[pair.pair_id] = saved
+        self.events += events
+        return saved
+
+    async def pair(self, pair_id: str) -> Pair | None:
+        return self.pairs_by_id.get(pair_id)
+
+    async def open_pairs_of(self, participant_id: str) -> list[Pair]:
+        return [
+            p
+            for p in self.pairs_by_id.values()
+            if p.state in OPEN_STATES and participant_id in (p.mentee_id, p.mentor_id)
+        ]
+
+    async def exclusions(self, programme_id: str, mentee_id: str | None = None) -> set[tuple[str, str]]:
+        return {
+            (p.mentee_id, p.mentor_id)
+            for p in self.pairs_by_id.values()
+            if p.programme_id == programme_id and p.excludes_pair and mentee_id in (None, p.mentee_id)
+        }
+
+    # -- rounds
+
+    async def save_round(self, report: dict[str, Any]) -> None:
+        self.reports.append(report)
+
+    def event_types(self) -> list[str]:
+        """The types of the events written so far, in order."""
+        return [entry["event_type"] for entry in self.events]
