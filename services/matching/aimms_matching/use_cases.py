@@ -18,6 +18,7 @@ from aimms_shared.contracts import registration as reg
 from aimms_shared.contracts.matching import EndReason, MentorPreferencesSubmitted, Side
 from aimms_shared.errors import DomainError, Missing, NotYetKnown, StateConflict
 from aimms_shared.events import Envelope, Event
+from aimms_shared.mapping import carried_over
 from aimms_shared.mongo import utcnow
 from aimms_shared.outbox import ConcurrentUpdate, OutboxEntry, outbox_entries
 
@@ -28,42 +29,14 @@ log = structlog.get_logger(__name__)
 
 async def programme_announced(store: MatchingStore, event: reg.ProgrammeOpened | reg.ProgrammeUpdated) -> None:
     """Keep a programme's rules as registration announced them."""
-    await store.save_programme(
-        ProgrammeRules(
-            programme_id=event.programme_id,
-            seniority_scale=tuple(event.seniority_scale),
-            mentor_more_senior=event.mentor_more_senior,
-            default_mentor_capacity=event.default_mentor_capacity,
-            max_mentor_capacity=event.max_mentor_capacity,
-            term=event.term,
-            follow_up_after=event.follow_up_after,
-            matching=event.matching,
-        )
-    )
+    await store.save_programme(carried_over(ProgrammeRules, event))
 
 
 async def profile_announced(
     store: MatchingStore, event: reg.ParticipantRegistered | reg.ParticipantProfileUpdated, envelope: Envelope
 ) -> None:
     """Keep a participant's profile as registration announced it."""
-    await store.save_member(
-        Member(
-            participant_id=event.participant_id,
-            programme_id=event.programme_id,
-            institution_id=event.institution_id,
-            roles=tuple(event.roles),
-            job_title=event.job_title,
-            seniority=event.seniority,
-            pathway=event.pathway,
-            research_interests=tuple(event.research_interests),
-            offers=event.offers,
-            mentor_capacity=event.mentor_capacity,
-            profile_published=event.profile_published,
-            background_matching=event.background_matching,
-            background_token=event.background_token,
-            joined_at=envelope.occurred_at,
-        )
-    )
+    await store.save_member(carried_over(Member, event, joined_at=envelope.occurred_at))
 
 
 async def capacity_changed(store: MatchingStore, event: reg.MentorCapacityChanged) -> None:

@@ -11,6 +11,7 @@ from aimms_shared.contracts import matching as m
 from aimms_shared.contracts import registration as reg
 from aimms_shared.contracts import surveys as s
 from aimms_shared.events import Envelope, Event
+from aimms_shared.mapping import carried_over
 
 # Which messages each event causes (domain functions: event, envelope -> notifications).
 MESSAGES = {
@@ -67,13 +68,7 @@ def subscriptions(
 
     @table.on(reg.ParticipantContact)
     async def keep_contact(event: reg.ParticipantContact, envelope: Envelope) -> None:
-        contact = compose.Contact(
-            participant_id=event.participant_id,
-            programme_id=event.programme_id,
-            institution_id=event.institution_id,
-            name=event.name,
-            email=str(event.email),
-        )
+        contact = carried_over(compose.Contact, event, email=str(event.email))
         if await use_cases.record_contact(store, contact, envelope.occurred_at):
             deliveries.nudge()
 
@@ -88,15 +83,7 @@ def subscriptions(
 
     @table.on(reg.ProgrammeOpened, reg.ProgrammeUpdated)
     async def keep_programme(event: reg.ProgrammeOpened | reg.ProgrammeUpdated, envelope: Envelope) -> None:
-        programme = compose.Programme(
-            programme_id=event.programme_id,
-            name=event.name,
-            term=event.term,
-            trial_period=event.matching.trial_period,
-            mentor_more_senior=event.mentor_more_senior,
-            audience=event.audience,
-            description=event.description,
-        )
+        programme = carried_over(compose.Programme, event, trial_period=event.matching.trial_period)
         if await use_cases.record_programme(store, programme, envelope.occurred_at):
             deliveries.nudge()
 

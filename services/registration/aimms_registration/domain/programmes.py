@@ -93,18 +93,5 @@ def define(programme: Programme) -> Programme:
 def announcement(programme: Programme, *, new: bool) -> ProgrammeOpened | ProgrammeUpdated:
     """The event that tells other services a programme's settings."""
     event_cls = ProgrammeOpened if new else ProgrammeUpdated
-    return event_cls(
-        programme_id=programme.programme_id,
-        name=programme.name,
-        roles_offered=list(programme.roles_offered),
-        default_mentor_capacity=programme.default_mentor_capacity,
-        max_mentor_capacity=programme.max_mentor_capacity,
-        seniority_scale=list(programme.seniority_scale),
-        mentor_more_senior=programme.mentor_more_senior,
-        term=programme.term,
-        follow_up_after=programme.follow_up_after,
-        open_for_registration=programme.open_for_registration,
-        matching=programme.matching,
-        audience=programme.audience,
-        description=programme.description,
-    )
+    announced = {name: getattr(programme, name) for name in event_cls.model_fields if hasattr(programme, name)}
+    return event_cls(**{name: list(v) if isinstance(v, tuple) else v for name, v in announced.items()})

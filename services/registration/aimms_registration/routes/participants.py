@@ -158,34 +158,9 @@ class ParticipantOut(BaseModel):
 
     @classmethod
     def of(cls, p: Participant) -> "ParticipantOut":
-        profile = p.profile
-        return cls(
-            participant_id=p.participant_id,
-            programme_id=p.programme_id,
-            institution_id=p.institution_id,
-            name=p.name,
-            email=p.email,
-            roles=list(p.roles),
-            job_title=profile.job_title,
-            seniority=profile.seniority,
-            pathway=profile.pathway,
-            research_interests=list(profile.research_interests),
-            offers=profile.offers,
-            seeks=profile.seeks,
-            mentor_capacity=profile.mentor_capacity,
-            publish_profile=profile.publish_profile,
-            background_matching=profile.background_matching,
-            consents=[
-                ConsentOut(kind=c.kind, version=c.version, given_at=c.given_at, withdrawn_at=c.withdrawn_at)
-                for c in p.consents
-            ],
-            confirmed_eligibility=list(p.confirmed_eligibility),
-            status=p.status,
-            registered_at=p.registered_at,
-            withdrawn_at=p.withdrawn_at,
-            in_evaluation=p.in_evaluation,
-            excluded_from_evaluation=p.excluded_from_evaluation,
-        )
+        # Her record's fields, and her profile's (never the special category answers it does not list).
+        fields = {name: getattr(p, name) if hasattr(p, name) else getattr(p.profile, name) for name in cls.model_fields}
+        return cls.model_validate(fields, from_attributes=True)
 
 
 class MentorProfileOut(BaseModel):

@@ -21,6 +21,8 @@ Slug = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z
 class Statement(BaseModel):
     """An eligibility statement a registrant must confirm."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     statement_id: Slug
     text: str = Field(min_length=3, max_length=500)
     roles: list[Literal["mentor", "mentee"]] = Field(
@@ -55,23 +57,10 @@ class ProgrammeSettings(BaseModel):
     )
 
     def to_domain(self, programme_id: str) -> Programme:
-        return Programme(
-            programme_id=programme_id,
-            name=self.name,
-            eligibility=tuple(EligibilityStatement(s.statement_id, s.text, tuple(s.roles)) for s in self.eligibility),
-            roles_offered=tuple(self.roles_offered),
-            seniority_scale=tuple(self.seniority_scale),
-            mentor_more_senior=self.mentor_more_senior,
-            default_mentor_capacity=self.default_mentor_capacity,
-            max_mentor_capacity=self.max_mentor_capacity,
-            term=self.term,
-            follow_up_after=self.follow_up_after,
-            open_for_registration=self.open_for_registration,
-            sensitive_fields=tuple(self.sensitive_fields),
-            matching=self.matching,
-            audience=self.audience,
-            description=self.description,
-        )
+        settings = {name: getattr(self, name) for name in ProgrammeSettings.model_fields}
+        lists = {name: tuple(value) for name, value in settings.items() if isinstance(value, list)}
+        statements = tuple(EligibilityStatement(s.statement_id, s.text, tuple(s.roles)) for s in self.eligibility)
+        return Programme(**settings | lists | {"eligibility": statements}, programme_id=programme_id)
 
 
 class ProgrammeIn(ProgrammeSettings):
@@ -83,31 +72,13 @@ class ProgrammeIn(ProgrammeSettings):
 class ProgrammeOut(ProgrammeSettings):
     """A programme."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", from_attributes=True)
 
     programme_id: str
 
     @classmethod
     def of(cls, p: Programme) -> "ProgrammeOut":
-        return cls(
-            programme_id=p.programme_id,
-            name=p.name,
-            eligibility=[
-                Statement(statement_id=s.statement_id, text=s.text, roles=list(s.roles)) for s in p.eligibility
-            ],
-            roles_offered=list(p.roles_offered),
-            seniority_scale=list(p.seniority_scale),
-            mentor_more_senior=p.mentor_more_senior,
-            default_mentor_capacity=p.default_mentor_capacity,
-            max_mentor_capacity=p.max_mentor_capacity,
-            term=p.term,
-            follow_up_after=p.follow_up_after,
-            open_for_registration=p.open_for_registration,
-            sensitive_fields=list(p.sensitive_fields),
-            matching=p.matching,
-            audience=p.audience,
-            description=p.description,
-        )
+        return cls.model_validate(p)
 
 
 @router.post("/programmes", status_code=201, response_model=ProgrammeOut, responses=problem_responses(409, 422))
