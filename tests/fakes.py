@@ -13,6 +13,8 @@ from aimms_matching.domain.pairs import OPEN_STATES, Pair
 from aimms_matching.domain.rules import Member, ProgrammeRules
 from aimms_shared.mongo import utcnow
 from aimms_shared.outbox import ConcurrentUpdate, OutboxEntry
+from aimms_surveys.domain.invitations import Invitation, SurveyPolicy
+from aimms_surveys.domain.questionnaires import Questionnaire
 
 
 @dataclass
@@ -171,3 +173,77 @@ class FakeMatchingStore:
     def event_types(self) -> list[str]:
         """The types of the events written so far, in order."""
         return [entry["event_type"] for entry in self.events]
+
+
+@dataclass
+class FakeSurveysStore:
+    """SurveysStore's behaviour for invitations, evaluation status and departures (no responses or reports)."""
+
+    questionnaires: dict[tuple[str, str], list[Questionnaire]] = field(default_factory=dict)  # by programme, wave
+    policies: dict[str, SurveyPolicy] = field(default_factory=dict)
+    departed: set[str] = field(default_factory=set)
+    evaluation: dict[str, dict[str, Any]] = field(default_factory=dict)  # participant -> in_evaluation?, owed
+    invitations: dict[str, Invitation] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    events: list[OutboxEntry] = field(default_factory=list)
+
+    async def latest_questionnaire(self, programme_id: str, wave: str) -> Questionnaire | None:
+        versions = self.questionnaires.get((programme_id, wave), [])
+        return versions[-1] if versions else None
+
+    async def policy(self, programme_id: str) -> SurveyPolicy:
+        return self.policies.get(programme_id, SurveyPolicy())
+
+    async def mark_departed(self, participant_id: str) -> None:
+        self.departed.add(participant_id)
+
+    async def has_departed(self, participant_id: str) -> bool:
+        return participant_id in self.departed
+
+    async def in_evaluation(self, participant_id: str) -> bool | None:
+        return self.evaluation.get(participant_id, {}).get("in_evaluation")
+
+    async def owe_invitation(self, participant_id: str, owed: dict[str, Any]) -> bool:
+        doc = self.evaluation.setdefault(participant_id, {"owed": []})
+        if "in_evaluation" in doc:
+            return False
+        if owed not in doc["owed"]:
+            doc["owed"].append(owed)
+        return True
+
+    async def set_evaluation(self, participant_id: str, in_evaluation: bool) -> list[dict[str, Any]]:
+        doc = self.evaluation.setdefault(participant_id, {"owed": []})
+        doc["in_evaluation"] = in_evaluation
+        return list(doc["owed"])
+
+    async def settle_owed(self, participant_id: str, owed: list[dict[str, Any]]) -> None:
+        doc = self.evaluation.get(participant_id)
+        if doc is not None:
+            doc["owed"] = [o for o in doc["owed"] if o not in owed]
+
+    async def is_invited(self, programme_id: str, wave: str, role: str, participant_id: str) -> bool:
+        key = (programme_id, wave, role, participant_id)
+        return any((i.programme_id, i.wave, i.role, i.participant_id) == key for i in self.invitations.values())
+
+    async def add_token(self, hashed: str, invitation_id: str) -> None:
+        self.tokens[hashed] = invitation_id
+
+    async def insert_invitation(self, invitation: Invitation, events: list[OutboxEntry]) -> bool:
+        if await self.is_invited(invitation.programme_id, invitation.wave, invitation.role, invitation.participant_id):
+            return False
+        self.invitations[invitation.invitation_id] = invitation
+        self.events += events
+        return True
+
+    async def void_open_invitations(self, participant_id: str) -> int:
+        open_ones = [i for i in self.invitations.values() if i.participant_id == participant_id and i.status == "open"]
+        for invitation in open_ones:
+            self.invitations[invitation.invitation_id] = replace(invitation, status="voided")
+        return len(open_ones)
+
+    async def forget_participant(self, participant_id: str) -> None:
+        self.evaluation.pop(participant_id, None)
+
+    def invited(self) -> list[tuple[str, str, str, str]]:
+        """(participant, wave, role, status) of every invitation, sorted."""
+        return sorted((i.participant_id, i.wave, i.role, i.status) for i in self.invitations.values())
