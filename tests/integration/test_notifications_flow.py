@@ -225,11 +225,11 @@ async def test_each_step_of_a_match_mails_the_right_people_once_and_redelivery_s
         return metric(platform.notifications_app, "aimms_events_consumed_total", **labels)
 
     event_types = (
-        "m.MatchProposed",
-        "m.MatchProposalReminder",
-        "m.MatchDeclined",
-        "m.MentoringStarted",
-        "m.MatchEnded",
+        "MatchProposed",
+        "MatchProposalReminder",
+        "MatchDeclined",
+        "MentoringStarted",
+        "MatchEnded",
     )
     before = {event_type: handled(event_type) for event_type in event_types}
     await publish_again(infra, ns, "matching.pairs")

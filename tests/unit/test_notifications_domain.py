@@ -1,10 +1,12 @@
 """What notifications sends for an event, and how delivery failures are judged."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from jinja2 import UndefinedError
 
+from aimms_notifications.domain import delivery
 from aimms_notifications.domain.compose import Known, Programme, Ready, Waiting, compose
-from aimms_notifications.domain.delivery import judge_smtp_error
 from aimms_notifications.domain.messages import Notification, notification_id, welcome
 from aimms_notifications.templates import RenderedMessage, Templates
 from aimms_shared.events import wrap
@@ -68,16 +70,45 @@ def test_a_missing_template_variable_is_an_error_not_a_blank() -> None:
         Templates().render("welcome", {"name": "Amina", "programme_name": "AIMMS Mentoring", "registration_url": None})
 
 
+PATIENCE = delivery.Patience(retry_base_seconds=2, retry_cap_seconds=600, recheck_cap_seconds=60, max_attempts=12)
+T0 = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+
+
+def pending(**changes) -> delivery.Delivery:
+    return delivery.Delivery("n-1", "<m-1@aimms>", details_deadline=T0 + timedelta(hours=1), **changes)
+
+
 @pytest.mark.parametrize(
-    ("code", "attempts", "kind"),
+    ("code", "attempts_before", "retried"),
     [
-        (550, 1, "failed"),  # mailbox does not exist: permanent
-        (553, 1, "failed"),
-        (421, 1, "retry"),  # service not available: temporary
-        (451, 3, "retry"),
-        (None, 1, "retry"),  # server unreachable
-        (None, 12, "failed"),  # ...for too long
+        (550, 0, False),  # mailbox does not exist: permanent
+        (553, 0, False),
+        (421, 0, True),  # service not available: temporary
+        (451, 2, True),
+        (None, 0, True),  # server unreachable
+        (None, 11, False),  # ...for too long: the twelfth attempt was the last
     ],
 )
-def test_permanent_smtp_errors_fail_at_once_and_temporary_ones_are_retried(code, attempts, kind) -> None:
-    assert judge_smtp_error(code, "text", attempts, max_attempts=12).kind == kind
+def test_permanent_smtp_errors_fail_at_once_and_temporary_ones_are_retried(code, attempts_before, retried) -> None:
+    decision = delivery.smtp_refused(pending(attempts=attempts_before), code, "text", T0, PATIENCE)
+    assert isinstance(decision, delivery.TryAgain) is retried
+
+
+def test_a_temporary_refusal_is_retried_with_doubling_waits_up_to_the_cap() -> None:
+    delays = [delivery.smtp_refused(pending(attempts=n), 421, "busy", T0, PATIENCE).delay for n in range(0, 11)]
+    first = delivery.smtp_refused(pending(), 421, "busy", T0, PATIENCE)
+
+    assert delays[:4] == [2, 4, 8, 16] and max(delays) == 600
+    assert (first.due, first.attempt, first.reason) == (T0 + timedelta(seconds=2), 1, "busy")
+
+
+def test_missing_details_are_looked_for_again_never_past_the_deadline_then_given_up_naming_them() -> None:
+    early = delivery.details_missing(pending(detail_checks=2), ["participant:p-2"], T0, PATIENCE)
+    near_deadline = delivery.details_missing(
+        pending(detail_checks=9), ["participant:p-2"], T0 + timedelta(minutes=59, seconds=30), PATIENCE
+    )
+    late = delivery.details_missing(pending(), ["participant:p-2"], T0 + timedelta(hours=1), PATIENCE)
+
+    assert isinstance(early, delivery.LookAgain) and early.delay == 8 and early.missing == ("participant:p-2",)
+    assert isinstance(near_deadline, delivery.LookAgain) and near_deadline.due == T0 + timedelta(hours=1)
+    assert isinstance(late, delivery.GiveUp) and "participant:p-2" in late.reason

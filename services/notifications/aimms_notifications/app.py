@@ -8,7 +8,7 @@ from aimms_notifications.mailer import Mailer
 from aimms_notifications.settings import NotificationsSettings
 from aimms_notifications.store import NOTIFICATIONS, NotificationStore
 from aimms_notifications.templates import Templates
-from aimms_notifications.use_cases import DELIVERY_CONCURRENCY, DeliveryWorker, Scheduler
+from aimms_notifications.workers import DELIVERY_CONCURRENCY, DeliveryWorker, Scheduler
 from aimms_shared.consumer import Subscriptions
 from aimms_shared.contracts.notifications import NotificationFailed, NotificationSent
 from aimms_shared.retry import poll_due

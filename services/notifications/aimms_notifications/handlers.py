@@ -6,6 +6,7 @@ from aimms_notifications import use_cases
 from aimms_notifications.domain import compose, messages
 from aimms_notifications.settings import NotificationsSettings
 from aimms_notifications.store import NotificationStore
+from aimms_notifications.workers import DeliveryWorker
 from aimms_shared.consumer import Subscriptions
 from aimms_shared.contracts import matching as m
 from aimms_shared.contracts import registration as reg
@@ -41,7 +42,7 @@ PROPOSALS = {
 
 
 def subscriptions(
-    store: NotificationStore, deliveries: use_cases.DeliveryWorker, settings: NotificationsSettings
+    store: NotificationStore, deliveries: DeliveryWorker, settings: NotificationsSettings
 ) -> Subscriptions:
     """Notifications' subscriptions: events queue messages; registration's events keep the read models."""
     table = Subscriptions()

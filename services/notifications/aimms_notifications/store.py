@@ -21,10 +21,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from aimms_notifications.domain.compose import Contact, Known, Programme
+from aimms_notifications.domain.delivery import Delivery
 from aimms_notifications.domain.digest import DigestConfig, FailedDelivery, OpenProposal
 from aimms_notifications.domain.messages import Notification
 from aimms_shared.cache import RecentReads
-from aimms_shared.mongo import GroupedWrites, claim_due, utcnow
+from aimms_shared.mongo import GroupedWrites, as_utc, claim_due, utcnow
 from aimms_shared.outbox import Outbox, OutboxEntry
 
 NOTIFICATIONS = "notifications"
@@ -48,6 +49,18 @@ LOG_LIMIT = 500
 def as_notification(doc: dict[str, Any]) -> Notification:
     """The notification a stored document records."""
     return Notification(**{"notification_id": doc["_id"]} | {k: doc[k] for k in _NOTIFICATION_FIELDS[1:] if k in doc})
+
+
+def as_delivery(doc: dict[str, Any]) -> Delivery:
+    """Where the delivery of the notification a stored document records stands."""
+    return Delivery(
+        notification_id=doc["_id"],
+        message_id=doc["message_id"],
+        details_deadline=as_utc(doc["details_deadline"]),
+        status=doc["status"],
+        attempts=doc.get("attempts", 0),
+        detail_checks=doc.get("detail_checks", 0),
+    )
 
 
 class NotificationStore:

@@ -1,20 +1,86 @@
-"""What an SMTP answer means for a message: sent, try again later, or give up. No I/O."""
+"""A message's delivery, free of I/O: where it stands, and what each setback means for it.
+
+Two setbacks delay a message: details it names have not arrived (it looks again with back-off,
+until its deadline), and the SMTP server did not take it (a temporary refusal is retried with
+back-off, a permanent one or too many attempts fail it). The delivery worker asks these functions
+what to do and the store records it.
+"""
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from aimms_shared.retry import backoff_delay
+
+Status = Literal["pending", "sent", "failed", "cancelled", "skipped"]
 
 
 @dataclass(frozen=True)
-class DeliveryOutcome:
-    """What to do after an attempt: done, try again later, or give up."""
+class Patience:
+    """How long a programme's messages wait and how often they try (from the service's settings)."""
 
-    kind: str  # "sent" | "retry" | "failed"
-    reason: str = ""
+    retry_base_seconds: float
+    retry_cap_seconds: float
+    recheck_cap_seconds: float
+    max_attempts: int
 
 
-def judge_smtp_error(code: int | None, message: str, attempts: int, max_attempts: int) -> DeliveryOutcome:
-    """Permanent SMTP errors (5xx) fail at once; anything else is retried up to `max_attempts`."""
+@dataclass(frozen=True)
+class Delivery:
+    """One message's delivery: its status, SMTP attempts so far, looks for missing details, and until
+    when it may wait for them."""
+
+    notification_id: str
+    message_id: str
+    details_deadline: datetime
+    status: Status = "pending"
+    attempts: int = 0
+    detail_checks: int = 0
+
+
+@dataclass(frozen=True)
+class LookAgain:
+    """Details are still missing: look again at `due` (sooner, if they arrive)."""
+
+    due: datetime
+    delay: float
+    missing: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TryAgain:
+    """The SMTP server refused for now: send again at `due`."""
+
+    due: datetime
+    delay: float
+    reason: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """The message will not be sent; the reason is recorded."""
+
+    reason: str
+
+
+def details_missing(delivery: Delivery, missing: list[str], now: datetime, patience: Patience) -> LookAgain | GiveUp:
+    """Wait for missing details with back-off, never past the deadline; then give up naming them."""
+    if now >= delivery.details_deadline:
+        deadline = delivery.details_deadline.isoformat()
+        return GiveUp(f"details still missing after waiting until {deadline}: {', '.join(missing)}")
+    delay = backoff_delay(patience.retry_base_seconds, delivery.detail_checks + 1, patience.recheck_cap_seconds)
+    return LookAgain(min(delivery.details_deadline, now + timedelta(seconds=delay)), delay, tuple(missing))
+
+
+def smtp_refused(
+    delivery: Delivery, code: int | None, message: str, now: datetime, patience: Patience
+) -> TryAgain | GiveUp:
+    """Permanent SMTP errors (5xx) fail at once; anything else is retried with back-off up to the maximum."""
+    attempt = delivery.attempts + 1
     if code is not None and 500 <= code < 600:
-        return DeliveryOutcome("failed", f"rejected by SMTP server ({code}): {message}")
-    if attempts >= max_attempts:
-        return DeliveryOutcome("failed", f"gave up after {attempts} attempts: {message}")
-    return DeliveryOutcome("retry", message)
+        return GiveUp(f"rejected by SMTP server ({code}): {message}")
+    if attempt >= patience.max_attempts:
+        return GiveUp(f"gave up after {attempt} attempts: {message}")
+    delay = backoff_delay(patience.retry_base_seconds, attempt, patience.retry_cap_seconds)
+    return TryAgain(now + timedelta(seconds=delay), delay, message, attempt)
