@@ -18,16 +18,20 @@ secret() { openssl rand -hex 32; }
 signing_key=$(openssl genpkey -algorithm ed25519 | awk '{ printf "%s\\n", $0 }')
 key_id="key-$(date -u +%Y%m%d)"
 
+# How each secret is made: deploy/secrets.spec, the list the local stack reads too.
+kind_of() { awk -v name="$1" '$1 == name { print $2 }' "$here/../secrets.spec"; }
+
 umask 077
 while IFS= read -r line; do
     name=${line%%=*}
     case "$line" in
-        \#* | "") printf '%s\n' "$line" ;;
-        MONGO_ROOT_PASSWORD=* | *_MONGODB_PASSWORD=* | *_SECRET=* | MATCHING_LINK_SIGNING_KEY=* | NOTIFICATIONS_LINK_SIGNING_KEY=*)
-            printf '%s=%s\n' "$name" "$(secret)" ;;
-        REGISTRATION_TOKEN_SIGNING_KEY=*) printf '%s="%s"\n' "$name" "$signing_key" ;;
-        *_ENCRYPTION_KEYS=*) printf '%s=%s:%s\n' "$name" "$key_id" "$(openssl rand -base64 32)" ;;
-        *_ENCRYPTION_KEY_ID=*) printf '%s=%s\n' "$name" "$key_id" ;;
+        \#* | "") printf '%s\n' "$line"; continue ;;
+    esac
+    case "$(kind_of "$name")" in
+        random) printf '%s=%s\n' "$name" "$(secret)" ;;
+        ed25519-pem) printf '%s="%s"\n' "$name" "$signing_key" ;;
+        aes-keys) printf '%s=%s:%s\n' "$name" "$key_id" "$(openssl rand -base64 32)" ;;
+        key-id) printf '%s=%s\n' "$name" "$key_id" ;;
         *) printf '%s\n' "$line" ;;
     esac
 done <"$here/env.example" >"$out"
