@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from aimms_deploy import paths
-from aimms_deploy.local_stack import LocalStack, _Kafka
+from aimms_deploy.local_stack import Kafka, LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -15,7 +15,7 @@ def test_a_cluster_id_beginning_with_a_dash_formats_the_storage(tmp_path: Path) 
     jars = paths.var_dir() / "kafka" / "libs"
     if not (jars / ".installed").exists():
         pytest.skip("the local Kafka jars are not installed (aimms local install)")
-    kafka = _Kafka(LocalStack(var_dir=tmp_path))
+    kafka = Kafka(LocalStack(var_dir=tmp_path))
     kafka.libs = jars
     kafka.home.mkdir(parents=True)
     kafka.cluster_id_file.write_text("-v-YFcAq2djl4in98bg7lg\n")

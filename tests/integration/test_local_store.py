@@ -1,7 +1,7 @@
 """The local FerretDB build finds documents by _id through its index, also under a condition.
 
 FerretDB 1.24 as released scans the whole collection for both (see FERRETDB_EDITS in
-aimms_deploy/local_stack.py); every version-guarded write and outbox claim is such a lookup.
+aimms_deploy/stack/ferretdb.py); every version-guarded write and outbox claim is such a lookup.
 """
 
 import uuid
