@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 AIMMS := $(BIN)/aimms
 PACKAGES := shared/pyproject.toml deploy/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: up down test unit lint install infra tools deploy-test
+.PHONY: up down test unit lint install infra tools browser deploy-test
 
 ## Run the whole platform locally (infrastructure, the four services, demo data).
 up: install
@@ -17,7 +17,7 @@ down: install
 	$(AIMMS) down
 
 ## Run every test against the real Kafka, FerretDB (or $$MONGODB_URI) and the SMTP sink.
-test: install tools infra
+test: install tools browser infra
 	eval "$$($(AIMMS) local env)" && $(BIN)/pytest
 
 unit: install
@@ -33,6 +33,12 @@ infra: install
 ## Validate docker-compose.yml, the Dockerfiles and the Kubernetes manifests (offline, no Docker).
 deploy-test: install tools
 	$(BIN)/pytest tests/deploy
+
+# tests/e2e/test_pages.py drives Debian's chromium with Playwright (no browser download from elsewhere).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 # kustomize builds the Kubernetes overlays in tests/deploy; the real one, from the Go module proxy.
 KUSTOMIZE_VERSION := v5.8.2

@@ -161,7 +161,7 @@ def reset() -> None:
 
 @app.command()
 def up() -> None:
-    """Run the whole platform locally: infrastructure, the four services, and demo data."""
+    """Run the whole platform locally: infrastructure, the services, the portal, and demo data."""
     stack = _stack()
     t0 = time.monotonic()
     try:
@@ -176,7 +176,10 @@ def up() -> None:
     endpoints = stack.endpoints()
     typer.echo("\nServices (OpenAPI docs at /docs, events at /asyncapi.json, health at /readyz):")
     for name, status in ((s.name, s) for s in stack.status(SERVICES)):
-        typer.echo(f"  {name:<14} {status.endpoint}/docs")
+        if name == "portal":
+            typer.echo(f"  {name:<14} {status.endpoint}/  (the pages behind the emails' links)")
+        else:
+            typer.echo(f"  {name:<14} {status.endpoint}/docs")
     typer.echo(f"\nEmails received by the SMTP sink: {endpoints['SMTP_SINK_DIR']}  (list them: aimms mail)")
     typer.echo("Logs: aimms local logs <component>; stop everything: aimms down")
     typer.echo("\nTry it: a portal's token, then an expression of interest, then the email it caused:")

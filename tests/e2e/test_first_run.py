@@ -25,6 +25,7 @@ PORTS = {
     "AIMMS_MATCHING_PORT": "18002",
     "AIMMS_SURVEYS_PORT": "18003",
     "AIMMS_NOTIFICATIONS_PORT": "18004",
+    "AIMMS_PORTAL_PORT": "18005",
 }
 # Endpoints of the running test stack would make `make up` use it instead of starting its own.
 INHERITED = ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "SMTP_HOST", "SMTP_PORT", "SMTP_SINK_DIR")

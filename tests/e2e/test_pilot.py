@@ -76,7 +76,7 @@ async def eventually(probe: Callable[[], Awaitable[T]], what: str, timeout: floa
 
 @pytest.fixture
 async def platform() -> AsyncIterator[tuple[LocalStack, httpx.AsyncClient]]:
-    """The four services on the local infrastructure, started if they are not running yet."""
+    """The platform's services on the local infrastructure, started if they are not running yet."""
     stack = LocalStack()
     stack.start(SERVICES)
     async with httpx.AsyncClient(timeout=30) as client:
@@ -295,7 +295,8 @@ async def answer_surveys(http: httpx.AsyncClient, pilot: Pilot, wave: str) -> No
     """Each invited person opens her link from the email and answers; a second use is refused."""
     subject = "as your mentoring begins" if wave == "baseline" else "six-month questionnaire"
     asked = [(p, role) for p, role in respondents(pilot) if await _in_partnership(http, pilot, p, role)]
-    link = re.compile(re.escape(pilot.urls["surveys"]) + r"/surveys/\S+")
+    # Emails link to the portal's page; a school's own portal would call the surveys API behind it, as here.
+    link = re.compile(re.escape(pilot.urls["portal"]) + r"/surveys/(\S+)")
 
     for person, role in asked:
 
@@ -303,7 +304,8 @@ async def answer_surveys(http: httpx.AsyncClient, pilot: Pilot, wave: str) -> No
             """Her link for this role, from her email (a person who is both has one per role)."""
             for message in mail_to(pilot, person.email):
                 if subject in message["Subject"]:
-                    for url in link.findall(text_of(message)):
+                    for token in link.findall(text_of(message)):
+                        url = f"{pilot.urls['surveys']}/surveys/{token}"
                         view = await http.get(url)
                         if view.status_code == 200 and view.json()["role"] == role:
                             return url, view.json()

@@ -8,7 +8,14 @@ from typing import Literal, TypeVar
 
 COMPONENTS: tuple[str, ...] = ("kafka", "ferretdb", "smtp")
 # The platform's own services, run by `aimms up` on top of the infrastructure.
-SERVICES: dict[str, int] = {"registration": 8001, "matching": 8002, "surveys": 8003, "notifications": 8004}
+# The portal comes last: it serves pages over the others' APIs and holds no data of its own.
+SERVICES: dict[str, int] = {
+    "registration": 8001,
+    "matching": 8002,
+    "surveys": 8003,
+    "notifications": 8004,
+    "portal": 8005,
+}
 HOST = "127.0.0.1"
 DEMO_SENDER = "AIMMS Mentoring <mentoring@aimms.local>"
 

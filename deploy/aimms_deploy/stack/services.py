@@ -31,6 +31,8 @@ class Service(Component):
         return f"http://{HOST}:{self.port}"
 
     def environment(self) -> dict[str, str]:
+        if self.name == "portal":  # no store, no broker: the public APIs only
+            return {"PORTAL_SURVEYS_URL": self.stack.service_url("surveys")}
         endpoints = self.stack.endpoints()
         prefix = self.name.upper()
         env = {
@@ -43,7 +45,7 @@ class Service(Component):
         if self.name == "matching":
             env |= self.stack.matching_secrets() | {"MATCHING_PUBLIC_URL": self.local_endpoint()}
         if self.name == "surveys":
-            env |= self.stack.surveys_secrets() | {"SURVEYS_PUBLIC_URL": self.local_endpoint()}
+            env |= self.stack.surveys_secrets() | {"SURVEYS_PUBLIC_URL": self.stack.service_url("portal")}
         if self.name == "notifications":
             env |= {
                 "NOTIFICATIONS_SMTP_HOST": endpoints["SMTP_HOST"],

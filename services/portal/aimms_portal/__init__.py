@@ -1,0 +1,1 @@
+"""The portal: participants' pages behind the scheme's email links, rendered on the server."""
