@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings
 import aimms_shared.contracts
 from aimms_matching.settings import MatchingSettings
 from aimms_notifications.settings import NotificationsSettings
+from aimms_portal.settings import PortalSettings
 from aimms_registration.settings import RegistrationSettings
 from aimms_shared.events import Topic, dead_letter
 from aimms_surveys.settings import SurveysSettings
@@ -30,7 +31,10 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "matching": MatchingSettings,
     "surveys": SurveysSettings,
     "notifications": NotificationsSettings,
+    "portal": PortalSettings,
 }
+# The services with a database and a broker of their own; the portal has neither.
+STATEFUL = [name for name, cls in SETTINGS.items() if "mongodb_uri" in cls.model_fields]
 
 # Settings a deployment must give although the class may have a default: without them the
 # service starts but cannot verify tokens or sign links.
@@ -39,6 +43,7 @@ DEPLOYMENT_REQUIRED: dict[str, set[str]] = {
     "matching": {"MATCHING_AUTH_JWKS_URL", "MATCHING_LINK_SIGNING_KEY", "MATCHING_PUBLIC_URL"},
     "surveys": {"SURVEYS_AUTH_JWKS_URL", "SURVEYS_PUBLIC_URL"},
     "notifications": {"NOTIFICATIONS_AUTH_JWKS_URL", "NOTIFICATIONS_LINK_SIGNING_KEY", "NOTIFICATIONS_PUBLIC_URL"},
+    "portal": set(),
 }
 
 
