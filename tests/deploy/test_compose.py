@@ -380,7 +380,7 @@ def test_services_start_only_when_their_dependencies_are_healthy(services: dict[
     for name in STATEFUL:
         assert {"kafka", "mongodb", "kafka-topics"} <= set(services[name]["depends_on"]), name
     assert "mailpit" in services["notifications"]["depends_on"]
-    assert set(services["portal"]["depends_on"]) == {"surveys"}, "the portal needs only the APIs it calls"
+    assert set(services["portal"]["depends_on"]) == {"surveys", "matching"}, "the portal needs only the APIs it calls"
     assert set(SERVICES) <= set(services["gateway"]["depends_on"])
 
 
@@ -427,11 +427,10 @@ def test_gateway_routes_each_service_by_its_name(services: dict[str, dict[str, A
     assert gateway_routes(caddyfile) == {f"/{name}": f"{name}:8000" for name in SERVICES}
     assert re.search(r"respond\s+/\*/metrics\s+404", caddyfile), "metrics are not public"
     assert mounted_file(services["gateway"], "/etc/caddy") == REPO / "deploy/k8s/base/gateway/Caddyfile", "one routing"
-    public = environment(services["matching"])["MATCHING_PUBLIC_URL"]
-    assert public.endswith("}/matching"), "links point at matching's path on the gateway"
-    questionnaires = environment(services["surveys"])["SURVEYS_PUBLIC_URL"]
-    assert questionnaires.endswith("}/portal"), "questionnaire links open the portal's page"
-    assert environment(services["portal"])["PORTAL_SURVEYS_URL"] == "http://surveys:8000"
+    for name in ("matching", "surveys"):
+        public = environment(services[name])[f"{prefix(name)}PUBLIC_URL"]
+        assert public.endswith("}/portal"), f"{name}'s links open the portal's pages, through the gateway"
+        assert environment(services["portal"])[f"PORTAL_{name.upper()}_URL"] == f"http://{name}:8000"
 
 
 def test_demo_loads_with_one_command(services: dict[str, dict[str, Any]]) -> None:

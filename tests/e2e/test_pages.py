@@ -34,14 +34,53 @@ GONE = "This survey link cannot be used: it is not valid, was already answered, 
 
 
 @dataclass
-class Invited:
-    email: str
-    link: str  # the portal's page, as the invitation email gives it
+class School:
+    """A school and programme of its own for this run, with a baseline questionnaire sent at registration."""
+
+    stack: LocalStack
+    urls: dict[str, str]
+    admin: dict[str, str]
+    portal: dict[str, str]  # the school's own portal credential
+    programme: str
+    domain: str
+    run: str
+
+    async def register(self, http: httpx.AsyncClient, key: str, role: str, **extra: Any) -> tuple[str, str]:
+        """A participant registered through the school's portal: (participant id, email)."""
+        email = f"{key}.{self.run}@{self.domain}"
+        person = {
+            "name": f"Dr {key.capitalize()} Okafor",
+            "email": email,
+            "programme_id": self.programme,
+            "role": role,
+            "job_title": "Professor of Medicine" if role == "mentor" else "Clinical Lecturer",
+            "seniority": "Professor" if role == "mentor" else "Lecturer",
+            "pathway": "clinical",
+            "research_interests": ["global health", "medical education"],
+            "consents": {"privacy_notice": "1", "code_of_conduct": "1", "confidentiality": "1", "evaluation": "1"},
+        } | extra
+        response = await _ok(http.post(f"{self.urls['registration']}/participants", json=person, headers=self.portal))
+        return response.json()["participant_id"], email
+
+    async def links(self, email: str, path: str, label: str = "", count: int = 1) -> list[str]:
+        """Portal links under `path` in the emails she received (after `label` on their line), once `count` came."""
+        pattern = re.compile(re.escape(label) + r"\s*(" + re.escape(self.urls["portal"] + path) + r"\S+)")
+        maildir = Path(self.stack.endpoints()["SMTP_SINK_DIR"])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            found = [
+                link
+                for message in read_messages(maildir, to=email)
+                for link in pattern.findall(message.get_body(("plain",)).get_content())
+            ]
+            if len(found) >= count:
+                return found
+            await asyncio.sleep(0.3)
+        raise AssertionError(f"{count} email(s) with a {path} link did not reach {email} within 60 s")
 
 
 @pytest.fixture(scope="module")
-async def invited() -> Invited:
-    """A new participant's baseline invitation, from the email the platform sent her."""
+async def school() -> School:
     stack = LocalStack()
     stack.start(SERVICES)
     urls = {s.name: s.endpoint for s in stack.status(SERVICES)}
@@ -54,21 +93,21 @@ async def invited() -> Invited:
             secrets["REGISTRATION_BOOTSTRAP_ADMIN_CLIENT_ID"],
             secrets["REGISTRATION_BOOTSTRAP_ADMIN_SECRET"],
         )
-        school = f"pages-{run}"
-        domain = f"{school}.ac.uk"
+        name = f"pages-{run}"
+        domain = f"{name}.ac.uk"
         institution = {
-            "institution_id": school,
+            "institution_id": name,
             "name": "Pages School",
             "email_domains": [domain],
             "contact_email": f"office@{domain}",
         }
         await _ok(http.post(f"{urls['registration']}/institutions", json=institution, headers=admin))
         scopes = ["participants:write", "participants:read"]
-        credential = {"name": f"{school} portal", "institution_id": school, "scopes": scopes}
+        credential = {"name": f"{name} portal", "institution_id": name, "scopes": scopes}
         secret = (await _ok(http.post(f"{urls['registration']}/credentials", json=credential, headers=admin))).json()
         portal = await _token(http, urls, secret["client_id"], secret["client_secret"])
         programme = {
-            "programme_id": school,
+            "programme_id": name,
             "name": "AIMMS Mentoring (pages)",
             "roles_offered": ["mentor", "mentee"],
             "seniority_scale": ["Lecturer", "Professor"],
@@ -76,34 +115,59 @@ async def invited() -> Invited:
         await _ok(http.post(f"{urls['registration']}/programmes", json=programme, headers=admin))
         surveys = urls["surveys"]
         policy = {"baseline_on": "registration", "follow_up": False, "valid_for": "P1D", "max_reminders": 0}
-        await _ok(http.put(f"{surveys}/programmes/{school}/survey-policy", json=policy, headers=admin))
+        await _ok(http.put(f"{surveys}/programmes/{name}/survey-policy", json=policy, headers=admin))
         definition = (await http.get(f"{surveys}/questionnaires/aimms-mentoring/baseline", headers=admin)).json()
         draft = {k: v for k, v in definition.items() if k not in ("programme_id", "wave", "version")}
-        await _ok(http.post(f"{surveys}/questionnaires/{school}/baseline", json=draft, headers=admin))
-        email = f"amina.{run}@{domain}"
-        person = {
-            "name": "Dr Amina Okafor",
-            "email": email,
-            "programme_id": school,
-            "role": "mentee",
-            "job_title": "Clinical Lecturer",
-            "seniority": "Lecturer",
-            "pathway": "clinical",
-            "research_interests": ["global health"],
-            "seeks": "Advice on a fellowship application",
-            "consents": {"privacy_notice": "1", "code_of_conduct": "1", "confidentiality": "1", "evaluation": "1"},
-        }
-        await _ok(http.post(f"{urls['registration']}/participants", json=person, headers=portal))
+        await _ok(http.post(f"{surveys}/questionnaires/{name}/baseline", json=draft, headers=admin))
+    return School(stack, urls, admin, portal, name, domain, run)
 
-    pattern = re.compile(re.escape(urls["portal"]) + r"/surveys/\S+")
-    maildir = Path(stack.endpoints()["SMTP_SINK_DIR"])
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for message in read_messages(maildir, to=email):
-            if found := pattern.findall(message.get_body(("plain",)).get_content()):
-                return Invited(email, found[0])
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"no questionnaire invitation reached {email} within 60 s")
+
+@dataclass
+class Invited:
+    email: str
+    link: str  # the portal's page, as the invitation email gives it
+
+
+@pytest.fixture(scope="module")
+async def invited(school: School) -> Invited:
+    """A new participant's baseline invitation, from the email the platform sent her."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        _, email = await school.register(http, "amina", "mentee", seeks="Advice on a fellowship application")
+    [link] = await school.links(email, "/surveys/")
+    return Invited(email, link)
+
+
+@dataclass
+class Proposed:
+    """Two mentees who both chose one mentor (two places), and the proposals' emails."""
+
+    mentor: str
+    first: str  # the mentee who accepts
+    second: str  # the mentee who declines
+
+
+@pytest.fixture(scope="module")
+async def proposed(school: School) -> Proposed:
+    matching = school.urls["matching"]
+    async with httpx.AsyncClient(timeout=30) as http:
+        mentor_id, mentor = await school.register(
+            http, "grace", "mentor", offers="Fellowship applications", mentor_capacity=2, publish_profile=True
+        )
+        mentees = [await school.register(http, key, "mentee", seeks="Career advice") for key in ("bisi", "chioma")]
+
+        async def listed() -> bool:
+            url = f"{matching}/directory"
+            entries = (await http.get(url, params={"programme_id": school.programme}, headers=school.admin)).json()
+            return [e["participant_id"] for e in entries] == [mentor_id]
+
+        await _eventually(listed, "matching lists the mentor")
+        for mentee_id, _ in mentees:
+            path = f"{matching}/mentees/{mentee_id}/preferences"
+            await _eventually(lambda path=path: _known(http.get(path, headers=school.admin)), "matching knows her")
+            await _ok(http.put(path, json={"choices": [mentor_id]}, headers=school.portal))
+        ran = await _ok(http.post(f"{matching}/programmes/{school.programme}/rounds", headers=school.admin))
+        assert ran.json()["proposed"] == 2, ran.text
+    return Proposed(mentor, mentees[0][1], mentees[1][1])
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +236,56 @@ async def test_a_questionnaire_is_answered_with_the_keyboard_alone(
         print(f"\nscreenshots of the portal's pages: {shots}")
 
 
+async def test_a_proposal_is_accepted_and_declined_from_its_links(
+    school: School, proposed: Proposed, browser: Browser, shots: Path
+) -> None:
+    page = await browser.new_page(viewport={"width": 1000, "height": 900})
+
+    # The first mentee sees who was proposed and why, and accepts.
+    [accept] = await school.links(proposed.first, "/answers/", "Accept:")
+    response = await page.goto(accept)
+    assert response is not None and response.status == 200
+    main = await page.locator("main").inner_text()
+    assert "Your proposed mentor" in main and "Professor of Medicine" in main and "Fellowship applications" in main
+    assert "She was your first choice." in main and "global health, medical education" in main
+    await _inspect(page, shots / "5-proposal.png")
+    await page.get_by_role("button", name="Accept the proposal").click()
+    await page.wait_for_url(re.compile(r"/answered/accepted$"))
+    assert "waiting for the other person" in await page.locator("main").inner_text()
+    await _inspect(page, shots / "6-proposal-accepted.png")
+
+    # The second declines, with a reason; the link then shows the proposal closed.
+    [decline] = await school.links(proposed.second, "/answers/", "Decline:")
+    await page.goto(decline)
+    await page.get_by_label("Why are you declining? (optional)").fill("I have moved to a research post abroad.")
+    await _inspect(page, shots / "7-proposal-decline.png")
+    await page.get_by_role("button", name="Decline the proposal").click()
+    await page.wait_for_url(re.compile(r"/answered/declined$"))
+    await _inspect(page, shots / "8-proposal-declined.png")
+    await page.goto(decline)
+    assert "This proposal was declined, so it is closed." in await page.locator("main").inner_text()
+    assert await page.get_by_role("button").count() == 0
+
+    # The mentor accepts the open one: both accepted, the mentoring begins.
+    answered = []
+    for link in await school.links(proposed.mentor, "/answers/", "Accept:", count=2):
+        await page.goto(link)
+        if await page.get_by_role("button", name="Accept the proposal").count():
+            assert "A mentee proposed to you" in await page.locator("h1").inner_text()
+            assert "You were her first choice." in await page.locator("main").inner_text()
+            await page.get_by_role("button", name="Accept the proposal").click()
+            await page.wait_for_url(re.compile(r"/answered/started$"))
+            await _inspect(page, shots / "9-proposal-started.png")
+            answered.append(link)
+    assert len(answered) == 1, "one proposal open to her, the other declined"
+
+    # A tampered link is refused in matching's words.
+    refused = await page.goto(accept[:-3] + "xyz")
+    assert refused is not None and refused.status == 410
+    assert "this answer link is not valid" in await page.locator("main").inner_text()
+    await page.close()
+
+
 async def by_keyboard(page: Page, plan: dict[str, Any], limit: int = 200) -> None:
     """Tab through the form from where focus is, answering as `plan` says, and send it with Enter.
 
@@ -217,6 +331,17 @@ async def _inspect(page: Page, screenshot: Path) -> None:
         if v["impact"] in ("serious", "critical")
     ]
     assert not violations, f"{screenshot.name}: " + "; ".join(violations)
+
+
+async def _eventually(check: Any, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        await asyncio.sleep(0.2)
+
+
+async def _known(request: Any) -> bool:
+    return (await request).is_success
 
 
 async def _token(http: httpx.AsyncClient, urls: dict[str, str], client_id: str, secret: str) -> dict[str, str]:

@@ -32,7 +32,10 @@ class Service(Component):
 
     def environment(self) -> dict[str, str]:
         if self.name == "portal":  # no store, no broker: the public APIs only
-            return {"PORTAL_SURVEYS_URL": self.stack.service_url("surveys")}
+            return {
+                "PORTAL_SURVEYS_URL": self.stack.service_url("surveys"),
+                "PORTAL_MATCHING_URL": self.stack.service_url("matching"),
+            }
         endpoints = self.stack.endpoints()
         prefix = self.name.upper()
         env = {
@@ -43,7 +46,7 @@ class Service(Component):
         if self.name == "registration":
             env |= self.stack.registration_secrets()
         if self.name == "matching":
-            env |= self.stack.matching_secrets() | {"MATCHING_PUBLIC_URL": self.local_endpoint()}
+            env |= self.stack.matching_secrets() | {"MATCHING_PUBLIC_URL": self.stack.service_url("portal")}
         if self.name == "surveys":
             env |= self.stack.surveys_secrets() | {"SURVEYS_PUBLIC_URL": self.stack.service_url("portal")}
         if self.name == "notifications":

@@ -25,8 +25,8 @@ router = APIRouter()
 Store = Annotated[MatchingStore, from_state("store")]
 
 
-class DirectoryEntry(BaseModel):
-    """A published mentor profile, with what is left of her capacity."""
+class Profile(BaseModel):
+    """What matching knows of a participant's profile (never her name or contact details)."""
 
     participant_id: str
     institution_id: str
@@ -35,6 +35,23 @@ class DirectoryEntry(BaseModel):
     pathway: str
     research_interests: list[str]
     offers: str | None
+
+    @classmethod
+    def of(cls, member: rules.Member) -> "Profile":
+        return cls(
+            participant_id=member.participant_id,
+            institution_id=member.institution_id,
+            job_title=member.job_title,
+            seniority=member.seniority,
+            pathway=member.pathway,
+            research_interests=list(member.research_interests),
+            offers=member.offers,
+        )
+
+
+class DirectoryEntry(Profile):
+    """A published mentor profile, with what is left of her capacity."""
+
     capacity: int
     remaining_capacity: int
     full: bool
@@ -77,16 +94,7 @@ async def directory(
         capacity, remaining = mentor.mentor_capacity or 0, mentor.places_left
         entries.append(
             DirectoryEntry(
-                participant_id=mentor.participant_id,
-                institution_id=mentor.institution_id,
-                job_title=mentor.job_title,
-                seniority=mentor.seniority,
-                pathway=mentor.pathway,
-                research_interests=list(mentor.research_interests),
-                offers=mentor.offers,
-                capacity=capacity,
-                remaining_capacity=remaining,
-                full=remaining <= 0,
+                **Profile.of(mentor).model_dump(), capacity=capacity, remaining_capacity=remaining, full=remaining <= 0
             )
         )
     return entries
@@ -299,6 +307,41 @@ async def decide_term(
     """At the term's end: extend (MatchExtended once both say so) or conclude (MatchEnded, completed)."""
     await matching.pair_for(caller, pair_id, body.side)
     return PairOut.of(await matching.decide_term(pair_id, body.side, body.extend))
+
+
+class LinkedProposal(BaseModel):
+    """What an answer link stands for: her side, the answer it gives, the proposal and the other side."""
+
+    side: Side
+    action: Literal["accept", "decline"]
+    proposal: PairOut
+    proposed: Profile | None = Field(description="The other side's profile; null once she left the scheme.")
+
+
+class LinkAnswerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000, description="Why she declines (optional).")
+
+
+@router.get(
+    "/answer-links/{token}", response_model=LinkedProposal, tags=["answer links"], responses=problem_responses(404)
+)
+async def linked_proposal(token: str, matching: Matching) -> LinkedProposal:
+    """The proposal behind an emailed answer link, for a page to show before she confirms (the link is the key)."""
+    pair, side, action, other = await matching.proposal_by_link(token)
+    return LinkedProposal(
+        side=side, action=action, proposal=PairOut.of(pair), proposed=Profile.of(other) if other else None
+    )
+
+
+@router.post(
+    "/answer-links/{token}", response_model=PairOut, tags=["answer links"], responses=problem_responses(404, 409, 422)
+)
+async def answer_through_link(token: str, body: LinkAnswerIn, matching: Matching) -> PairOut:
+    """Give the answer the link stands for; a side answers once (409 after that, or once the proposal lapsed)."""
+    pair, _ = await matching.answer_by_link(token, body.reason or None)
+    return PairOut.of(pair)
 
 
 _PAGE = """<!doctype html><html lang="en"><meta charset="utf-8"><title>AIMMS mentoring</title>

@@ -11,7 +11,7 @@ import structlog
 from aimms_matching.domain import engine, pairs, rules
 from aimms_matching.domain.pairs import Explanation, Pair
 from aimms_matching.domain.rules import Member, ProgrammeRules
-from aimms_matching.links import AnswerLinks
+from aimms_matching.links import Action, AnswerLinks
 from aimms_matching.store import MatchingStore
 from aimms_shared.auth import Principal
 from aimms_shared.contracts import registration as reg
@@ -240,6 +240,16 @@ class Matchmaker:
         """An answer from an email link; the token says which pair, side and answer."""
         pair_id, side, action = self.links.read(token)
         return await self.answer(pair_id, side, action == "accept", reason), action == "accept"
+
+    async def proposal_by_link(self, token: str) -> tuple[Pair, Side, Action, Member | None]:
+        """The pair an answer link names, as it is now, and the other side as matching knows her."""
+        pair_id, side, action = self.links.read(token)
+        pair = await self._store.pair(pair_id)
+        if pair is None:
+            # A held pair is deleted when a side leaves before it was proposed; its links go nowhere.
+            raise Missing("token", "existing-pair", "this proposal was withdrawn; your coordinator will be in touch")
+        other = await self._store.member(pair.participant("mentor" if side == "mentee" else "mentee"))
+        return pair, side, action, other
 
     async def end(self, pair_id: str, side: Side, reason: EndReason) -> Pair:
         """Either side ends the partnership: in the trial, abandoned, or completed early."""

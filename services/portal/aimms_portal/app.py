@@ -15,9 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aimms_portal import routes
-from aimms_portal.apis import LinkGone, SurveysApi, Unavailable
+from aimms_portal.apis import LinkGone, MatchingApi, SurveysApi, Unavailable
 from aimms_portal.settings import PortalSettings
-from aimms_portal.use_cases import Questionnaires
+from aimms_portal.use_cases import Proposals, Questionnaires
 from aimms_shared.http import RequestContextMiddleware
 from aimms_shared.logging import configure_logging
 from aimms_shared.metrics import Metrics
@@ -57,8 +57,13 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(base_url=settings.surveys_url, timeout=settings.api_timeout_seconds) as surveys:
+        timeout = settings.api_timeout_seconds
+        async with (
+            httpx.AsyncClient(base_url=settings.surveys_url, timeout=timeout) as surveys,
+            httpx.AsyncClient(base_url=settings.matching_url, timeout=timeout) as matching,
+        ):
             app.state.questionnaires = Questionnaires(SurveysApi(surveys))
+            app.state.proposals = Proposals(MatchingApi(matching))
             yield
 
     app = FastAPI(title="AIMMS portal", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)

@@ -1,16 +1,17 @@
 """The portal's pages. Each answers HTML; a link's token is only ever a path segment, never logged."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from aimms_portal.domain.forms import Form
-from aimms_portal.use_cases import Answered, Questionnaires
+from aimms_portal.use_cases import Answered, Proposals, Questionnaires, Replied
 from aimms_shared.http import from_state
 
 router = APIRouter()
 Answering = Annotated[Questionnaires, from_state("questionnaires")]
+Replying = Annotated[Proposals, from_state("proposals")]
 
 
 def page(request: Request, template: str, status: int = 200, **context: object) -> HTMLResponse:
@@ -34,6 +35,31 @@ async def answer(request: Request, token: str, answering: Answering) -> Response
         return RedirectResponse(request.url_for("thanks"), status_code=303)
     assert isinstance(outcome, Form)
     return page(request, "questionnaire.html", status=422, form=outcome)
+
+
+@router.get("/answers/{token}", response_class=HTMLResponse)
+async def proposal(request: Request, token: str, replying: Replying) -> HTMLResponse:
+    """The page a proposal's accept or decline link opens: who, why, and one button (a mail scanner answers nothing)."""
+    return page(request, "proposal.html", proposal=await replying.show(token))
+
+
+@router.post("/answers/{token}", response_class=HTMLResponse)
+async def reply(request: Request, token: str, replying: Replying) -> Response:
+    """Her answer, as the link gives it; a reason only with a decline."""
+    submitted = await request.form()
+    reason = submitted.get("reason")
+    outcome = await replying.reply(token, reason if isinstance(reason, str) else None)
+    if isinstance(outcome, Replied):
+        said = "started" if outcome.started else "accepted" if outcome.accepted else "declined"
+        return RedirectResponse(request.url_for("replied", outcome=said), status_code=303)
+    shown, problem = outcome
+    return page(request, "proposal.html", status=422, proposal=shown, problem=problem, reason=reason)
+
+
+@router.get("/answered/{outcome}", response_class=HTMLResponse)
+async def replied(request: Request, outcome: Literal["accepted", "started", "declined"]) -> HTMLResponse:
+    """After an answer to a proposal: what happens next."""
+    return page(request, "replied.html", outcome=outcome)
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -13,6 +13,7 @@ class PortalSettings(BaseSettings):
 
     # No default: a portal that cannot reach surveys should fail at start, not at the first link.
     surveys_url: str = Field(description="Base URL of the surveys API, e.g. http://surveys:8000")
+    matching_url: str = Field(description="Base URL of the matching API, e.g. http://matching:8000")
     api_timeout_seconds: float = Field(default=10.0, gt=0)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"

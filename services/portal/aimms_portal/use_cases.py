@@ -2,8 +2,9 @@
 
 from dataclasses import dataclass
 
-from aimms_portal.apis import Refused, SurveysApi
+from aimms_portal.apis import MatchingApi, Refused, SurveysApi
 from aimms_portal.domain.forms import Form, Submitted, answers_from, form, problems_from
+from aimms_portal.domain.proposals import Proposal, proposal
 
 
 @dataclass(frozen=True)
@@ -31,3 +32,31 @@ class Questionnaires:
         if isinstance(reply, Refused):
             return form(view, submitted, problems_from(view, reply.errors))
         return Answered(wave=reply["wave"], role=reply["role"])
+
+
+@dataclass(frozen=True)
+class Replied:
+    """Her answer to a proposal was recorded."""
+
+    accepted: bool
+    started: bool  # both sides accepted: the mentoring has begun
+
+
+class Proposals:
+    """Accepting or declining a proposal from the link its email carried."""
+
+    def __init__(self, matching: MatchingApi) -> None:
+        self._matching = matching
+
+    async def show(self, token: str) -> Proposal:
+        """The proposal her link stands for (LinkGone when the link is not genuine)."""
+        return proposal(await self._matching.proposal(token))
+
+    async def reply(self, token: str, reason: str | None) -> Replied | tuple[Proposal, str]:
+        """Record the answer the link gives, or the page again with what was wrong."""
+        reply = await self._matching.answer(token, (reason or "").strip() or None)
+        if isinstance(reply, Refused):
+            problem = "; ".join(e.get("message", "") for e in reply.errors) or "Your answer could not be recorded."
+            return await self.show(token), problem
+        # A decline closes the proposal at once; an acceptance leaves it open until both accepted.
+        return Replied(accepted=reply["state"] != "declined", started=reply["state"] == "mentoring")
