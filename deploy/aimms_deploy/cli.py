@@ -177,7 +177,7 @@ def up() -> None:
     typer.echo("\nServices (OpenAPI docs at /docs, events at /asyncapi.json, health at /readyz):")
     for name, status in ((s.name, s) for s in stack.status(SERVICES)):
         if name == "portal":
-            typer.echo(f"  {name:<14} {status.endpoint}/  (the pages behind the emails' links)")
+            typer.echo(f"  {name:<14} {status.endpoint}/  (the emails' links; coordinators at /coordinators)")
         else:
             typer.echo(f"  {name:<14} {status.endpoint}/docs")
     typer.echo(f"\nEmails received by the SMTP sink: {endpoints['SMTP_SINK_DIR']}  (list them: aimms mail)")
@@ -245,8 +245,9 @@ def _load_cohort(stack: LocalStack) -> None:
         f"residual round {residual['matched']} of {residual['mentees']}"
     )
     typer.echo(
-        f"  coordinator's view (admin token): {matching}/programmes/{demo_cohort.PROGRAMME}/rounds, "
-        f"{matching}/pairs, {registration}/reports/pipeline"
+        f"  coordinators' dashboard: {stack.service_url('portal')}/coordinators  (sign in with "
+        f"client ID {secrets['REGISTRATION_BOOTSTRAP_ADMIN_CLIENT_ID']} and "
+        f"secret {secrets['REGISTRATION_BOOTSTRAP_ADMIN_SECRET']})"
     )
 
 

@@ -1,5 +1,8 @@
 """SMTP sink: accepts every message and stores it as a .eml file, for development and tests.
 
+One exception lets tests see a delivery fail and be retried: a recipient whose address starts
+with ``bounce-once`` is refused permanently (550) the first time, and accepted after that.
+
 Run as ``python -m aimms_deploy.smtp_sink --host 127.0.0.1 --port 1025 --maildir var/mail``.
 Tests read what was "sent" with :func:`read_messages` / :func:`wait_for_messages`.
 """
@@ -25,6 +28,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 log = structlog.get_logger("aimms.smtp_sink")
 
+BOUNCE_ONCE = "bounce-once"
+
 
 class MaildirHandler:
     """aiosmtpd handler that writes each received message to ``<maildir>/<UTC ts>-<uuid>.eml``."""
@@ -32,9 +37,15 @@ class MaildirHandler:
     def __init__(self, maildir: Path) -> None:
         self.maildir = maildir
         self.maildir.mkdir(parents=True, exist_ok=True)
+        self.bounced: set[str] = set()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Store the message bytes exactly as received and accept it."""
+        first_bounces = {r for r in envelope.rcpt_tos if r.lower().startswith(BOUNCE_ONCE)} - self.bounced
+        if first_bounces:
+            self.bounced |= first_bounces
+            log.info("message refused once", rcpt_tos=sorted(first_bounces))
+            return "550 Mailbox unavailable (bounce-once address: accepted next time)"
         content = envelope.original_content or b""
         path = self.store(content)
         log.info(

@@ -58,5 +58,6 @@ def test_make_up_works_on_an_empty_data_directory(tmp_path: Path) -> None:
     mentees, mentors, proposed, unmatched = map(int, summary.groups())
     assert (mentees, mentors) == (20, 14) and proposed + unmatched == mentees and proposed > 0
     assert "blocking pairs 0" in output
-    assert "http://127.0.0.1:18002/programmes/aimms-mentoring/rounds" in output  # its own ports, not the defaults
+    # Its own ports, not the defaults; the dashboard with the credential to sign in with.
+    assert re.search(r"http://127\.0\.0\.1:18005/coordinators  \(sign in with client ID \S+ and secret \S+\)", output)
     assert (data / "secrets").is_dir()  # everything it made lives in the data directory it was given

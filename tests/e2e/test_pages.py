@@ -108,7 +108,7 @@ async def school() -> School:
         portal = await _token(http, urls, secret["client_id"], secret["client_secret"])
         programme = {
             "programme_id": name,
-            "name": "AIMMS Mentoring (pages)",
+            "name": f"AIMMS Mentoring (pages {run})",
             "roles_offered": ["mentor", "mentee"],
             "seniority_scale": ["Lecturer", "Professor"],
         }
@@ -147,7 +147,8 @@ class Proposed:
 
 
 @pytest.fixture(scope="module")
-async def proposed(school: School) -> Proposed:
+async def proposed(school: School, invited: Invited) -> Proposed:
+    """Amina (invited above, naming nobody) waits too: three mentees for the mentor's two places."""
     matching = school.urls["matching"]
     async with httpx.AsyncClient(timeout=30) as http:
         mentor_id, mentor = await school.register(
@@ -158,7 +159,7 @@ async def proposed(school: School) -> Proposed:
         async def listed() -> bool:
             url = f"{matching}/directory"
             entries = (await http.get(url, params={"programme_id": school.programme}, headers=school.admin)).json()
-            return [e["participant_id"] for e in entries] == [mentor_id]
+            return mentor_id in {e["participant_id"] for e in entries}
 
         await _eventually(listed, "matching lists the mentor")
         for mentee_id, _ in mentees:
@@ -284,6 +285,117 @@ async def test_a_proposal_is_accepted_and_declined_from_its_links(
     assert refused is not None and refused.status == 410
     assert "this answer link is not valid" in await page.locator("main").inner_text()
     await page.close()
+
+
+@dataclass
+class Evaluated:
+    """Three mentees and three mentors who answered their baseline; one whose first email bounced."""
+
+    bounced: str  # her email address
+
+
+@pytest.fixture(scope="module")
+async def evaluated(school: School, proposed: Proposed) -> Evaluated:
+    """Registered after the round (and naming no mentor), so they wait and the round above stays as it was."""
+    surveys = school.urls["surveys"]
+    async with httpx.AsyncClient(timeout=30) as http:
+        mentor = {"offers": "Careers advice", "mentor_capacity": 1, "publish_profile": True}
+        people = [await school.register(http, key, "mentee", seeks="Advice") for key in ("dara", "efua", "fola")]
+        people += [await school.register(http, key, "mentor", **mentor) for key in ("gita", "hana", "ines")]
+        _, bounced = await school.register(http, "bounce-once-jo", "mentee", seeks="Advice")
+        for _, email in people:
+            [link] = await school.links(email, "/surveys/")
+            url = f"{surveys}/surveys/{link.rsplit('/', 1)[1]}"
+            view = (await _ok(http.get(url))).json()
+            await _ok(http.post(url, json={"answers": plausible_answers(view)}))
+    return Evaluated(bounced)
+
+
+def plausible_answers(view: dict[str, Any]) -> dict[str, Any]:
+    """The first option of each choice, yes, a mid-range scale value."""
+    kinds = {"single_choice": lambda i: i["options"][0]["id"], "multiple_choice": lambda i: [i["options"][0]["id"]]}
+    kinds |= {"yes_no": lambda i: True, "agreement": lambda i: 4, "stars": lambda i: 4, "scale_10": lambda i: 8}
+    kinds |= {"number": lambda i: 2}
+    return {item["id"]: kinds[item["kind"]](item) for item in view["items"] if item["kind"] in kinds}
+
+
+async def test_coordinators_sign_in_read_the_dashboard_and_send_a_failed_email_again(
+    school: School, evaluated: Evaluated, browser: Browser, shots: Path
+) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = await context.new_page()
+    portal = school.urls["portal"]
+    secrets = school.stack.registration_secrets()
+
+    # Not signed in: the dashboard sends her to sign in; a wrong secret is refused beside the form.
+    await page.goto(f"{portal}/coordinators")
+    assert page.url.endswith("/coordinators/sign-in")
+    await page.get_by_label("Client ID").fill(secrets["REGISTRATION_BOOTSTRAP_ADMIN_CLIENT_ID"])
+    await page.get_by_label("Client secret").fill("not the secret")
+    await page.get_by_role("button", name="Sign in").click()
+    assert "The client ID or secret is not right." in await page.get_by_role("alert").inner_text()
+    await _inspect(page, shots / "10-sign-in-refused.png")
+    await page.get_by_label("Client secret").fill(secrets["REGISTRATION_BOOTSTRAP_ADMIN_SECRET"])
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(re.compile(r"/coordinators$"))
+    [cookie] = [c for c in await context.cookies() if c["name"] == "aimms_coordinator"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/coordinators"
+    await _inspect(page, shots / "11-programmes.png")
+
+    # The programme's funnel and its round.
+    await page.get_by_role("link", name=f"AIMMS Mentoring (pages {school.run})").click()
+    main = page.locator("main")
+    await page.wait_for_selector("text=From interest to follow-up")
+    funnel = await page.get_by_role("row", name=re.compile("Registered")).first.inner_text()
+    assert int(funnel.split()[-1]) >= 10, funnel
+    assert "3 mentees waiting, 1 mentors: 2 pairs proposed, 1 not matched; blocking pairs: 0" in await main.inner_text()
+    assert "66.7%" in await page.get_by_role("row", name=re.compile("first choice")).first.inner_text()
+    await _inspect(page, shots / "12-funnel-and-rounds.png")
+
+    # The evaluation: roles side by side, a total across them, and the CSV.
+    await page.get_by_role("link", name="Evaluation").click()
+    table = page.locator("table", has_text="Age band")
+    assert await table.get_by_role("columnheader", name="All roles").count() == 1
+    assert "Mentees" in await table.inner_text() and "Mentors" in await table.inner_text()
+    await _inspect(page, shots / "13-evaluation.png")
+    async with page.expect_download() as download:
+        await page.get_by_role("link", name="Download the tables as CSV").click()
+    csv = Path(await (await download.value).path()).read_text()
+    assert csv.startswith("wave,role,item_id,question,measure,option,label,value")
+
+    # The bounced email is listed as failed and sent again; the sink then has it.
+    await page.get_by_role("link", name="Emails not sent").click()
+    deadline = time.monotonic() + 60
+    while not await page.get_by_role("button", name=re.compile("^Send again")).count():
+        assert time.monotonic() < deadline, "the bounced email was not reported failed within 60 s"
+        await asyncio.sleep(0.5)
+        await page.reload()
+    assert "Mailbox unavailable" in await main.inner_text()
+    await _inspect(page, shots / "14-emails-not-sent.png")
+
+    # A post without the form's CSRF token does nothing and leads to sign-in.
+    action = await page.locator("form:has(button:text-is('Send again'))").first.get_attribute("action")
+    assert action is not None
+    forged = await page.request.post(action, form={"csrf": "forged"})
+    assert forged.url.endswith("/coordinators/sign-in")
+    assert await page.get_by_role("button", name=re.compile("^Send again")).count() >= 1
+
+    await page.get_by_role("button", name=re.compile("^Send again")).first.click()
+    await page.wait_for_url(re.compile(r"/deliveries\b"))
+    assert not await page.get_by_role("alert").count(), await main.inner_text()
+    maildir = Path(school.stack.endpoints()["SMTP_SINK_DIR"])
+    deadline = time.monotonic() + 60
+    while not read_messages(maildir, to=evaluated.bounced):
+        assert time.monotonic() < deadline, "the email sent again did not arrive within 60 s"
+        await asyncio.sleep(0.5)
+
+    # Signing out ends the session.
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url(re.compile(r"/coordinators/sign-in$"))
+    assert not [c for c in await context.cookies() if c["name"] == "aimms_coordinator"]
+    await page.goto(f"{portal}/coordinators")
+    assert page.url.endswith("/coordinators/sign-in")
+    await context.close()
 
 
 async def by_keyboard(page: Page, plan: dict[str, Any], limit: int = 200) -> None:

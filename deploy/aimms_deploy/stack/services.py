@@ -12,6 +12,9 @@ from .component import Component
 if TYPE_CHECKING:
     from ..local_stack import LocalStack
 
+# The services whose public APIs the portal stands in front of.
+PORTAL_APIS = ("registration", "matching", "surveys", "notifications")
+
 
 class Service(Component):
     """One of the platform's services, run with uvicorn against the local (or given) infrastructure."""
@@ -32,10 +35,7 @@ class Service(Component):
 
     def environment(self) -> dict[str, str]:
         if self.name == "portal":  # no store, no broker: the public APIs only
-            return {
-                "PORTAL_SURVEYS_URL": self.stack.service_url("surveys"),
-                "PORTAL_MATCHING_URL": self.stack.service_url("matching"),
-            }
+            return {f"PORTAL_{name.upper()}_URL": self.stack.service_url(name) for name in PORTAL_APIS}
         endpoints = self.stack.endpoints()
         prefix = self.name.upper()
         env = {

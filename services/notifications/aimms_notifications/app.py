@@ -23,6 +23,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         store = NotificationStore(runtime.db, runtime.outbox)
         await store.ensure_indexes()
         app.state.store = store
+        app.state.settings = settings
         links = OptOutLinks(settings.link_signing_key.get_secret_value().encode(), settings.public_url)
         app.state.links = links
         templates = Templates(settings.template_dir)

@@ -1,4 +1,5 @@
-"""Notifications' HTTP API: the delivery log, coordinators' digests, reminder preferences and opt-out links."""
+"""Notifications' HTTP API: the delivery log and retries, coordinators' digests, reminder preferences and opt-out
+links."""
 
 import html
 from datetime import datetime
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from aimms_notifications import use_cases
 from aimms_notifications.domain import digest
 from aimms_notifications.links import OptOutLinks
+from aimms_notifications.settings import NotificationsSettings
 from aimms_notifications.store import NotificationStore
 from aimms_shared.auth import ADMIN, Principal, require
 from aimms_shared.errors import DomainError, RuleBroken
@@ -21,6 +23,7 @@ router = APIRouter(tags=["deliveries"])
 
 Store = Annotated[NotificationStore, from_state("store")]
 Links = Annotated[OptOutLinks, from_state("links")]
+Settings = Annotated[NotificationsSettings, from_state("settings")]
 
 
 class DeliveryOut(BaseModel):
@@ -40,6 +43,23 @@ class DeliveryOut(BaseModel):
     details_purged: bool = False
 
 
+def _delivery_out(doc: dict[str, Any]) -> DeliveryOut:
+    return DeliveryOut(
+        notification_id=doc["_id"],
+        template=doc["template"],
+        source_event_id=doc["source_event_id"],
+        programme_id=doc.get("programme_id"),
+        recipient_id=doc.get("recipient_id"),
+        status=doc["status"],
+        attempts=doc.get("attempts", 0),
+        created_at=doc["created_at"],
+        sent_at=doc.get("sent_at"),
+        last_error=doc.get("last_error"),
+        waiting_for=doc.get("waiting_for", []),
+        details_purged="purged_at" in doc,
+    )
+
+
 @router.get("/deliveries", response_model=list[DeliveryOut], responses=problem_responses(422))
 async def delivery_log(
     store: Store,
@@ -54,23 +74,20 @@ async def delivery_log(
     docs = await store.delivery_log(
         source_event_id=source_event_id, participant_id=participant_id, programme_id=programme_id
     )
-    return [
-        DeliveryOut(
-            notification_id=d["_id"],
-            template=d["template"],
-            source_event_id=d["source_event_id"],
-            programme_id=d.get("programme_id"),
-            recipient_id=d.get("recipient_id"),
-            status=d["status"],
-            attempts=d.get("attempts", 0),
-            created_at=d["created_at"],
-            sent_at=d.get("sent_at"),
-            last_error=d.get("last_error"),
-            waiting_for=d.get("waiting_for", []),
-            details_purged="purged_at" in d,
-        )
-        for d in docs
-    ]
+    return [_delivery_out(d) for d in docs]
+
+
+@router.post("/deliveries/{notification_id}/retry", response_model=DeliveryOut, responses=problem_responses(404, 409))
+async def retry_delivery(
+    notification_id: str, store: Store, settings: Settings, caller: Principal = require(ADMIN)
+) -> DeliveryOut:
+    """Send a failed message again: pending once more, it goes out at the delivery worker's next search.
+
+    Only a failed delivery can be retried (SMTP never accepted it, so no one receives it twice), and
+    only while its details are kept (409 otherwise).
+    """
+    doc = await use_cases.retry_delivery(store, notification_id, details_wait_seconds=settings.details_wait_seconds)
+    return _delivery_out(doc)
 
 
 # -- the coordinators' daily digest

@@ -60,6 +60,7 @@ def as_delivery(doc: dict[str, Any]) -> Delivery:
         status=doc["status"],
         attempts=doc.get("attempts", 0),
         detail_checks=doc.get("detail_checks", 0),
+        details_purged="purged_at" in doc,
     )
 
 
@@ -173,6 +174,28 @@ class NotificationStore:
         update["$unset"] = {SEND_DUE: ""}
         update["$inc"] = {"attempts": 1}
         await self._outbox.update(self._notifications, {"_id": notification_id, "status": PENDING}, update)
+
+    async def requeue_failed(self, retried: Delivery, now: datetime) -> bool:
+        """A failed notification a coordinator retries, pending again as `retried` and due at `now`; False if
+        it is no longer failed (retried by someone else meanwhile) or its details were purged.
+
+        `last_error` stays, as history, until the next attempt replaces it; `retried_at` records the retry.
+        """
+        result = await self._notifications.update_one(
+            {"_id": retried.notification_id, "status": FAILED, "purged_at": {"$exists": False}},
+            {
+                "$set": {
+                    "status": PENDING,
+                    SEND_DUE: now,
+                    "attempts": retried.attempts,
+                    "detail_checks": retried.detail_checks,
+                    "details_deadline": retried.details_deadline,
+                    "retried_at": now,
+                },
+                "$unset": {"failed_at": "", "waiting_for": "", "waiting_due": ""},
+            },
+        )
+        return result.matched_count == 1
 
     async def mark_skipped(self, notification_id: str, reason: str) -> None:
         """An optional message the recipient refused: recorded as skipped, never sent."""

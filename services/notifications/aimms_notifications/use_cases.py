@@ -1,4 +1,5 @@
-"""Notifications use cases: queue messages for an event, keep the read models and opt-outs, configure digests.
+"""Notifications use cases: queue messages for an event, retry a failed one, keep the read models and opt-outs,
+configure digests.
 
 The background loops that deliver queued messages, queue the digests and purge old details are in workers.py."""
 
@@ -9,9 +10,9 @@ from typing import Any
 
 import structlog
 
-from aimms_notifications.domain import compose, digest, messages
+from aimms_notifications.domain import compose, delivery, digest, messages
 from aimms_notifications.links import PARTICIPANT
-from aimms_notifications.store import NotificationStore
+from aimms_notifications.store import NotificationStore, as_delivery
 from aimms_shared.contracts.matching import (
     MatchAccepted,
     MatchDeclined,
@@ -20,7 +21,7 @@ from aimms_shared.contracts.matching import (
     MatchProposed,
     MentoringStarted,
 )
-from aimms_shared.errors import Missing
+from aimms_shared.errors import Missing, StateConflict
 from aimms_shared.events import Envelope
 from aimms_shared.mongo import utcnow
 
@@ -50,6 +51,29 @@ async def queue(
         )
     )
     return [doc for doc in docs if doc is not None]
+
+
+async def retry_delivery(
+    store: NotificationStore, notification_id: str, *, details_wait_seconds: float
+) -> dict[str, Any]:
+    """A coordinator retries a failed delivery: it is pending again, due now, for the delivery worker's next
+    search; the notification as stored. Missing if unknown; StateConflict unless failed with its details kept."""
+    doc = await store.get(notification_id)
+    if doc is None:
+        raise Missing("notification_id", "known-notification", f"no notification {notification_id}")
+    now = utcnow()
+    requeued = delivery.retried(as_delivery(doc), now, details_wait_seconds)
+    if not await store.requeue_failed(requeued, now):
+        raise StateConflict(
+            "status",
+            "failed-only",
+            f"notification {notification_id} changed meanwhile (retried by someone else, or its details purged)",
+        )
+    log.info("delivery.retried", notification_id=notification_id, template=doc["template"])
+    stored = await store.get(notification_id)
+    if stored is None:  # never deleted; kept for the type checker
+        raise Missing("notification_id", "known-notification", f"no notification {notification_id}")
+    return stored
 
 
 async def record_contact(store: NotificationStore, contact: compose.Contact, as_of: datetime) -> int:

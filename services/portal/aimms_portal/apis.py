@@ -87,3 +87,75 @@ class MatchingApi(LinkApi):
         if response.status_code == 422:
             return Refused(list(response.json().get("errors") or []))
         return self._body(response)
+
+
+class SignInRefused(Exception):
+    """The credential was not accepted, or is not a coordinator's (admin scope)."""
+
+
+class Absent(Exception):
+    """What the page names does not exist (the API answered 404)."""
+
+
+class SessionEnded(Exception):
+    """The coordinator's access token expired or was refused: she signs in again."""
+
+
+SERVICES = ("registration", "matching", "surveys", "notifications")
+
+
+class CoordinatorApis:
+    """The coordinators' routes of the four services, called with her own access token."""
+
+    def __init__(self, clients: dict[str, httpx.AsyncClient]) -> None:
+        self._clients = clients
+
+    async def sign_in(self, client_id: str, client_secret: str) -> tuple[str, int]:
+        """An access token for an admin credential, and how many seconds it lasts."""
+        form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
+        response = await self._request("registration", "POST", "/oauth/token", data=form)
+        if response.status_code in (400, 401, 422):
+            raise SignInRefused("The client ID or secret is not right.")
+        body = self._json(response)
+        if "admin" not in body.get("scope", "").split():
+            raise SignInRefused("This credential is a school portal's, not a coordinator's.")
+        return body["access_token"], int(body["expires_in"])
+
+    async def get(self, service: str, path: str, token: str, **params: Any) -> Any:
+        """A coordinator's read, as JSON."""
+        return self._json(await self._authorised(service, "GET", path, token, params=params))
+
+    async def text(self, service: str, path: str, token: str) -> str:
+        """A coordinator's read, as text (CSV downloads)."""
+        return self._checked(await self._authorised(service, "GET", path, token)).text
+
+    async def post(self, service: str, path: str, token: str) -> Any | Refused:
+        """A coordinator's action; refused with the API's reasons on 404, 409 or 422."""
+        response = await self._authorised(service, "POST", path, token)
+        if response.status_code in (404, 409, 422):
+            body = response.json()
+            return Refused(body.get("errors") or [{"message": body.get("detail", body.get("title", ""))}])
+        return self._json(response)
+
+    async def _authorised(self, service: str, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
+        response = await self._request(service, method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+        if response.status_code in (401, 403):
+            raise SessionEnded(f"{service} refused the token ({response.status_code})")
+        return response
+
+    async def _request(self, service: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._clients[service].request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"{service} did not answer: {type(exc).__name__}") from exc
+
+    @staticmethod
+    def _checked(response: httpx.Response) -> httpx.Response:
+        if response.status_code == 404:
+            raise Absent(response.json().get("detail", "not found"))
+        if response.status_code >= 400:
+            raise Unavailable(f"{response.request.url.host} answered {response.status_code}")
+        return response
+
+    def _json(self, response: httpx.Response) -> Any:
+        return self._checked(response).json()

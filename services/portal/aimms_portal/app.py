@@ -1,23 +1,32 @@
 """Composition root of the portal: `uvicorn --factory aimms_portal.app:create_app`."""
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.resources import files
 
 import httpx
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aimms_portal import routes
-from aimms_portal.apis import LinkGone, MatchingApi, SurveysApi, Unavailable
+from aimms_portal import routes, sessions
+from aimms_portal.apis import (
+    SERVICES,
+    Absent,
+    CoordinatorApis,
+    LinkGone,
+    MatchingApi,
+    SessionEnded,
+    SurveysApi,
+    Unavailable,
+)
 from aimms_portal.settings import PortalSettings
-from aimms_portal.use_cases import Proposals, Questionnaires
+from aimms_portal.use_cases import Coordinators, Proposals, Questionnaires
 from aimms_shared.http import RequestContextMiddleware
 from aimms_shared.logging import configure_logging
 from aimms_shared.metrics import Metrics
@@ -57,13 +66,17 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        timeout = settings.api_timeout_seconds
-        async with (
-            httpx.AsyncClient(base_url=settings.surveys_url, timeout=timeout) as surveys,
-            httpx.AsyncClient(base_url=settings.matching_url, timeout=timeout) as matching,
-        ):
-            app.state.questionnaires = Questionnaires(SurveysApi(surveys))
-            app.state.proposals = Proposals(MatchingApi(matching))
+        urls = {name: getattr(settings, f"{name}_url") for name in SERVICES}
+        async with AsyncExitStack() as stack:
+            clients = {
+                name: await stack.enter_async_context(
+                    httpx.AsyncClient(base_url=url, timeout=settings.api_timeout_seconds)
+                )
+                for name, url in urls.items()
+            }
+            app.state.questionnaires = Questionnaires(SurveysApi(clients["surveys"]))
+            app.state.proposals = Proposals(MatchingApi(clients["matching"]))
+            app.state.coordinators = Coordinators(CoordinatorApis(clients))
             yield
 
     app = FastAPI(title="AIMMS portal", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -85,6 +98,21 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     async def unavailable(request: Request, exc: Unavailable) -> HTMLResponse:
         log.warning("portal.api_unavailable", reason=str(exc))
         return error_page(request, "unavailable.html", 503)
+
+    @app.exception_handler(Absent)
+    async def absent(request: Request, exc: Absent) -> HTMLResponse:
+        return error_page(request, "not_found.html", 404)
+
+    @app.exception_handler(sessions.NoSession)
+    async def no_session(request: Request, exc: sessions.NoSession) -> RedirectResponse:
+        return RedirectResponse(request.url_for("sign_in_form"), status_code=303)
+
+    @app.exception_handler(SessionEnded)
+    async def session_ended(request: Request, exc: SessionEnded) -> RedirectResponse:
+        log.info("portal.session_ended", reason=str(exc))
+        response = RedirectResponse(request.url_for("sign_in_form").include_query_params(ended=True), status_code=303)
+        sessions.close_session(request, response)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> HTMLResponse:

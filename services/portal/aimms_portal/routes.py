@@ -2,16 +2,21 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 
+from aimms_portal import sessions
+from aimms_portal.apis import SignInRefused
 from aimms_portal.domain.forms import Form
-from aimms_portal.use_cases import Answered, Proposals, Questionnaires, Replied
+from aimms_portal.sessions import Session
+from aimms_portal.use_cases import Answered, Coordinators, Proposals, Questionnaires, Replied
 from aimms_shared.http import from_state
 
 router = APIRouter()
 Answering = Annotated[Questionnaires, from_state("questionnaires")]
 Replying = Annotated[Proposals, from_state("proposals")]
+Coordinating = Annotated[Coordinators, from_state("coordinators")]
+SignedIn = Annotated[Session, Depends(sessions.current)]
 
 
 def page(request: Request, template: str, status: int = 200, **context: object) -> HTMLResponse:
@@ -60,6 +65,97 @@ async def reply(request: Request, token: str, replying: Replying) -> Response:
 async def replied(request: Request, outcome: Literal["accepted", "started", "declined"]) -> HTMLResponse:
     """After an answer to a proposal: what happens next."""
     return page(request, "replied.html", outcome=outcome)
+
+
+# -- coordinators
+
+
+@router.get("/coordinators/sign-in", response_class=HTMLResponse)
+async def sign_in_form(request: Request, ended: bool = False) -> HTMLResponse:
+    """Sign in with the scheme's administrator credential (a client ID and secret; SSO can stand here later)."""
+    return _sign_in_page(request, ended=ended)
+
+
+@router.post("/coordinators/sign-in", response_class=HTMLResponse)
+async def sign_in(request: Request, coordinating: Coordinating) -> Response:
+    submitted = await request.form()
+    sessions.check_sign_in(request, submitted.get("csrf"))
+    client_id, secret = str(submitted.get("client_id") or ""), str(submitted.get("client_secret") or "")
+    try:
+        token, seconds = await coordinating.sign_in(client_id.strip(), secret.strip())
+    except SignInRefused as refused:
+        return _sign_in_page(request, status=401, problem=str(refused), client_id=client_id)
+    response = RedirectResponse(request.url_for("programmes"), status_code=303)
+    sessions.open_session(request, response, token, seconds)
+    return response
+
+
+def _sign_in_page(request: Request, status: int = 200, **context: object) -> HTMLResponse:
+    csrf = sessions.sign_in_csrf(request)
+    response = page(request, "coordinators/sign_in.html", status=status, csrf=csrf, **context)
+    sessions.keep_sign_in_csrf(request, response, csrf)
+    return response
+
+
+@router.post("/coordinators/sign-out")
+async def sign_out(request: Request, session: SignedIn) -> Response:
+    session.check((await request.form()).get("csrf"))
+    response = RedirectResponse(request.url_for("sign_in_form"), status_code=303)
+    sessions.close_session(request, response)
+    return response
+
+
+@router.get("/coordinators", response_class=HTMLResponse)
+async def programmes(request: Request, session: SignedIn, coordinating: Coordinating) -> HTMLResponse:
+    """The programmes she coordinates."""
+    listed = await coordinating.programmes(session.token)
+    return page(request, "coordinators/programmes.html", session=session, programmes=listed)
+
+
+@router.get("/coordinators/programmes/{programme_id}", response_class=HTMLResponse)
+async def overview(request: Request, programme_id: str, session: SignedIn, coordinating: Coordinating) -> HTMLResponse:
+    """The funnel and the matching rounds of one programme."""
+    shown = await coordinating.overview(session.token, programme_id)
+    return page(request, "coordinators/overview.html", session=session, overview=shown, tab="overview")
+
+
+@router.get("/coordinators/programmes/{programme_id}/evaluation", response_class=HTMLResponse)
+async def evaluation(
+    request: Request, programme_id: str, session: SignedIn, coordinating: Coordinating
+) -> HTMLResponse:
+    """The evaluation's tables, with bars."""
+    shown = await coordinating.evaluation(session.token, programme_id)
+    return page(request, "coordinators/evaluation.html", session=session, evaluation=shown, tab="evaluation")
+
+
+@router.get("/coordinators/programmes/{programme_id}/evaluation.csv")
+async def evaluation_csv(programme_id: str, session: SignedIn, coordinating: Coordinating) -> PlainTextResponse:
+    """The same tables as CSV, as surveys gives them to researchers."""
+    return PlainTextResponse(
+        await coordinating.evaluation_csv(session.token, programme_id),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{programme_id}-evaluation.csv"'},
+    )
+
+
+@router.get("/coordinators/programmes/{programme_id}/deliveries", response_class=HTMLResponse)
+async def deliveries(
+    request: Request, programme_id: str, session: SignedIn, coordinating: Coordinating, problem: str | None = None
+) -> HTMLResponse:
+    """Emails that failed or are still waiting, with a retry for the failed."""
+    programme, watched = await coordinating.deliveries(session.token, programme_id)
+    context = {"session": session, "programme": programme, "deliveries": watched, "problem": problem}
+    return page(request, "coordinators/deliveries.html", tab="deliveries", **context)
+
+
+@router.post("/coordinators/programmes/{programme_id}/deliveries/{notification_id}/retry")
+async def retry(
+    request: Request, programme_id: str, notification_id: str, session: SignedIn, coordinating: Coordinating
+) -> Response:
+    session.check((await request.form()).get("csrf"))
+    problem = await coordinating.retry(session.token, notification_id)
+    target = request.url_for("deliveries", programme_id=programme_id)
+    return RedirectResponse(target.include_query_params(problem=problem) if problem else target, status_code=303)
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -24,7 +24,7 @@ class NotificationSent(Event):
 
 @contract
 class NotificationFailed(Event):
-    """A message could not be delivered and will not be retried."""
+    """A message could not be delivered and is no longer tried (a coordinator may send it again)."""
 
     event_type: ClassVar[str] = "NotificationFailed"
     topic: ClassVar[Topic] = DELIVERIES

@@ -3,13 +3,16 @@
 Two setbacks delay a message: details it names have not arrived (it looks again with back-off,
 until its deadline), and the SMTP server did not take it (a temporary refusal is retried with
 back-off, a permanent one or too many attempts fail it). The delivery worker asks these functions
-what to do and the store records it.
+what to do and the store records it. A coordinator may requeue a failed delivery (`retried`).
 """
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from aimms_notifications.domain.compose import details_deadline
+from aimms_shared.errors import StateConflict
 from aimms_shared.retry import backoff_delay
 
 Status = Literal["pending", "sent", "failed", "cancelled", "skipped"]
@@ -27,8 +30,8 @@ class Patience:
 
 @dataclass(frozen=True)
 class Delivery:
-    """One message's delivery: its status, SMTP attempts so far, looks for missing details, and until
-    when it may wait for them."""
+    """One message's delivery: its status, SMTP attempts so far, looks for missing details, until
+    when it may wait for them, and whether its per-message details were purged (past retention)."""
 
     notification_id: str
     message_id: str
@@ -36,6 +39,7 @@ class Delivery:
     status: Status = "pending"
     attempts: int = 0
     detail_checks: int = 0
+    details_purged: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,3 +88,33 @@ def smtp_refused(
         return GiveUp(f"gave up after {attempt} attempts: {message}")
     delay = backoff_delay(patience.retry_base_seconds, attempt, patience.retry_cap_seconds)
     return TryAgain(now + timedelta(seconds=delay), delay, message, attempt)
+
+
+def retried(delivery: Delivery, now: datetime, details_wait_seconds: float) -> Delivery:
+    """A coordinator's retry: a failed delivery, pending again with fresh patience (no attempts, no looks
+    for details, a new deadline for them).
+
+    Only a failed delivery may be retried: SMTP never accepted it, so a retry cannot send a second copy
+    (a sent one would, a pending one is still being tried, a cancelled or skipped one must not go). One
+    whose per-message details were purged cannot be composed any more.
+    """
+    if delivery.status != "failed":
+        raise StateConflict(
+            "status",
+            "failed-only",
+            f"only a failed delivery can be retried; notification {delivery.notification_id} is {delivery.status}",
+        )
+    if delivery.details_purged:
+        raise StateConflict(
+            "notification_id",
+            "details-kept",
+            f"the details notification {delivery.notification_id} was written from were purged after the "
+            "retention period; it can no longer be composed",
+        )
+    return dataclasses.replace(
+        delivery,
+        status="pending",
+        attempts=0,
+        detail_checks=0,
+        details_deadline=details_deadline(now, details_wait_seconds),
+    )

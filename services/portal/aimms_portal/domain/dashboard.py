@@ -1,0 +1,255 @@
+"""The coordinators' dashboard: the services' reports turned into tables and bars. Pure, no I/O.
+
+Every figure comes from a service's report; this module only arranges it. Where surveys
+suppressed a role (too few responses to be anonymous), nothing here recomputes it: totals across
+roles are given only when no role is suppressed, so a total can never reveal a hidden group.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+AGREED = (4, 5)  # "agree" and "strongly agree" on the five-point agreement scale
+HIGH_SCORE = 7  # "7 or above" on a 1-10 scale, as the paper summarises it
+
+
+@dataclass(frozen=True)
+class Bar:
+    """A labelled figure and its bar's length in percent of the chart's width."""
+
+    label: str
+    value: int | float
+    width: float
+    note: str = ""
+
+
+def bars(figures: list[tuple[str, int | float]], scale: float | None = None) -> list[Bar]:
+    """Bars for figures, the longest (or `scale`, e.g. 100 for percentages) filling the width."""
+    top = scale or max((value for _, value in figures), default=0) or 1
+    return [Bar(label, value, round(100 * value / top, 1)) for label, value in figures]
+
+
+# -- emails
+
+EMAILS = {
+    "welcome": "Welcome pack",
+    "registered": "Registration confirmation",
+    "match_proposed": "Proposal",
+    "proposal_reminder": "Proposal reminder",
+    "match_declined": "Proposal declined",
+    "mentoring_started": "Introduction",
+    "check_in": "Check-in",
+    "term_ended": "End of the term",
+    "match_extended": "Partnership extended",
+    "match_ended": "Partnership ended",
+    "survey_invitation": "Questionnaire invitation",
+    "survey_reminder": "Questionnaire reminder",
+    "coordinator_digest": "Coordinators' daily digest",
+}
+
+
+def email_name(template: str) -> str:
+    """What a coordinator calls the email a template writes."""
+    return EMAILS.get(template, template.replace("_", " ").capitalize())
+
+
+# -- the funnel
+
+
+@dataclass(frozen=True)
+class Funnel:
+    programme_id: str
+    stages: list[Bar]
+    institutions: list[dict[str, Any]]
+
+
+def funnel(programme_id: str, pipeline: list[dict[str, Any]], pairs: dict[str, Any], survey: dict[str, Any]) -> Funnel:
+    """Interest to follow-up for one programme, and per institution, from the three services' reports."""
+    rows = [r for r in pipeline if r["programme_id"] == programme_id]
+    states = pairs.get("pairs_by_state", {})
+    follow_up = survey.get("waves", {}).get("follow_up", {}).get("roles", {})
+    stages = bars(
+        [
+            ("Expressed interest, not yet registered", sum(r["interested"] for r in rows)),
+            ("Registered (active)", sum(r["registered"] for r in rows)),
+            ("Pairs proposed", sum(n for state, n in states.items() if state != "held")),
+            ("Partnerships started", pairs.get("partnerships_started", 0)),
+            ("Follow-up questionnaires answered", sum(g["responses"] for g in follow_up.values())),
+        ]
+    )
+    by_institution = pairs.get("pairs_by_institution", {})
+    institutions = [
+        {
+            "institution_id": r["institution_id"],
+            "interested": r["interested"],
+            "registered": r["registered"],
+            "withdrawn": r["withdrawn"],
+            "proposed": sum(n for s, n in by_institution.get(r["institution_id"], {}).items() if s != "held"),
+            "mentoring": by_institution.get(r["institution_id"], {}).get("mentoring", 0),
+        }
+        for r in sorted(rows, key=lambda r: r["institution_id"])
+    ]
+    return Funnel(programme_id, stages, institutions)
+
+
+# -- matching rounds
+
+
+@dataclass(frozen=True)
+class Round:
+    ran_at: str
+    mentees: int
+    mentors: int
+    proposed: int
+    unmatched: int
+    quality: list[Bar]  # first choice %, any of three %
+    blocking_pairs: int
+    ranks: list[Bar]
+    groups: dict[str, list[dict[str, Any]]]  # "institution"/"career stage" -> rows
+
+
+RANKS = {"choice_1": "First choice", "choice_2": "Second choice", "choice_3": "Third choice"}
+RANKS |= {"fallback": "Proposed by score", "unmatched": "Not matched"}
+
+
+def rounds(reports: list[dict[str, Any]]) -> list[Round]:
+    """Each round's quality, newest first, from matching's stable round (the residual adds its count)."""
+    shown = []
+    for report in sorted(reports, key=lambda r: r["ran_at"], reverse=True):
+        stable = report["stable"]
+        ranks = dict(stable.get("rank_profile", {}))
+        ranks["unmatched"] = report["unmatched"]
+        groups = {
+            name: [
+                {
+                    "group": group,
+                    "mentees": figures["mentees"],
+                    "matched": figures["matched"],
+                    "match_rate": _percent(figures["match_rate"]),
+                    "first_choice_rate": _percent(figures["first_choice_rate"]),
+                }
+                for group, figures in stable.get(key, {}).items()
+            ]
+            for name, key in (("institution", "by_institution"), ("career stage", "by_seniority"))
+        }
+        shown.append(
+            Round(
+                ran_at=report["ran_at"][:16].replace("T", " "),
+                mentees=report["mentees"],
+                mentors=report["mentors"],
+                proposed=report["proposed"],
+                unmatched=report["unmatched"],
+                quality=bars(
+                    [
+                        ("Matched to her first choice", _percent(stable["first_choice_rate"])),
+                        ("Matched to one of her three", _percent(stable["any_choice_rate"])),
+                    ],
+                    scale=100,
+                ),
+                blocking_pairs=stable["blocking_pairs"] + report["residual"]["blocking_pairs"],
+                ranks=bars([(label, ranks.get(key, 0)) for key, label in RANKS.items()]),
+                groups=groups,
+            )
+        )
+    return shown
+
+
+def _percent(rate: float) -> float:
+    return round(100 * rate, 1)
+
+
+# -- the evaluation's tables
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of an item's table: a label and, per role, a figure and its bar (None: suppressed)."""
+
+    label: str
+    cells: dict[str, Bar | None]
+    total: Bar | None = None
+    summary: bool = False  # a derived line ("agreed or strongly agreed"), set apart
+
+
+@dataclass(frozen=True)
+class Table:
+    item_id: str
+    question: str
+    kind: str
+    roles: list[str]
+    rows: list[Row]
+    statistics: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> mean, median...
+    texts: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Wave:
+    wave: str
+    roles: dict[str, dict[str, Any]]
+    tables: list[Table]
+
+
+def survey_tables(report: dict[str, Any]) -> list[Wave]:
+    """The paper's Tables 1-3 shape: per item, its options down, roles across, a total where allowed."""
+    return [
+        Wave(wave, tables["roles"], [_table(item, tables["roles"]) for item in tables["items"]])
+        for wave, tables in report.get("waves", {}).items()
+    ]
+
+
+def _table(item: dict[str, Any], groups: dict[str, Any]) -> Table:
+    roles = [role for role in groups if role in item["roles"]]
+    shown = {role: item["roles"][role] for role in roles if not item["roles"][role].get("suppressed")}
+    with_total = len(shown) == len(roles) and len(roles) > 1
+    lines = _lines(item["kind"], shown)
+    rows = []
+    for label, counts, summary in lines:
+        cells: dict[str, Bar | None] = {
+            role: _share(counts.get(role, 0), shown[role]["answered"]) if role in shown else None for role in roles
+        }
+        total = None
+        if with_total:
+            total = _share(sum(counts.values()), sum(stats["answered"] for stats in shown.values()))
+        rows.append(Row(label, cells, total, summary))
+    statistics = {
+        role: {k: stats[k] for k in ("answered", "mean", "median", "min", "max") if stats.get(k) is not None}
+        for role, stats in shown.items()
+    }
+    texts = {role: _texts(stats) for role, stats in shown.items() if _texts(stats)}
+    return Table(item["id"], item["text"], item["kind"], roles, rows, statistics, texts)
+
+
+def _lines(kind: str, shown: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, int], bool]]:
+    """(label, count per role, is a summary) for each line of an item's table."""
+    if not shown:
+        return []
+    first = next(iter(shown.values()))
+    if "options" in first:
+        labels = [(o["id"], o["label"]) for o in first["options"]]
+        counts = {role: {o["id"]: o["count"] for o in stats["options"]} for role, stats in shown.items()}
+        return [(label, {r: counts[r].get(key, 0) for r in shown}, False) for key, label in labels]
+    if "yes" in first:
+        return [(answer.title(), {r: s[answer]["count"] for r, s in shown.items()}, False) for answer in ("yes", "no")]
+    if "distribution" in first and kind != "number":
+        points = [(p["value"], p.get("label") or str(p["value"])) for p in first["distribution"]]
+        counts = {role: {p["value"]: p["count"] for p in stats["distribution"]} for role, stats in shown.items()}
+        lines = [(label, {r: counts[r].get(value, 0) for r in shown}, False) for value, label in points]
+        if kind == "agreement":
+            agreed = {r: sum(counts[r].get(v, 0) for v in AGREED) for r in shown}
+            lines.append(("Agreed or strongly agreed", agreed, True))
+        if kind == "scale_10":
+            high = {r: sum(n for v, n in counts[r].items() if v >= HIGH_SCORE) for r in shown}
+            lines.append((f"{HIGH_SCORE} or above", high, True))
+        return lines
+    return []
+
+
+def _share(count: int, answered: int) -> Bar:
+    percent = round(100 * count / answered, 1) if answered else 0.0
+    return Bar(str(count), count, percent, note=f"{percent:g}%")
+
+
+def _texts(stats: dict[str, Any]) -> list[str]:
+    texts = list(stats.get("texts", []))
+    for answer in ("yes", "no"):
+        texts += stats.get(answer, {}).get("texts", [])
+    return texts
