@@ -130,6 +130,7 @@ async def platform_run(kafka: str, mongodb_uri: str, count: int, concurrency: in
     secrets = LocalStack().registration_secrets()  # this machine's local keys (generated once)
     registration_env = {f"REGISTRATION_{k}": v for k, v in common.items()} | secrets
     registration_env["REGISTRATION_MONGODB_DATABASE"] = f"{namespace}_registration"
+    registration_env["REGISTRATION_PUBLIC_URL"] = "http://portal.bench"  # page links, none asked for here
     notifications_env = {f"NOTIFICATIONS_{k}": v for k, v in common.items()} | {
         "NOTIFICATIONS_MONGODB_DATABASE": f"{namespace}_notifications",
         "NOTIFICATIONS_SMTP_HOST": "127.0.0.1",

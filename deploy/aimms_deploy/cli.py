@@ -261,6 +261,7 @@ def _seed_demo(stack: LocalStack) -> DemoPortal:
     settings = RegistrationSettings(
         kafka_bootstrap_servers=endpoints["KAFKA_BOOTSTRAP_SERVERS"],
         mongodb_uri=endpoints["MONGODB_URI"],
+        public_url=stack.service_url("portal"),
         **{key.removeprefix("REGISTRATION_").lower(): value for key, value in secrets.items()},
     )
     portal = asyncio.run(seed(settings))

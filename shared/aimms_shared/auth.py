@@ -27,6 +27,7 @@ from aimms_shared.principal import (  # noqa: F401
     PARTICIPANTS_WRITE,
     PORTAL_SCOPES,
     PROFILES_READ,
+    SELF,
     Principal,
 )
 
@@ -99,7 +100,8 @@ class TokenVerifier:
             raise Unauthenticated("the access token has expired") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the access token is invalid: {exc}") from exc
-        principal = Principal(claims["sub"], claims.get("institution_id"), frozenset(claims["scope"].split()))
+        scopes = frozenset(claims["scope"].split())
+        principal = Principal(claims["sub"], claims.get("institution_id"), scopes, claims.get("participant_id"))
         if len(self._verified) >= VERIFIED_TOKENS:
             del self._verified[next(iter(self._verified))]  # the oldest
         self._verified[token] = (claims["exp"], kid, principal)
@@ -134,8 +136,12 @@ def remote_jwks(url: str) -> KeyLoader:
 _bearer = HTTPBearer(auto_error=False, description="An access token from registration's /oauth/token.")
 
 
-def require(*scopes: str) -> Any:
-    """FastAPI dependency: a principal holding every one of `scopes` (admin holds them all)."""
+def require(*scopes: str, participant: bool = False) -> Any:
+    """FastAPI dependency: a principal holding every one of `scopes` (admin holds them all).
+
+    With `participant=True` a participant's own token is let in too; the use case then lets her act
+    only for herself (`Principal.may_act_for`).
+    """
 
     async def principal(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -144,22 +150,25 @@ def require(*scopes: str) -> Any:
             raise Unauthenticated("send an access token: Authorization: Bearer <token>")
         caller = await request.app.state.token_verifier.verify(credentials.credentials)
         missing = [s for s in scopes if s not in caller.scopes and not caller.is_admin]
+        if caller.is_participant:
+            missing = [] if participant and SELF in caller.scopes else [*scopes] or [ADMIN]
         if missing:
             raise Forbidden(f"the token lacks the scope {' '.join(missing)}", required_scopes=list(scopes))
         structlog.contextvars.bind_contextvars(client_id=caller.client_id)
         return caller
 
     principal.required_scopes = list(scopes)  # type: ignore[attr-defined] - read by document_scopes
+    principal.participant_allowed = participant  # type: ignore[attr-defined]
     return Depends(principal)
 
 
 def document_scopes(app: FastAPI) -> None:
     """State each route's scope in the OpenAPI document, from the `require(...)` it depends on."""
-    scopes_by_operation: dict[str, list[str]] = {}
+    scopes_by_operation: dict[str, Any] = {}
     for context in iter_route_contexts(app.routes):
         route = context.original_route
-        if isinstance(route, APIRoute) and (scopes := _required_scopes(route.dependant)) is not None:
-            scopes_by_operation[route.operation_id or route.unique_id] = scopes
+        if isinstance(route, APIRoute) and (guard := _guard(route.dependant)) is not None:
+            scopes_by_operation[route.operation_id or route.unique_id] = guard
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -169,11 +178,14 @@ def document_scopes(app: FastAPI) -> None:
         schema.setdefault("components", {}).setdefault("schemas", {}).setdefault("Problem", Problem.model_json_schema())
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
-                scopes = scopes_by_operation.get(operation.get("operationId", ""))
-                if scopes is None:
+                guard = scopes_by_operation.get(operation.get("operationId", ""))
+                if guard is None:
                     continue
-                operation["x-required-scopes"] = scopes
+                scopes = operation["x-required-scopes"] = guard.required_scopes
                 note = f"**Requires scope:** `{' '.join(scopes)}` (an `admin` token may call every route)."
+                if guard.participant_allowed:
+                    operation["x-participant-self"] = True
+                    note += " A participant's own token (scope `self`) may call it for herself."
                 operation["description"] = f"{operation.get('description', '')}\n\n{note}".strip()
                 for status in (401, 403):
                     operation["responses"].setdefault(str(status), _problem_response(status))
@@ -187,11 +199,12 @@ def _problem_response(status: int) -> dict[str, Any]:
     return {"description": PROBLEM_TEXT[status], "content": {PROBLEM_JSON: {"schema": schema}}}
 
 
-def _required_scopes(dependant: Any) -> list[str] | None:
+def _guard(dependant: Any) -> Any:
+    """The `require(...)` dependency of a route, if it has one."""
     if hasattr(dependant.call, "required_scopes"):
-        return dependant.call.required_scopes
+        return dependant.call
     for sub in dependant.dependencies:
-        found = _required_scopes(sub)
+        found = _guard(sub)
         if found is not None:
             return found
     return None

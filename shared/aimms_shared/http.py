@@ -44,6 +44,7 @@ PROBLEM_TEXT = {
     403: "The token lacks the scope, or acts for another institution",
     404: "Not found (or not yours to see)",
     409: "Conflicts with the current state, or names something not known here yet (then with Retry-After)",
+    410: "The link is unknown, used or expired (indistinguishable on purpose)",
     422: "Invalid input: each field and the rule it breaks",
 }
 

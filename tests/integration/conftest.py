@@ -153,6 +153,7 @@ def service_settings(settings_cls: type[S], infra: Infrastructure, namespace: st
             "encryption_key_id": "test-1",
             "bootstrap_admin_client_id": ADMIN_CLIENT_ID,
             "bootstrap_admin_secret": ADMIN_SECRET,
+            "public_url": "http://portal.test",
         }
     if settings_cls is SurveysSettings:
         values |= {"encryption_keys": ENCRYPTION_KEYS, "encryption_key_id": "test-1"}

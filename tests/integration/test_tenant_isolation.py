@@ -23,6 +23,8 @@ pytestmark = pytest.mark.integration
 # Anyone may call these: getting a token, verifying one, operations, and the API's own documents.
 PUBLIC_PATHS = {
     "/oauth/token",
+    "/page-links",  # she asks by address; the answer is the same whether or not it is registered
+    "/page-links/session",  # the emailed link's secret is the credential
     "/.well-known/jwks.json",
     "/healthz",
     "/readyz",
@@ -173,6 +175,7 @@ async def test_every_protected_route_is_in_the_access_policy(platform: Platform)
 
     assert sorted(operations) == sorted(REQUIRED_SCOPE)
     assert public >= {"/oauth/token", "/.well-known/jwks.json", "/healthz", "/readyz", "/metrics", "/asyncapi.json"}
+    assert public >= {"/page-links", "/page-links/session"}
 
 
 async def test_every_route_but_the_public_ones_refuses_a_request_without_a_token(

@@ -13,7 +13,7 @@ from aimms_notifications.domain.compose import Contact, Known, Programme
 from aimms_notifications.handlers import MESSAGES
 from aimms_notifications.templates import RenderedMessage, Templates
 from aimms_shared.contracts import matching as m
-from aimms_shared.contracts.registration import ParticipantRegistered
+from aimms_shared.contracts.registration import ParticipantLinkIssued, ParticipantRegistered
 from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
 from aimms_shared.events import Envelope, Event, wrap
 from tests.factories import interest_expressed
@@ -80,6 +80,7 @@ def proposed(**overrides: Any) -> m.MatchProposed:
 TERM_END = NOW + timedelta(days=182)
 SURVEY = {"invitation_id": "inv-1", "participant_id": MENTEE, "programme_id": "aimms-mentoring", "role": "mentee"}
 SURVEY_LINK = "https://aimms.example/surveys/surveys/tok-123"
+PAGE_LINK = "https://aimms.example/portal/me/links/secret-123"
 
 EVENTS: list[Event] = [
     registered(),
@@ -116,6 +117,13 @@ EVENTS: list[Event] = [
             ("withdrawn", "mentoring", "mentor"),
             ("withdrawn", "proposal", "mentee"),
         ]
+    ),
+    ParticipantLinkIssued(
+        participant_id=MENTEE,
+        programme_id="aimms-mentoring",
+        institution_id="demo-university",
+        url=PAGE_LINK,
+        expires_at=NOW + timedelta(hours=24),
     ),
 ]
 SURVEY_EVENTS: list[Event] = [
@@ -477,7 +485,8 @@ def test_a_message_for_someone_whose_details_have_not_arrived_waits_for_them() -
 
 
 def test_a_message_to_someone_erased_or_withdrawn_is_cancelled_and_an_erased_partner_goes_unnamed() -> None:
-    [to_mentee, to_mentor] = messages.match_ended(EVENTS[-1], wrap(EVENTS[-1], producer="test"))
+    ended = next(e for e in reversed(EVENTS) if isinstance(e, m.MatchEnded))
+    [to_mentee, to_mentor] = messages.match_ended(ended, wrap(ended, producer="test"))
     without_mentee = Known(
         {MENTOR: KNOWN.contacts[MENTOR]}, frozenset({MENTEE}), frozenset(), KNOWN.programme, KNOWN.institutions
     )
@@ -511,3 +520,11 @@ def test_a_survey_invitation_carries_her_link_and_says_her_answers_are_anonymous
     assert "anonymous" in invitation.text and "31 March 2025" in invitation.text
     assert reminded.subject.startswith("Reminder: Your six-month questionnaire")
     assert "friendly reminder" in reminded.text
+
+
+def test_the_link_to_her_page_goes_to_her_alone_and_says_it_works_once() -> None:
+    [sent] = rendered_messages(EVENTS[-1]).values()
+
+    assert sent.subject == "Your link to AIMMS Mentoring"
+    assert PAGE_LINK in sent.text and f'href="{PAGE_LINK}"' in sent.html
+    assert "works once" in sent.text and "did not ask" in sent.text

@@ -1,11 +1,11 @@
 """Registration's rules, without I/O: institutions, programmes, interests, participants, credentials."""
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aimms_registration.domain import credentials, institutions, participants, programmes
+from aimms_registration.domain import credentials, institutions, page_links, participants, programmes
 from aimms_registration.domain.interests import InterestSubmission, express_interest
 from aimms_registration.domain.participants import Profile, Registration
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
@@ -16,6 +16,7 @@ from aimms_shared.contracts.registration import (
     ParticipantRegistered,
 )
 from aimms_shared.errors import Missing, RuleBroken, StateConflict
+from aimms_shared.principal import PARTICIPANTS_READ, SELF, Principal
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 KEY = b"background-token-key-for-tests-!"
@@ -342,3 +343,38 @@ def test_portal_credentials_cannot_hold_admin_and_admin_credentials_have_no_inst
     with pytest.raises(RuleBroken):
         credentials.check_scopes(None, ["participants:read"])
     assert credentials.check_scopes(None, ["admin"]) == ("admin",)
+
+
+# -- links to her programme's page
+
+
+def test_a_page_link_is_stored_only_as_the_hash_of_the_secret_it_emails() -> None:
+    participant, _ = register()
+    link, event = page_links.issue(participant, "https://aimms.example/portal/", now=NOW)
+
+    secret = event.url.removeprefix("https://aimms.example/portal/me/links/")
+    assert len(secret) >= 40 and secret not in link.link_id
+    assert link.link_id == page_links.link_id(secret)
+    assert (event.participant_id, event.programme_id) == (participant.participant_id, participant.programme_id)
+    assert event.expires_at == link.expires_at == NOW + page_links.LIFETIME
+    assert participant.email not in event.model_dump_json() and participant.name not in event.model_dump_json()
+
+
+def test_a_page_link_is_sent_only_to_an_active_registration_and_not_twice_in_a_row() -> None:
+    participant, _ = register()
+    withdrawn, _ = participants.withdraw(participant, None, now=NOW)
+
+    assert page_links.may_send(participant, None, NOW)
+    assert not page_links.may_send(withdrawn, None, NOW)
+    assert not page_links.may_send(participant, NOW - timedelta(seconds=30), NOW)
+    assert page_links.may_send(participant, NOW - page_links.RESEND_AFTER, NOW)
+
+
+def test_a_participant_acts_for_herself_and_nobody_else_at_her_institution() -> None:
+    herself = Principal("participant:p-1", "demo-university", frozenset({SELF}), participant_id="p-1")
+    school = Principal("portal-1", "demo-university", frozenset({PARTICIPANTS_READ}))
+
+    assert herself.may_act_for("demo-university", "p-1")
+    assert not herself.may_act_for("demo-university", "p-2")
+    assert not herself.may_act_for("demo-university")  # an institution-wide action is never hers
+    assert school.may_act_for("demo-university", "p-2") and not school.may_act_for("northgate", "p-2")

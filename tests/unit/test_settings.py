@@ -8,7 +8,14 @@ from aimms_registration.settings import RegistrationSettings
 
 
 def test_a_service_refuses_to_start_without_its_hosts_and_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    required = ("kafka_bootstrap_servers", "mongodb_uri", "token_signing_key", "encryption_keys", "encryption_key_id")
+    required = (
+        "kafka_bootstrap_servers",
+        "mongodb_uri",
+        "token_signing_key",
+        "encryption_keys",
+        "encryption_key_id",
+        "public_url",
+    )
     for name in required:
         monkeypatch.delenv(f"REGISTRATION_{name.upper()}", raising=False)
     with pytest.raises(ValidationError) as refused:

@@ -44,7 +44,7 @@ class Service(Component):
             f"{prefix}_AUTH_JWKS_URL": f"{self.stack.service_url('registration')}/.well-known/jwks.json",
         }
         if self.name == "registration":
-            env |= self.stack.registration_secrets()
+            env |= self.stack.registration_secrets() | {"REGISTRATION_PUBLIC_URL": self.stack.service_url("portal")}
         if self.name == "matching":
             env |= self.stack.matching_secrets() | {"MATCHING_PUBLIC_URL": self.stack.service_url("portal")}
         if self.name == "surveys":

@@ -79,9 +79,12 @@ async def directory(
     interest: Annotated[list[str] | None, Query(description="Any of these research interests.")] = None,
     seniority: str | None = None,
     institution_id: str | None = None,
-    caller: Principal = require(PROFILES_READ),
+    caller: Principal = require(PROFILES_READ, participant=True),
 ) -> list[DirectoryEntry]:
-    """Published mentors of a programme across all institutions; a full mentor is marked, not hidden."""
+    """Published mentors of a programme across all institutions; a full mentor is marked, not hidden.
+
+    A participant reads her own programme's directory only."""
+    await use_cases.may_read_directory(store, caller, programme_id)
     wanted = set(interest or ())
     entries = []
     for mentor in await store.published_mentors(programme_id):
@@ -107,7 +110,10 @@ async def directory(
     responses=problem_responses(404, 409, 422),
 )
 async def submit_preferences(
-    mentee_id: str, body: PreferencesIn, store: Store, caller: Principal = require(PARTICIPANTS_WRITE)
+    mentee_id: str,
+    body: PreferencesIn,
+    store: Store,
+    caller: Principal = require(PARTICIPANTS_WRITE, participant=True),
 ) -> PreferencesOut:
     """Her top three mentors, best first (MentorPreferencesSubmitted); changeable until she is matched."""
     choices = await use_cases.submit_preferences(store, caller, mentee_id, body.choices)
@@ -121,7 +127,7 @@ async def submit_preferences(
     responses=problem_responses(404, 409),
 )
 async def get_preferences(
-    mentee_id: str, store: Store, caller: Principal = require(PARTICIPANTS_READ)
+    mentee_id: str, store: Store, caller: Principal = require(PARTICIPANTS_READ, participant=True)
 ) -> PreferencesOut:
     """Her current choices."""
     await use_cases.known_mentee(store, caller, mentee_id)
@@ -246,12 +252,17 @@ async def list_pairs(
     programme_id: str | None = None,
     state: Annotated[list[str] | None, Query(description="Any of these states.")] = None,
     institution_id: str | None = None,
-    caller: Principal = require(PARTICIPANTS_READ),
+    caller: Principal = require(PARTICIPANTS_READ, participant=True),
 ) -> list[PairOut]:
-    """Proposals and partnerships; a portal sees those with a side at its institution."""
+    """Proposals and partnerships; a portal sees those with a side at its institution, a participant her own."""
     if not caller.is_admin:
-        institution_id = caller.institution_id
-    found = await store.pairs(programme_id=programme_id, states=tuple(state or ()), institution_id=institution_id)
+        institution_id = None if caller.is_participant else caller.institution_id
+    found = await store.pairs(
+        programme_id=programme_id,
+        states=tuple(state or ()),
+        institution_id=institution_id,
+        participant_id=caller.participant_id,
+    )
     return [PairOut.of(p) for p in found]
 
 
@@ -275,7 +286,9 @@ async def matching_report(programme_id: str, store: Store, caller: Principal = r
 
 
 @router.get("/pairs/{pair_id}", response_model=PairOut, tags=["pairs"], responses=problem_responses(404))
-async def get_pair(pair_id: str, matching: Matching, caller: Principal = require(PARTICIPANTS_READ)) -> PairOut:
+async def get_pair(
+    pair_id: str, matching: Matching, caller: Principal = require(PARTICIPANTS_READ, participant=True)
+) -> PairOut:
     """One proposal or partnership."""
     return PairOut.of(await matching.pair_for(caller, pair_id))
 

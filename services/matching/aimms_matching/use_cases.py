@@ -76,9 +76,21 @@ async def known_mentee(store: MatchingStore, caller: Principal, mentee_id: str) 
     mentee = await store.member(mentee_id)
     if mentee is None and not await store.was_erased(mentee_id):
         raise NotYetKnown("mentee_id", f"participant '{mentee_id}' has not reached matching yet")
-    if mentee is None or not caller.may_act_for(mentee.institution_id):
+    if mentee is None or not caller.may_act_for(mentee.institution_id, mentee_id):
         raise Missing("mentee_id", "own-institution", f"no participant '{mentee_id}' at your institution")
     return mentee
+
+
+async def may_read_directory(store: MatchingStore, caller: Principal, programme_id: str) -> None:
+    """Portals and coordinators read any programme's mentors; a participant only her own programme's."""
+    if not caller.is_participant:
+        return
+    participant_id = caller.participant_id or ""
+    member = await store.member(participant_id)
+    if member is None and not await store.was_erased(participant_id):
+        raise NotYetKnown("programme_id", "your registration has not reached matching yet")
+    if member is None or member.programme_id != programme_id:
+        raise Missing("programme_id", "own-programme", f"you take part in no programme '{programme_id}'")
 
 
 def _outbox(pair: Pair, events: list[Event]) -> list[OutboxEntry]:
@@ -228,7 +240,7 @@ class Matchmaker:
         """A pair the caller may see (acting for `side`, when given)."""
         pair = await self._store.pair(pair_id)
         sides = (side,) if side else pairs.SIDES
-        if pair is None or not any(caller.may_act_for(pair.institution(s)) for s in sides):
+        if pair is None or not any(caller.may_act_for(pair.institution(s), pair.participant(s)) for s in sides):
             raise Missing("pair_id", "own-institution", f"no pair '{pair_id}' for your institution")
         return pair
 

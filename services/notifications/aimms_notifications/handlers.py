@@ -18,6 +18,7 @@ from aimms_shared.mapping import carried_over
 MESSAGES = {
     reg.InterestExpressed: lambda e, env: [messages.welcome(e, env)],
     reg.ParticipantRegistered: messages.registered,
+    reg.ParticipantLinkIssued: messages.page_link,
     m.MatchProposed: messages.match_proposed,
     m.MatchProposalReminder: messages.proposal_reminder,
     m.MatchDeclined: messages.match_declined,

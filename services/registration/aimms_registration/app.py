@@ -35,6 +35,7 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
             )
         app.state.store = store
         app.state.token_issuer = issuer
+        app.state.pages_url = settings.public_url
         return handlers.subscriptions()
 
     return create_service_app(
@@ -56,6 +57,7 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
             contracts.EvaluationParticipationChanged,
             contracts.ParticipantWithdrawn,
             contracts.ParticipantErased,
+            contracts.ParticipantLinkIssued,
             contracts.ParticipantContact,
         ],
         description="Institutions, programmes, credentials, expressions of interest and participants.",

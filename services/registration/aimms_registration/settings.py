@@ -16,6 +16,9 @@ class RegistrationSettings(ServiceSettings, FieldEncryptionSettings):
     # Ed25519 private key (PEM) that signs access tokens; its public half is served as JWKS.
     token_signing_key: SecretStr
     token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    public_url: str = Field(
+        description="Base URL of the participant pages her emailed links open (the portal), e.g. https://host/portal"
+    )
     # The first administrator credential, from deployment configuration (created if absent).
     bootstrap_admin_client_id: str | None = None
     bootstrap_admin_secret: SecretStr | None = Field(default=None, min_length=24)

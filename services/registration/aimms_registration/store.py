@@ -5,15 +5,17 @@ way out: no other layer sees ciphertext, and nothing readable reaches the disk.
 """
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from aimms_registration.domain.credentials import Credential
 from aimms_registration.domain.institutions import Institution
 from aimms_registration.domain.interests import Interest, email_key
+from aimms_registration.domain.page_links import PageLink
 from aimms_registration.domain.participants import Consent, Participant, Profile
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
 from aimms_shared.cache import RecentReads
@@ -28,8 +30,9 @@ INSTITUTIONS = "institutions"
 PROGRAMMES = "programmes"
 INTERESTS = "interests"
 PARTICIPANTS = "participants"
+PAGE_LINKS = "page_links"
 # Collections whose documents carry outboxes, for the relay.
-OUTBOX_COLLECTIONS = (INSTITUTIONS, PROGRAMMES, INTERESTS, PARTICIPANTS)
+OUTBOX_COLLECTIONS = (INSTITUTIONS, PROGRAMMES, INTERESTS, PARTICIPANTS, PAGE_LINKS)
 
 
 class RegistrationStore:
@@ -41,6 +44,7 @@ class RegistrationStore:
         self._interests = db[INTERESTS]
         self._participants = db[PARTICIPANTS]
         self._credentials = db["credentials"]
+        self._page_links = db[PAGE_LINKS]
         self._cipher = cipher
         # Keys the background tokens that let matching compare self-described backgrounds without seeing them.
         self.background_key = cipher.derived_key("background-token")
@@ -54,6 +58,8 @@ class RegistrationStore:
         await self._interests.create_index([("programme_id", ASCENDING), ("email_key", ASCENDING)], unique=True)
         await self._participants.create_index([("programme_id", ASCENDING), ("email_key", ASCENDING)], unique=True)
         await self._participants.create_index([("institution_id", ASCENDING)])
+        await self._participants.create_index([("email_key", ASCENDING)])
+        await self._page_links.create_index([("participant_id", ASCENDING), ("issued_at", ASCENDING)])
         await self._credentials.create_index([("institution_id", ASCENDING)])
         await self.idempotency.ensure_indexes()
 
@@ -201,6 +207,11 @@ class RegistrationStore:
             query["profile.publish_profile"] = True
         return [self._participant(d) async for d in self._participants.find(query).sort("registered_at", ASCENDING)]
 
+    async def participants_by_email(self, email: str) -> list[Participant]:
+        """Her registrations under this address, in every programme (erased ones never appear)."""
+        query = {"email_key": email_key(email), "status": {"$ne": "erased"}}
+        return [self._participant(d) async for d in self._participants.find(query)]
+
     async def add_participant(self, participant: Participant, events: list[OutboxEntry]) -> None:
         """Store a new participant and her events in one write; refuse a second registration."""
         try:
@@ -240,6 +251,25 @@ class RegistrationStore:
             {"programme_id": participant.programme_id, "email_key": email_key(participant.email)}
         )
         await self.idempotency.forget_subject(participant.participant_id)
+        await self._page_links.delete_many({"participant_id": participant.participant_id})
+
+    # -- links to her programme's page
+
+    async def last_page_link_at(self, participant_id: str) -> datetime | None:
+        """When her latest link was issued."""
+        docs = self._page_links.find({"participant_id": participant_id}).sort("issued_at", DESCENDING).limit(1)
+        return next(iter([d["issued_at"] async for d in docs]), None)
+
+    async def add_page_link(self, link: PageLink, events: list[OutboxEntry]) -> None:
+        """Store a new link with the event that emails it, in one write."""
+        await self._outbox.insert(self._page_links, asdict(link) | {"_id": link.link_id, "used_at": None}, events)
+
+    async def use_page_link(self, link_id: str, now: datetime) -> PageLink | None:
+        """The link, marked used in the same write; None when unknown, used or expired."""
+        doc = await self._page_links.find_one_and_update(
+            {"_id": link_id, "used_at": None, "expires_at": {"$gt": now}}, {"$set": {"used_at": now}}
+        )
+        return PageLink(**{k: doc[k] for k in PageLink.__dataclass_fields__}) if doc else None
 
     async def raw_participant(self, participant_id: str) -> dict[str, Any] | None:
         """The stored document as is (subject access export, and tests of encryption at rest)."""

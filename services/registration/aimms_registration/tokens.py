@@ -31,8 +31,10 @@ class TokenIssuer:
         self.kid = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
         self._jwk = {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": self.kid, "alg": ALGORITHM, "use": "sig"}
 
-    def issue(self, client_id: str, institution_id: str | None, scopes: tuple[str, ...]) -> str:
-        """A signed token naming the client, its institution and its scopes."""
+    def issue(
+        self, client_id: str, institution_id: str | None, scopes: tuple[str, ...], participant_id: str | None = None
+    ) -> str:
+        """A signed token naming the client, its institution and its scopes (and, for her own, the participant)."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self._issuer,
@@ -45,6 +47,8 @@ class TokenIssuer:
         }
         if institution_id is not None:
             claims["institution_id"] = institution_id
+        if participant_id is not None:
+            claims["participant_id"] = participant_id
         return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
     def jwks(self) -> dict[str, Any]:

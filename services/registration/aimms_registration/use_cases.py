@@ -9,14 +9,14 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from aimms_registration.domain import credentials, institutions, interests, participants, programmes
+from aimms_registration.domain import credentials, institutions, interests, page_links, participants, programmes
 from aimms_registration.domain.credentials import Credential
 from aimms_registration.domain.institutions import Institution
 from aimms_registration.domain.participants import Participant, Profile, Registration
 from aimms_registration.domain.programmes import Programme
 from aimms_registration.store import RegistrationStore
 from aimms_registration.tokens import TokenIssuer
-from aimms_shared.auth import Principal, Unauthenticated
+from aimms_shared.auth import SELF, Principal, Unauthenticated
 from aimms_shared.contracts.registration import CONTACTS
 from aimms_shared.errors import Missing, RuleBroken
 from aimms_shared.events import Event
@@ -125,6 +125,28 @@ async def issue_token(
     return issuer.issue(credential.client_id, credential.institution_id, scopes), scopes
 
 
+# -- her programme's page
+
+
+async def send_page_links(store: RegistrationStore, email: str, pages_url: str) -> None:
+    """A link to each of her active registrations' pages, emailed; nothing says whether any exist."""
+    now = utcnow()
+    for participant in await store.participants_by_email(email):
+        if page_links.may_send(participant, await store.last_page_link_at(participant.participant_id), now):
+            link, event = page_links.issue(participant, pages_url, now)
+            await store.add_page_link(link, _entries([event], participant.institution_id))
+
+
+async def open_page(store: RegistrationStore, issuer: TokenIssuer, secret: str) -> tuple[str, Participant]:
+    """Her link, used up, exchanged for an access token to act for herself alone."""
+    link = await store.use_page_link(page_links.link_id(secret), utcnow())
+    participant = await store.participant(link.participant_id) if link else None
+    if participant is None or participant.status != "active":
+        raise page_links.LinkUnusable()
+    pid = participant.participant_id
+    return issuer.issue(f"participant:{pid}", participant.institution_id, (SELF,), participant_id=pid), participant
+
+
 # -- programmes
 
 
@@ -180,7 +202,7 @@ async def register_participant(store: RegistrationStore, registration: Registrat
 async def participant_for(store: RegistrationStore, caller: Principal, participant_id: str) -> Participant:
     """A participant the caller may see: her own institution's portal, or an administrator."""
     participant = await store.participant(participant_id)
-    if participant is None or not caller.may_act_for(participant.institution_id):
+    if participant is None or not caller.may_act_for(participant.institution_id, participant_id):
         # The same answer for "absent" and "another institution's": ids reveal nothing.
         raise Missing("participant_id", "own-institution", f"no participant '{participant_id}' at your institution")
     return participant

@@ -221,6 +221,19 @@ class ParticipantErased(_ParticipantEvent):
 
 
 @contract
+class ParticipantLinkIssued(_ParticipantEvent):
+    """She asked for her programme's page: the single-use link notifications emails to her address.
+
+    The link is a credential until it is used or lapses, like a proposal's answer links; it names
+    nobody and carries no contact details.
+    """
+
+    event_type: ClassVar[str] = "ParticipantLinkIssued"
+    url: str
+    expires_at: datetime
+
+
+@contract
 class ParticipantContact(Event):
     """How to reach a participant; the latest per participant on a compacted topic.
 

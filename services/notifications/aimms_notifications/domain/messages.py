@@ -16,7 +16,7 @@ from aimms_shared.contracts.matching import (
     Side,
     SixMonthsElapsed,
 )
-from aimms_shared.contracts.registration import InterestExpressed, ParticipantRegistered
+from aimms_shared.contracts.registration import InterestExpressed, ParticipantLinkIssued, ParticipantRegistered
 from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
 from aimms_shared.events import Envelope
 
@@ -35,6 +35,7 @@ MATCH_EXTENDED = "match_extended"
 MATCH_ENDED = "match_ended"
 SURVEY_INVITATION = "survey_invitation"
 SURVEY_REMINDER = "survey_reminder"
+PAGE_LINK = "page_link"
 DIGEST = "coordinator_digest"
 TEMPLATES = (
     WELCOME,
@@ -49,12 +50,13 @@ TEMPLATES = (
     MATCH_ENDED,
     SURVEY_INVITATION,
     SURVEY_REMINDER,
+    PAGE_LINK,
     DIGEST,
 )
 # Reminders and digests may be refused (an opt-out link in each, and a List-Unsubscribe header);
 # everything else is a step of the procedure and is always sent: proposals, introductions,
 # declines, endings, check-ins, the term's end, the welcome and consent-related mail, and a
-# survey's invitation itself.
+# survey's invitation itself, and a link to her page that she asked for.
 OPTIONAL = frozenset({PROPOSAL_REMINDER, SURVEY_REMINDER, DIGEST})
 REQUIRED = frozenset(TEMPLATES) - OPTIONAL
 
@@ -267,5 +269,19 @@ def survey_invitation(event: SurveyInvitationIssued | SurveyReminderIssued, enve
             link=event.link,
             expires_at=event.expires_at,
             reminder=getattr(event, "reminder", 0),
+        )
+    ]
+
+
+def page_link(event: ParticipantLinkIssued, envelope: Envelope) -> list[Notification]:
+    """The link to her programme's page that she asked for."""
+    return [
+        _to_participant(
+            envelope,
+            PAGE_LINK,
+            programme_id=event.programme_id,
+            recipient_id=event.participant_id,
+            link=event.url,
+            expires_at=event.expires_at,
         )
     ]

@@ -1,12 +1,12 @@
-"""OAuth2 client credentials and the public keys that verify the tokens."""
+"""OAuth2 client credentials, participants' page links, and the public keys that verify the tokens."""
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from aimms_registration import use_cases
-from aimms_registration.routes.deps import Issuer, Store
+from aimms_registration.routes.deps import Issuer, PagesUrl, Store
 from aimms_shared.http import problem_responses
 
 router = APIRouter(tags=["authentication"])
@@ -41,3 +41,55 @@ async def token(
 async def jwks(issuer: Issuer) -> dict[str, Any]:
     """The public keys that verify access tokens (every service fetches and caches these)."""
     return issuer.jwks()
+
+
+# -- her programme's page, from a link emailed to her
+
+
+class PageLinkRequest(BaseModel):
+    """She asks for a link to her programme's page."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: EmailStr
+
+
+class PageLinkRequested(BaseModel):
+    status: str = Field(
+        "sent-if-registered", description="The same answer whether or not the address is registered anywhere."
+    )
+
+
+class PageLinkOpen(BaseModel):
+    """The secret of the link she followed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    link: str = Field(min_length=20, max_length=200)
+
+
+class PageSessionOut(TokenOut):
+    """An access token for herself alone (scope `self`), and whose page it opens."""
+
+    participant_id: str
+    programme_id: str
+
+
+@router.post("/page-links", status_code=202, response_model=PageLinkRequested, responses=problem_responses(422))
+async def request_page_link(body: PageLinkRequest, store: Store, pages_url: PagesUrl) -> PageLinkRequested:
+    """Email a single-use link to her programme's page, for each active registration under the address."""
+    await use_cases.send_page_links(store, str(body.email), pages_url)
+    return PageLinkRequested()
+
+
+@router.post("/page-links/session", response_model=PageSessionOut, responses=problem_responses(410, 422))
+async def open_page(body: PageLinkOpen, store: Store, issuer: Issuer) -> PageSessionOut:
+    """Use up her link for an access token acting for her alone; a used or expired link is gone (410)."""
+    access_token, participant = await use_cases.open_page(store, issuer, body.link)
+    return PageSessionOut(
+        access_token=access_token,
+        expires_in=issuer.ttl_seconds,
+        scope="self",
+        participant_id=participant.participant_id,
+        programme_id=participant.programme_id,
+    )

@@ -11,6 +11,7 @@ from aimms_shared.idempotency import HEADER
 
 Store = Annotated[RegistrationStore, from_state("store")]
 Issuer = Annotated[TokenIssuer, from_state("token_issuer")]
+PagesUrl = Annotated[str, from_state("pages_url")]
 IdempotencyKey = Annotated[
     str | None,
     Header(

@@ -270,9 +270,9 @@ async def list_participants(
 
 @router.get("/participants/{participant_id}", response_model=ParticipantOut, responses=problem_responses(404))
 async def get_participant(
-    participant_id: str, store: Store, caller: Principal = require(PARTICIPANTS_READ)
+    participant_id: str, store: Store, caller: Principal = require(PARTICIPANTS_READ, participant=True)
 ) -> ParticipantOut:
-    """One participant of the institution."""
+    """One participant of the institution (or herself)."""
     return ParticipantOut.of(await use_cases.participant_for(store, caller, participant_id))
 
 
@@ -298,7 +298,7 @@ async def withdraw_participant(
     participant_id: str,
     store: Store,
     body: WithdrawalIn | None = None,
-    caller: Principal = require(PARTICIPANTS_WRITE),
+    caller: Principal = require(PARTICIPANTS_WRITE, participant=True),
 ) -> ParticipantOut:
     """She withdraws from the programme (ParticipantWithdrawn)."""
     reason = body.reason if body else None
@@ -341,7 +341,7 @@ async def erase_participant(
 
 @router.get("/participants/{participant_id}/export", responses=problem_responses(404))
 async def export_participant(
-    participant_id: str, store: Store, caller: Principal = require(PARTICIPANTS_READ)
+    participant_id: str, store: Store, caller: Principal = require(PARTICIPANTS_READ, participant=True)
 ) -> dict[str, Any]:
     """Subject access: everything this service holds about her, including her optional answers."""
     return await use_cases.export_participant(store, caller, participant_id)
