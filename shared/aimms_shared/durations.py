@@ -48,3 +48,22 @@ def parse(text: str) -> Duration:
 def after(start: datetime, text: str) -> datetime:
     """`start` plus the ISO 8601 duration `text`."""
     return parse(text).after(start)
+
+
+def in_words(text: str) -> str:
+    """As people say it: 'P6M' -> '6 months', 'P1Y6M' -> '1 year and 6 months', 'P14D' -> '2 weeks'."""
+    d = parse(text)
+    years, months = divmod(d.months, 12)
+    days, seconds = d.span.days, d.span.seconds
+    weeks, days = (days // 7, 0) if days and days % 7 == 0 else (0, days)
+    units = [
+        (years, "year"),
+        (months, "month"),
+        (weeks, "week"),
+        (days, "day"),
+        (seconds // 3600, "hour"),
+        (seconds % 3600 // 60, "minute"),
+        (seconds % 60, "second"),
+    ]
+    parts = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in units if n]
+    return " and ".join([", ".join(parts[:-1]), parts[-1]]) if len(parts) > 1 else parts[0]

@@ -398,6 +398,93 @@ async def test_coordinators_sign_in_read_the_dashboard_and_send_a_failed_email_a
     await context.close()
 
 
+async def test_a_mentee_opens_her_page_from_an_emailed_link_chooses_mentors_downloads_her_data_and_withdraws(
+    school: School, proposed: Proposed, browser: Browser, shots: Path
+) -> None:
+    portal, matching = school.urls["portal"], school.urls["matching"]
+    async with httpx.AsyncClient(timeout=30) as http:
+        esther_id, _ = await school.register(
+            http, "esther", "mentor", offers="Clinical academic careers", mentor_capacity=1, publish_profile=True
+        )
+        folake_id, email = await school.register(http, "folake", "mentee", seeks="A route back into research")
+        known = f"{matching}/mentees/{folake_id}/preferences"
+        await _eventually(lambda: _known(http.get(known, headers=school.admin)), "matching knows her")
+
+        async def listed() -> bool:
+            url = f"{matching}/directory"
+            entries = (await http.get(url, params={"programme_id": school.programme}, headers=school.admin)).json()
+            return esther_id in {e["participant_id"] for e in entries}
+
+        await _eventually(listed, "matching lists the new mentor")
+    context = await browser.new_context(viewport={"width": 1000, "height": 900}, accept_downloads=True)
+    page = await context.new_page()
+
+    # She asks for a link with her address; the answer would be the same for any address.
+    await page.goto(f"{portal}/me")
+    assert await page.get_by_role("heading", level=1).inner_text() == "Your programme's page"
+    await _inspect(page, shots / "15-my-page-ask.png")
+    await page.get_by_label("The email address you registered with").fill(email)
+    await page.get_by_role("button", name="Email me a link").click()
+    assert "Check your email" in await page.get_by_role("heading", level=1).inner_text()
+    await _inspect(page, shots / "16-my-page-link-sent.png")
+
+    # The emailed link opens a page with one button (a mail scanner's visit uses nothing up).
+    [link] = await school.links(email, "/me/links/")
+    await page.goto(link)
+    await _inspect(page, shots / "17-my-page-open.png")
+    await page.get_by_role("button", name="Open my page").click()
+    await page.wait_for_url(re.compile(r"/me$"))
+    main = await page.locator("main").inner_text()
+    assert "Dr Folake Okafor" in main and school.programme not in main and "AIMMS Mentoring (pages" in main
+    assert "Nothing is proposed yet" in main and "6 months" in main
+    mentors = page.get_by_role("table", name="Mentors you can choose")
+    assert "1 of 1 place free" in await mentors.get_by_role("row", name=re.compile("Dr Esther Okafor")).inner_text()
+    await _inspect(page, shots / "18-my-page.png")
+
+    # Her top three: the new mentor first, then the one she shares with others.
+    await page.get_by_label("First choice").select_option(label="Dr Esther Okafor, Professor of Medicine")
+    grace = await page.locator("#choice2 option", has_text="Dr Grace Okafor").get_attribute("value")
+    await page.get_by_label("Second choice").select_option(value=grace)
+    await page.get_by_role("button", name="Save my choices").click()
+    await page.wait_for_url(re.compile(r"/me\?saved=choices$"))
+    assert "Your choices are saved" in await page.get_by_role("status").inner_text()
+    assert await page.get_by_label("First choice").input_value() == esther_id
+    await _inspect(page, shots / "19-my-page-choices-saved.png")
+    async with httpx.AsyncClient(timeout=30) as http:
+        saved = (await http.get(known, headers=school.admin)).json()
+    assert saved["choices"][0] == esther_id and len(saved["choices"]) == 2
+
+    # Her data, as a file.
+    async with page.expect_download() as downloading:
+        await page.get_by_role("link", name="Download my data (JSON)").click()
+    download = await downloading.value
+    assert download.suggested_filename == "my-aimms-data.json"
+    exported = Path(await download.path()).read_text()
+    assert email in exported and "A route back into research" in exported
+
+    # Withdrawing asks her to confirm; then she is out, and told so.
+    await page.get_by_role("button", name="Withdraw").click()
+    assert "Tick the box to confirm" in await page.get_by_role("alert").inner_text()
+    await _inspect(page, shots / "20-my-page-withdraw-unconfirmed.png")
+    await page.get_by_label("Why are you leaving? (optional)").fill("A new post abroad")
+    await page.get_by_label(re.compile("I want to withdraw")).check()
+    await page.get_by_role("button", name="Withdraw").click()
+    await page.wait_for_url(re.compile(r"/me\?saved=withdrawn$"))
+    main = await page.locator("main").inner_text()
+    assert "You have withdrawn" in main and "Withdrawn on" in main and "Choose your mentors" not in main
+    await _inspect(page, shots / "21-my-page-withdrawn.png")
+
+    # The link was used once and for all; signing out ends the session.
+    await page.goto(link)
+    await page.get_by_role("button", name="Open my page").click()
+    assert "cannot be used" in await page.locator("main").inner_text()
+    await page.goto(f"{portal}/me")
+    await page.get_by_role("button", name="Sign out").click()
+    assert await page.get_by_role("heading", level=1).inner_text() == "Your programme's page"
+    assert not [c for c in await context.cookies() if c["name"] == "aimms_participant"]
+    await context.close()
+
+
 async def by_keyboard(page: Page, plan: dict[str, Any], limit: int = 200) -> None:
     """Tab through the form from where focus is, answering as `plan` says, and send it with Enter.
 

@@ -69,6 +69,10 @@ async def test_her_link_opens_her_own_records_once_and_nobody_elses(
         return response.json() if response.status_code == 200 else []
 
     assert [entry["participant_id"] for entry in await eventually(listed)] == [mentor]
+    programme = await registration.get("/programmes/aimms-mentoring", headers=herself)
+    assert programme.status_code == 200 and programme.json()["term"]
+    profiles = await registration.get("/mentor-profiles", params={"programme_id": "aimms-mentoring"}, headers=herself)
+    assert [p["participant_id"] for p in profiles.json()] == [mentor]
     await eventually(lambda: _ok(matching.get(f"/mentees/{amina}/preferences", headers=herself)))
     chosen = await matching.put(f"/mentees/{amina}/preferences", json={"choices": [mentor]}, headers=herself)
     assert chosen.status_code == 200, chosen.text
@@ -79,6 +83,10 @@ async def test_her_link_opens_her_own_records_once_and_nobody_elses(
     problem(await registration.get(f"/participants/{bisi}/export", headers=herself), 404)
     problem(await matching.put(f"/mentees/{bisi}/preferences", json={"choices": [mentor]}, headers=herself), 404)
     problem(await matching.get("/directory", params={"programme_id": "other"}, headers=herself), 404)
+    problem(await registration.get("/programmes/reverse-mentoring", headers=herself), 404)  # not hers
+    problem(
+        await registration.get("/mentor-profiles", params={"programme_id": "reverse-mentoring"}, headers=herself), 404
+    )
     for forbidden in (
         registration.get("/participants", headers=herself),
         registration.patch(f"/participants/{amina}", json={"job_title": "Professor"}, headers=herself),

@@ -15,6 +15,7 @@ from aimms_notifications.templates import RenderedMessage, Templates
 from aimms_shared.contracts import matching as m
 from aimms_shared.contracts.registration import ParticipantLinkIssued, ParticipantRegistered
 from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
+from aimms_shared.durations import in_words
 from aimms_shared.events import Envelope, Event, wrap
 from tests.factories import interest_expressed
 
@@ -508,7 +509,7 @@ def test_each_recipient_of_an_event_gets_her_own_stable_notification_id() -> Non
     ("iso", "words"), [("P6M", "6 months"), ("P1M", "1 month"), ("P14D", "2 weeks"), ("P1Y6M", "1 year and 6 months")]
 )
 def test_programme_durations_read_as_words(iso: str, words: str) -> None:
-    assert compose.human_duration(iso) == words
+    assert in_words(iso) == words
 
 
 def test_a_survey_invitation_carries_her_link_and_says_her_answers_are_anonymous() -> None:

@@ -98,14 +98,18 @@ class Absent(Exception):
 
 
 class SessionEnded(Exception):
-    """The coordinator's access token expired or was refused: she signs in again."""
+    """The access token of a session expired or was refused: she signs in (or asks for a link) again."""
 
 
 SERVICES = ("registration", "matching", "surveys", "notifications")
 
 
-class CoordinatorApis:
-    """The coordinators' routes of the four services, called with her own access token."""
+class Apis:
+    """The four services' routes behind a token, called with the signed-in person's own access token.
+
+    A coordinator's token comes from her administrator credential; a participant's from the link to
+    her page that registration emailed her (it acts for her alone).
+    """
 
     def __init__(self, clients: dict[str, httpx.AsyncClient]) -> None:
         self._clients = clients
@@ -121,17 +125,40 @@ class CoordinatorApis:
             raise SignInRefused("This credential is a school portal's, not a coordinator's.")
         return body["access_token"], int(body["expires_in"])
 
+    async def ask_for_page_link(self, email: str) -> Refused | None:
+        """Registration emails her a link to her page (if the address is registered; it never says)."""
+        response = await self._request("registration", "POST", "/page-links", json={"email": email})
+        if response.status_code == 422:
+            return Refused(list(response.json().get("errors") or []))
+        self._checked(response)
+        return None
+
+    async def open_page(self, secret: str) -> tuple[str, int]:
+        """Her emailed link used up for an access token acting for her alone, and how long it lasts."""
+        response = await self._request("registration", "POST", "/page-links/session", json={"link": secret})
+        if response.status_code in (410, 422):
+            raise LinkGone(response.json().get("detail") or "This link cannot be used.")
+        body = self._json(response)
+        return body["access_token"], int(body["expires_in"])
+
     async def get(self, service: str, path: str, token: str, **params: Any) -> Any:
-        """A coordinator's read, as JSON."""
+        """A read, as JSON."""
         return self._json(await self._authorised(service, "GET", path, token, params=params))
 
     async def text(self, service: str, path: str, token: str) -> str:
-        """A coordinator's read, as text (CSV downloads)."""
+        """A read, as text (CSV downloads)."""
         return self._checked(await self._authorised(service, "GET", path, token)).text
 
-    async def post(self, service: str, path: str, token: str) -> Any | Refused:
-        """A coordinator's action; refused with the API's reasons on 404, 409 or 422."""
-        response = await self._authorised(service, "POST", path, token)
+    async def post(self, service: str, path: str, token: str, body: Any = None) -> Any | Refused:
+        """An action; refused with the API's reasons on 404, 409 or 422."""
+        return await self._act(service, "POST", path, token, body)
+
+    async def put(self, service: str, path: str, token: str, body: Any) -> Any | Refused:
+        """A replacement (her choices); refused with the API's reasons on 404, 409 or 422."""
+        return await self._act(service, "PUT", path, token, body)
+
+    async def _act(self, service: str, method: str, path: str, token: str, body: Any) -> Any | Refused:
+        response = await self._authorised(service, method, path, token, json=body)
         if response.status_code in (404, 409, 422):
             body = response.json()
             return Refused(body.get("errors") or [{"message": body.get("detail", body.get("title", ""))}])

@@ -18,7 +18,7 @@ from aimms_portal import routes, sessions
 from aimms_portal.apis import (
     SERVICES,
     Absent,
-    CoordinatorApis,
+    Apis,
     LinkGone,
     MatchingApi,
     SessionEnded,
@@ -26,7 +26,7 @@ from aimms_portal.apis import (
     Unavailable,
 )
 from aimms_portal.settings import PortalSettings
-from aimms_portal.use_cases import Coordinators, Proposals, Questionnaires
+from aimms_portal.use_cases import Coordinators, MyProgramme, Proposals, Questionnaires
 from aimms_shared.http import RequestContextMiddleware
 from aimms_shared.logging import configure_logging
 from aimms_shared.metrics import Metrics
@@ -76,7 +76,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
             }
             app.state.questionnaires = Questionnaires(SurveysApi(clients["surveys"]))
             app.state.proposals = Proposals(MatchingApi(clients["matching"]))
-            app.state.coordinators = Coordinators(CoordinatorApis(clients))
+            app.state.coordinators = Coordinators(Apis(clients))
+            app.state.my_programme = MyProgramme(Apis(clients))
             yield
 
     app = FastAPI(title="AIMMS portal", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -105,13 +106,14 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
 
     @app.exception_handler(sessions.NoSession)
     async def no_session(request: Request, exc: sessions.NoSession) -> RedirectResponse:
-        return RedirectResponse(request.url_for("sign_in_form"), status_code=303)
+        return RedirectResponse(request.url_for(sessions.area_of(request).entry), status_code=303)
 
     @app.exception_handler(SessionEnded)
     async def session_ended(request: Request, exc: SessionEnded) -> RedirectResponse:
         log.info("portal.session_ended", reason=str(exc))
-        response = RedirectResponse(request.url_for("sign_in_form").include_query_params(ended=True), status_code=303)
-        sessions.close_session(request, response)
+        area = sessions.area_of(request)
+        response = RedirectResponse(request.url_for(area.entry).include_query_params(ended=True), status_code=303)
+        area.close(request, response)
         return response
 
     @app.exception_handler(StarletteHTTPException)

@@ -5,18 +5,19 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 
-from aimms_portal import sessions
 from aimms_portal.apis import SignInRefused
 from aimms_portal.domain.forms import Form
-from aimms_portal.sessions import Session
-from aimms_portal.use_cases import Answered, Coordinators, Proposals, Questionnaires, Replied
+from aimms_portal.sessions import COORDINATORS, PARTICIPANT, NoSession, Session
+from aimms_portal.use_cases import Answered, Coordinators, MyProgramme, Proposals, Questionnaires, Replied
 from aimms_shared.http import from_state
 
 router = APIRouter()
 Answering = Annotated[Questionnaires, from_state("questionnaires")]
 Replying = Annotated[Proposals, from_state("proposals")]
 Coordinating = Annotated[Coordinators, from_state("coordinators")]
-SignedIn = Annotated[Session, Depends(sessions.current)]
+Mine = Annotated[MyProgramme, from_state("my_programme")]
+SignedIn = Annotated[Session, Depends(COORDINATORS.current)]
+HerSession = Annotated[Session, Depends(PARTICIPANT.current)]
 
 
 def page(request: Request, template: str, status: int = 200, **context: object) -> HTMLResponse:
@@ -79,21 +80,21 @@ async def sign_in_form(request: Request, ended: bool = False) -> HTMLResponse:
 @router.post("/coordinators/sign-in", response_class=HTMLResponse)
 async def sign_in(request: Request, coordinating: Coordinating) -> Response:
     submitted = await request.form()
-    sessions.check_sign_in(request, submitted.get("csrf"))
+    COORDINATORS.check_form(request, submitted.get("csrf"))
     client_id, secret = str(submitted.get("client_id") or ""), str(submitted.get("client_secret") or "")
     try:
         token, seconds = await coordinating.sign_in(client_id.strip(), secret.strip())
     except SignInRefused as refused:
         return _sign_in_page(request, status=401, problem=str(refused), client_id=client_id)
     response = RedirectResponse(request.url_for("programmes"), status_code=303)
-    sessions.open_session(request, response, token, seconds)
+    COORDINATORS.open(request, response, token, seconds)
     return response
 
 
 def _sign_in_page(request: Request, status: int = 200, **context: object) -> HTMLResponse:
-    csrf = sessions.sign_in_csrf(request)
+    csrf = COORDINATORS.form_csrf(request)
     response = page(request, "coordinators/sign_in.html", status=status, csrf=csrf, **context)
-    sessions.keep_sign_in_csrf(request, response, csrf)
+    COORDINATORS.keep_form_csrf(request, response, csrf)
     return response
 
 
@@ -101,7 +102,7 @@ def _sign_in_page(request: Request, status: int = 200, **context: object) -> HTM
 async def sign_out(request: Request, session: SignedIn) -> Response:
     session.check((await request.form()).get("csrf"))
     response = RedirectResponse(request.url_for("sign_in_form"), status_code=303)
-    sessions.close_session(request, response)
+    COORDINATORS.close(request, response)
     return response
 
 
@@ -156,6 +157,104 @@ async def retry(
     problem = await coordinating.retry(session.token, notification_id)
     target = request.url_for("deliveries", programme_id=programme_id)
     return RedirectResponse(target.include_query_params(problem=problem) if problem else target, status_code=303)
+
+
+# -- a participant's own page, from a link emailed to her
+
+
+@router.get("/me", response_class=HTMLResponse)
+async def my_page(
+    request: Request, mine: Mine, saved: Literal["choices", "withdrawn"] | None = None, ended: bool = False
+) -> HTMLResponse:
+    """Her page when her link opened a session; otherwise the form that emails her a link."""
+    try:
+        session = PARTICIPANT.current(request)
+    except NoSession:
+        return _ask_page(request, ended=ended)
+    return page(request, "me/page.html", session=session, me=await mine.page(session.token), saved=saved)
+
+
+@router.post("/me/link", response_class=HTMLResponse)
+async def ask_for_link(request: Request, mine: Mine) -> HTMLResponse:
+    """Email her a link: the same answer whether or not the address is registered."""
+    submitted = await request.form()
+    PARTICIPANT.check_form(request, submitted.get("csrf"))
+    email = str(submitted.get("email") or "").strip()
+    problem = await mine.ask_for_link(email)
+    if problem:
+        return _ask_page(request, status=422, problem=problem, email=email)
+    return page(request, "me/link_sent.html", email=email)
+
+
+def _ask_page(request: Request, status: int = 200, **context: object) -> HTMLResponse:
+    csrf = PARTICIPANT.form_csrf(request)
+    response = page(request, "me/ask.html", status=status, csrf=csrf, **context)
+    PARTICIPANT.keep_form_csrf(request, response, csrf)
+    return response
+
+
+@router.get("/me/links/{secret}", response_class=HTMLResponse)
+async def link(request: Request, secret: str) -> HTMLResponse:
+    """The page her emailed link opens: one button uses the link up (a mail scanner opens nothing)."""
+    csrf = PARTICIPANT.form_csrf(request)
+    response = page(request, "me/open.html", csrf=csrf, secret=secret)
+    PARTICIPANT.keep_form_csrf(request, response, csrf)
+    return response
+
+
+@router.post("/me/links/{secret}")
+async def open_link(request: Request, secret: str, mine: Mine) -> Response:
+    PARTICIPANT.check_form(request, (await request.form()).get("csrf"))
+    token, seconds = await mine.open(secret)
+    response = RedirectResponse(request.url_for("my_page"), status_code=303)
+    PARTICIPANT.open(request, response, token, seconds)
+    return response
+
+
+@router.post("/me/choices", response_class=HTMLResponse)
+async def choose(request: Request, session: HerSession, mine: Mine) -> Response:
+    """Her top three mentors, best first."""
+    submitted = await request.form()
+    session.check(submitted.get("csrf"))
+    chosen = [str(submitted.get(f"choice{n}") or "") for n in (1, 2, 3)]
+    problem = await mine.choose(session.token, chosen)
+    if problem:
+        me = await mine.page(session.token)
+        return page(request, "me/page.html", status=422, session=session, me=me, problem=problem, chosen=chosen)
+    return RedirectResponse(request.url_for("my_page").include_query_params(saved="choices"), status_code=303)
+
+
+@router.post("/me/withdrawal", response_class=HTMLResponse)
+async def withdraw(request: Request, session: HerSession, mine: Mine) -> Response:
+    """She leaves the programme, once she has ticked that she means it."""
+    submitted = await request.form()
+    session.check(submitted.get("csrf"))
+    reason = str(submitted.get("reason") or "").strip() or None
+    problem = "Tick the box to confirm that you want to withdraw." if submitted.get("confirm") != "yes" else None
+    problem = problem or await mine.withdraw(session.token, reason)
+    if problem:
+        me = await mine.page(session.token)
+        context = {"session": session, "me": me, "withdrawal_problem": problem, "reason": reason}
+        return page(request, "me/page.html", status=422, **context)
+    return RedirectResponse(request.url_for("my_page").include_query_params(saved="withdrawn"), status_code=303)
+
+
+@router.get("/me/export.json")
+async def export(session: HerSession, mine: Mine) -> Response:
+    """Her data, as registration holds it, to keep."""
+    return Response(
+        await mine.export(session.token),
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="my-aimms-data.json"'},
+    )
+
+
+@router.post("/me/sign-out")
+async def leave(request: Request, session: HerSession) -> Response:
+    session.check((await request.form()).get("csrf"))
+    response = RedirectResponse(request.url_for("my_page"), status_code=303)
+    PARTICIPANT.close(request, response)
+    return response
 
 
 @router.get("/", response_class=HTMLResponse)

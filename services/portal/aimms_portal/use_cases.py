@@ -5,9 +5,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from aimms_portal.apis import Absent, CoordinatorApis, MatchingApi, Refused, SurveysApi
+import jwt
+
+from aimms_portal.apis import Absent, Apis, MatchingApi, Refused, SessionEnded, SurveysApi, Unavailable
 from aimms_portal.domain import dashboard
 from aimms_portal.domain.forms import Form, Submitted, answers_from, form, problems_from
+from aimms_portal.domain.my_page import MyPage, choices_from, my_page
 from aimms_portal.domain.proposals import Proposal, proposal
 
 
@@ -87,7 +90,7 @@ TO_WATCH = ("failed", "pending")
 class Coordinators:
     """What a coordinator reads and does on the dashboard, with her own access token."""
 
-    def __init__(self, apis: CoordinatorApis) -> None:
+    def __init__(self, apis: Apis) -> None:
         self._apis = apis
 
     async def sign_in(self, client_id: str, client_secret: str) -> tuple[str, int]:
@@ -145,9 +148,84 @@ class Coordinators:
     async def retry(self, token: str, notification_id: str) -> str | None:
         """Send a failed email again; None when queued, else why not."""
         outcome = await self._apis.post("notifications", f"/deliveries/{quote(notification_id, safe='')}/retry", token)
-        if isinstance(outcome, Refused):
-            return "; ".join(e.get("message", "") for e in outcome.errors) or "The email could not be queued again."
-        return None
+        return _why(outcome, "The email could not be queued again.")
 
     async def _programme(self, token: str, programme_id: str) -> dict[str, Any]:
         return await self._apis.get("registration", f"/programmes/{quote(programme_id, safe='')}", token)
+
+
+class MyProgramme:
+    """What a participant reads and does on her own page, with the token her emailed link gave her."""
+
+    def __init__(self, apis: Apis) -> None:
+        self._apis = apis
+
+    async def ask_for_link(self, email: str) -> str | None:
+        """Registration emails her a link if the address is registered; None, or why the address was refused."""
+        refused = await self._apis.ask_for_page_link(email)
+        return "Enter your email address, like name@university.ac.uk." if refused else None
+
+    async def open(self, secret: str) -> tuple[str, int]:
+        """Her link used up for a session (LinkGone when it is used or expired)."""
+        return await self._apis.open_page(secret)
+
+    async def page(self, token: str) -> MyPage:
+        """Her record, her programme, her pairs and, for a mentee, the mentors she may choose."""
+        pid = participant_of(token)
+        participant = await self._apis.get("registration", f"/participants/{quote(pid, safe='')}", token)
+        programme_id = participant["programme_id"]
+        programme, profiles, institutions, pairs = await asyncio.gather(
+            self._apis.get("registration", f"/programmes/{quote(programme_id, safe='')}", token),
+            self._apis.get("registration", "/mentor-profiles", token, programme_id=programme_id),
+            self._apis.get("registration", "/institutions", token),
+            self._apis.get("matching", "/pairs", token),
+        )
+        directory, choices = [], []
+        if "mentee" in participant["roles"]:
+            directory, choices = await self._choosing(token, pid, programme_id)
+        schools = {i["institution_id"]: i["name"] for i in institutions}
+        return my_page(participant, programme, pairs, profiles, directory, choices, schools)
+
+    async def _choosing(self, token: str, pid: str, programme_id: str) -> tuple[list[Any], list[str]]:
+        try:
+            directory, saved = await asyncio.gather(
+                self._apis.get("matching", "/directory", token, programme_id=programme_id),
+                self._apis.get("matching", f"/mentees/{quote(pid, safe='')}/preferences", token),
+            )
+        except Unavailable:  # matching has not heard of her yet (moments after registering), or is down
+            return [], []
+        return directory, saved["choices"]
+
+    async def choose(self, token: str, submitted: list[str]) -> str | None:
+        """Save her top three; None, or why they were refused."""
+        pid = participant_of(token)
+        path = f"/mentees/{quote(pid, safe='')}/preferences"
+        outcome = await self._apis.put("matching", path, token, {"choices": choices_from(submitted)})
+        return _why(outcome, "Your choices could not be saved.")
+
+    async def withdraw(self, token: str, reason: str | None) -> str | None:
+        """She leaves the programme; None, or why not."""
+        path = f"/participants/{quote(participant_of(token), safe='')}/withdrawal"
+        outcome = await self._apis.post("registration", path, token, {"reason": reason})
+        return _why(outcome, "Your withdrawal could not be recorded.")
+
+    async def export(self, token: str) -> str:
+        """Everything registration holds about her, as JSON (subject access)."""
+        path = f"/participants/{quote(participant_of(token), safe='')}/export"
+        return await self._apis.text("registration", path, token)
+
+
+def participant_of(token: str) -> str:
+    """Whose token it is. Read, not verified: the portal only builds paths with it, and every API
+    verifies the token and refuses a path that is not hers."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise SessionEnded("the session cookie holds no token") from exc
+    return str(claims.get("participant_id") or "")
+
+
+def _why(outcome: Any, fallback: str) -> str | None:
+    if isinstance(outcome, Refused):
+        return "; ".join(e.get("message", "") for e in outcome.errors) or fallback
+    return None

@@ -208,6 +208,17 @@ async def participant_for(store: RegistrationStore, caller: Principal, participa
     return participant
 
 
+async def programme_for(store: RegistrationStore, caller: Principal, programme_id: str) -> Programme:
+    """A programme: any, for portals and coordinators; her own, for a participant."""
+    programme = await store.programme(programme_id)
+    if programme is not None and caller.is_participant:
+        herself = await store.participant(caller.participant_id or "")
+        programme = programme if herself is not None and herself.programme_id == programme_id else None
+    if programme is None:
+        raise Missing("programme_id", "existing-programme", f"programme '{programme_id}' does not exist")
+    return programme
+
+
 async def update_participant(
     store: RegistrationStore,
     caller: Principal,

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aimms_notifications.domain.messages import DIGEST, WELCOME, Notification, is_optional, other
-from aimms_shared.durations import parse
+from aimms_shared.durations import in_words
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ def programme_context(programme: Programme) -> dict[str, Any]:
         "programme_name": programme.name,
         "programme_introduction": introduction(programme),
         "programme_audience": programme.audience,
-        "programme_term": human_duration(programme.term),
-        "trial_period": human_duration(programme.trial_period),
+        "programme_term": in_words(programme.term),
+        "trial_period": in_words(programme.trial_period),
         "mentor_more_senior": programme.mentor_more_senior,
     }
 
@@ -168,22 +168,3 @@ def _awaited(participant_id: str | None, known: Known) -> bool:
 def details_deadline(created_at: datetime, wait_seconds: float) -> datetime:
     """Until when a message waits for missing details before it is failed."""
     return created_at + timedelta(seconds=wait_seconds)
-
-
-def human_duration(text: str) -> str:
-    """'P6M' -> '6 months', 'P1Y6M' -> '1 year and 6 months', 'P14D' -> '14 days'."""
-    d = parse(text)
-    years, months = divmod(d.months, 12)
-    days, seconds = d.span.days, d.span.seconds
-    weeks, days = (days // 7, 0) if days and days % 7 == 0 else (0, days)
-    units = [
-        (years, "year"),
-        (months, "month"),
-        (weeks, "week"),
-        (days, "day"),
-        (seconds // 3600, "hour"),
-        (seconds % 3600 // 60, "minute"),
-        (seconds % 60, "second"),
-    ]
-    parts = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in units if n]
-    return " and ".join([", ".join(parts[:-1]), parts[-1]]) if len(parts) > 1 else parts[0]

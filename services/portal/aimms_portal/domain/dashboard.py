@@ -43,6 +43,7 @@ EMAILS = {
     "match_ended": "Partnership ended",
     "survey_invitation": "Questionnaire invitation",
     "survey_reminder": "Questionnaire reminder",
+    "page_link": "Link to her page",
     "coordinator_digest": "Coordinators' daily digest",
 }
 

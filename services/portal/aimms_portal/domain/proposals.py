@@ -6,8 +6,9 @@ The background component of the score is never shown: it would disclose special 
 """
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
+
+from aimms_portal.domain.words import day, label, listed
 
 ORDINALS = {1: "first", 2: "second", 3: "third"}
 FALLBACKS = {
@@ -59,7 +60,7 @@ def proposal(view: dict[str, Any]) -> Proposal:
         headline=headline,
         profile=_profile(other) if other else [],
         reasons=_reasons(side, pair),
-        reply_by=_day(pair.get("reply_by")),
+        reply_by=day(pair.get("reply_by")),
         answerable=status is None,
         status=status,
     )
@@ -68,9 +69,9 @@ def proposal(view: dict[str, Any]) -> Proposal:
 def _profile(other: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         ("Role", other["job_title"]),
-        ("Career stage", other["seniority"].replace("_", " ").capitalize()),
-        ("Pathway", other["pathway"].replace("_", " ").capitalize()),
-        ("Research interests", _listed(other["research_interests"]) or "None given"),
+        ("Career stage", label(other["seniority"])),
+        ("Pathway", label(other["pathway"])),
+        ("Research interests", listed(other["research_interests"]) or "None given"),
     ]
     if other.get("offers"):
         rows.append(("Offers", other["offers"]))
@@ -87,7 +88,7 @@ def _reasons(side: str, pair: dict[str, Any]) -> list[str]:
     elif side == "mentee" and pair.get("fallback_reason") in FALLBACKS:
         reasons.append(FALLBACKS[pair["fallback_reason"]])
     if pair.get("shared_interests"):
-        reasons.append(f"You share research interests: {_listed(pair['shared_interests'])}.")
+        reasons.append(f"You share research interests: {listed(pair['shared_interests'])}.")
     gap = pair.get("seniority_gap") or 0
     if gap >= 1:
         senior = "She is" if side == "mentee" else "You are"
@@ -95,14 +96,3 @@ def _reasons(side: str, pair: dict[str, Any]) -> list[str]:
     if pair["mentee_institution_id"] != pair["mentor_institution_id"]:
         reasons.append("You work at different institutions, which the scheme favours.")
     return reasons
-
-
-def _listed(slugs: list[str]) -> str:
-    """Interests are kept as slugs ("global-health"); shown as words."""
-    return ", ".join(slug.replace("-", " ") for slug in slugs)
-
-
-def _day(value: str | None) -> str | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value).strftime("%-d %B %Y")

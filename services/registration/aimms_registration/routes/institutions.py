@@ -129,8 +129,10 @@ async def onboard_institution(
 
 
 @router.get("/institutions", response_model=list[InstitutionSummary])
-async def list_institutions(store: Store, caller: Principal = require(PROFILES_READ)) -> list[InstitutionSummary]:
-    """Onboarded institutions (every portal may list them)."""
+async def list_institutions(
+    store: Store, caller: Principal = require(PROFILES_READ, participant=True)
+) -> list[InstitutionSummary]:
+    """Onboarded institutions (every portal may list them, and a participant, to name her mentors' schools)."""
     return [
         InstitutionSummary(institution_id=i.institution_id, name=i.name, active=i.active)
         for i in await store.institutions()

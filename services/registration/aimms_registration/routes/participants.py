@@ -349,9 +349,10 @@ async def export_participant(
 
 @router.get("/mentor-profiles", response_model=list[MentorProfileOut], tags=["mentor profiles"])
 async def mentor_profiles(
-    programme_id: str, store: Store, caller: Principal = require(PROFILES_READ)
+    programme_id: str, store: Store, caller: Principal = require(PROFILES_READ, participant=True)
 ) -> list[MentorProfileOut]:
-    """Published mentor profiles of a programme, from every institution."""
+    """Published mentor profiles of a programme, from every institution (a participant: her programme's)."""
+    await use_cases.programme_for(store, caller, programme_id)
     mentors = await store.participants(institution_id=None, programme_id=programme_id, published_mentors_only=True)
     return [
         MentorProfileOut(

@@ -10,7 +10,6 @@ from aimms_registration.domain.programmes import EligibilityStatement, Programme
 from aimms_registration.routes.deps import Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
 from aimms_shared.contracts.registration import MatchingPolicy
-from aimms_shared.errors import Missing
 from aimms_shared.http import problem_responses
 
 router = APIRouter(tags=["programmes"])
@@ -103,9 +102,8 @@ async def list_programmes(store: Store, caller: Principal = require(PROFILES_REA
 
 
 @router.get("/programmes/{programme_id}", response_model=ProgrammeOut, responses=problem_responses(404))
-async def get_programme(programme_id: str, store: Store, caller: Principal = require(PROFILES_READ)) -> ProgrammeOut:
-    """One programme."""
-    programme = await store.programme(programme_id)
-    if programme is None:
-        raise Missing("programme_id", "existing-programme", f"programme '{programme_id}' does not exist")
-    return ProgrammeOut.of(programme)
+async def get_programme(
+    programme_id: str, store: Store, caller: Principal = require(PROFILES_READ, participant=True)
+) -> ProgrammeOut:
+    """One programme (a participant: her own)."""
+    return ProgrammeOut.of(await use_cases.programme_for(store, caller, programme_id))

@@ -1,0 +1,144 @@
+"""A participant's own page, in her words: where she stands, her dates, the mentors she may choose.
+
+Pure: no I/O. Registration gives her record, her programme and the published mentors' names;
+matching gives her pairs, the directory's places left and her choices. Matching knows no names,
+so a partner is named only where her profile is published (a mentor); the introduction email
+names everyone.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from aimms_portal.domain.words import day, label, listed
+from aimms_shared.durations import in_words
+
+MAX_CHOICES = 3
+OPEN_STATES = ("held", "proposed", "mentoring")
+STAGES = {
+    "held": "A proposal is being prepared",
+    "proposed": "Proposed, waiting for both answers (the links are in your email)",
+    "mentoring": "Mentoring",
+    "declined": "Declined",
+    "ended": "Ended",
+}
+# After she withdrew, matching ends her open pairs as soon as it hears of it.
+WITHDRAWN_STAGE = "Ending, as you withdrew"
+
+
+@dataclass(frozen=True)
+class Mentor:
+    """A published mentor as a mentee chooses among them."""
+
+    participant_id: str
+    name: str
+    job_title: str
+    seniority: str
+    institution: str
+    interests: str
+    offers: str | None
+    places: str  # "1 of 2 places free", "Full"
+    full: bool
+
+
+@dataclass(frozen=True)
+class Partnership:
+    """One of her proposals or partnerships, with its dates."""
+
+    with_whom: str
+    stage: str
+    dates: list[tuple[str, str]]  # (label, day)
+    is_open: bool
+
+
+@dataclass(frozen=True)
+class MyPage:
+    participant_id: str
+    name: str
+    programme_name: str
+    roles: str
+    active: bool
+    withdrawn_on: str | None
+    term: str | None
+    partnerships: list[Partnership]
+    may_choose: bool  # a mentee not yet proposed to anyone: her top three can still change
+    mentors: list[Mentor]
+    choices: list[str]  # mentors' ids, best first; "" where a place in the three is empty
+
+
+def my_page(
+    participant: dict[str, Any],
+    programme: dict[str, Any] | None,
+    pairs: list[dict[str, Any]],
+    profiles: list[dict[str, Any]],
+    directory: list[dict[str, Any]],
+    choices: list[str],
+    schools: dict[str, str],
+) -> MyPage:
+    """Her page, from registration's and matching's answers."""
+    pid, active = participant["participant_id"], participant["status"] == "active"
+    names = {p["participant_id"]: p["name"] for p in profiles}
+    is_mentee = "mentee" in participant["roles"]
+    mentees_pairs = [p for p in pairs if p["mentee_id"] == pid]
+    return MyPage(
+        participant_id=pid,
+        name=participant["name"],
+        programme_name=programme["name"] if programme else participant["programme_id"],
+        roles=" and ".join(f"a {role}" for role in sorted(participant["roles"], reverse=True)),
+        active=active,
+        withdrawn_on=day(participant.get("withdrawn_at")),
+        term=in_words(programme["term"]) if programme else None,
+        partnerships=[_partnership(pid, pair, names, active) for pair in pairs],
+        may_choose=active and is_mentee and not any(p["state"] in OPEN_STATES for p in mentees_pairs),
+        mentors=[_mentor(entry, names, schools) for entry in directory if entry["participant_id"] != pid],
+        choices=(list(choices) + [""] * MAX_CHOICES)[:MAX_CHOICES],
+    )
+
+
+def choices_from(submitted: list[str]) -> list[str]:
+    """Her top three as the form sent them: blanks dropped, order kept, each mentor once."""
+    chosen: list[str] = []
+    for mentor_id in submitted[:MAX_CHOICES]:
+        if mentor_id and mentor_id not in chosen:
+            chosen.append(mentor_id)
+    return chosen
+
+
+def _mentor(entry: dict[str, Any], names: dict[str, str], schools: dict[str, str]) -> Mentor:
+    remaining, capacity = entry["remaining_capacity"], entry["capacity"]
+    return Mentor(
+        participant_id=entry["participant_id"],
+        name=names.get(entry["participant_id"], entry["job_title"]),
+        job_title=entry["job_title"],
+        seniority=label(entry["seniority"]),
+        institution=schools.get(entry["institution_id"], entry["institution_id"]),
+        interests=listed(entry["research_interests"]) or "None given",
+        offers=entry.get("offers"),
+        places="Full" if entry["full"] else f"{remaining} of {capacity} place{'s' if capacity != 1 else ''} free",
+        full=entry["full"],
+    )
+
+
+def _partnership(pid: str, pair: dict[str, Any], names: dict[str, str], active: bool) -> Partnership:
+    as_mentee = pair["mentee_id"] == pid
+    if as_mentee:
+        with_whom = f"Your mentor, {names[pair['mentor_id']]}" if pair["mentor_id"] in names else "Your mentor"
+    else:
+        with_whom = "Your mentee"
+    state = pair["state"]
+    rows = [
+        ("Proposed", pair.get("proposed_at")),
+        ("Answer by", pair.get("reply_by") if state == "proposed" else None),
+        ("Started", pair.get("started_at")),
+        ("First meeting, the trial, by", pair.get("trial_ends_at") if state == "mentoring" else None),
+        ("Follow-up questionnaire", pair.get("follow_up_at") if state == "mentoring" else None),
+        ("Term ends", pair.get("term_ends_at") if state == "mentoring" else None),
+        ("Extend or conclude by", pair.get("term_reply_by") if state == "mentoring" else None),
+        ("Ended", pair.get("ended_at")),
+    ]
+    is_open = state in OPEN_STATES
+    return Partnership(
+        with_whom=with_whom,
+        stage=STAGES.get(state, state.capitalize()) if active or not is_open else WITHDRAWN_STAGE,
+        dates=[(name, shown) for name, value in rows if (shown := day(value))],
+        is_open=is_open,
+    )

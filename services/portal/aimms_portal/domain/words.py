@@ -1,0 +1,20 @@
+"""How the pages say what the APIs give as data: dates, slugs and labels. Pure."""
+
+from datetime import datetime
+
+
+def day(value: str | None) -> str | None:
+    """An ISO timestamp as a day in words ('3 April 2025'); None stays None."""
+    if not value:
+        return None
+    return datetime.fromisoformat(value).strftime("%-d %B %Y")
+
+
+def label(slug: str) -> str:
+    """A stored value ('senior_lecturer', 'non-clinical') as a label ('Senior lecturer')."""
+    return slug.replace("_", " ").capitalize()
+
+
+def listed(slugs: list[str]) -> str:
+    """Interests are kept as slugs ("global-health"); shown as words."""
+    return ", ".join(slug.replace("-", " ") for slug in slugs)
