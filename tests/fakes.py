@@ -151,6 +151,16 @@ class FakeMatchingStore:
     async def pair(self, pair_id: str) -> Pair | None:
         return self.pairs_by_id.get(pair_id)
 
+    async def pairs(
+        self, *, programme_id: str | None = None, states: tuple[str, ...] = (), limit: int = 500, **_: Any
+    ) -> list[Pair]:
+        found = [
+            p
+            for p in self.pairs_by_id.values()
+            if programme_id in (None, p.programme_id) and (not states or p.state in states)
+        ]
+        return sorted(found, key=lambda p: p.created_at, reverse=True)[:limit]
+
     async def open_pairs_of(self, participant_id: str) -> list[Pair]:
         return [
             p

@@ -485,6 +485,67 @@ async def test_a_mentee_opens_her_page_from_an_emailed_link_chooses_mentors_down
     await context.close()
 
 
+async def test_coordinators_pair_a_waiting_mentee_by_hand_and_she_reads_their_reason(
+    school: School, invited: Invited, proposed: Proposed, browser: Browser, shots: Path
+) -> None:
+    """Amina named nobody and the round had no place for her; a lecturer mentor, whom the engine's
+    seniority rule passes over for her, is proposed by hand."""
+    portal, matching = school.urls["portal"], school.urls["matching"]
+    async with httpx.AsyncClient(timeout=30) as http:
+        kemi_id, _ = await school.register(
+            http,
+            "kemi",
+            "mentor",
+            job_title="Lecturer in Global Health",
+            seniority="Lecturer",
+            offers="Grant writing",
+            mentor_capacity=1,
+            publish_profile=True,
+        )
+
+        async def listed() -> bool:
+            url = f"{matching}/directory"
+            entries = (await http.get(url, params={"programme_id": school.programme}, headers=school.admin)).json()
+            return kemi_id in {e["participant_id"] for e in entries}
+
+        await _eventually(listed, "matching lists the new mentor")
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    secrets = school.stack.registration_secrets()
+    await page.goto(f"{portal}/coordinators/programmes/{school.programme}/waiting")
+    await page.get_by_label("Client ID").fill(secrets["REGISTRATION_BOOTSTRAP_ADMIN_CLIENT_ID"])
+    await page.get_by_label("Client secret").fill(secrets["REGISTRATION_BOOTSTRAP_ADMIN_SECRET"])
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(re.compile(r"/coordinators$"))
+    await page.get_by_role("link", name=re.compile(r"pages " + school.run)).click()
+    await page.get_by_role("link", name="Waiting mentees").click()
+    amina = page.get_by_role("region", name="Dr Amina Okafor")
+    assert "no mentor with a place free fitted her" in await amina.inner_text()
+    await _inspect(page, shots / "22-waiting-mentees.png")
+
+    # Without a reason: refused beside her form; then with one, proposed, and she leaves the list.
+    await amina.get_by_label("Mentor for Dr Amina Okafor").select_option(kemi_id)
+    await amina.get_by_role("button", name="Propose this pair").click()
+    assert "Give the reason for this match" in await page.get_by_role("alert").inner_text()
+    await _inspect(page, shots / "23-waiting-reason-missing.png")
+    amina = page.get_by_role("region", name="Dr Amina Okafor")
+    await amina.get_by_label("Why this match").fill("You both work on maternal health in West Africa.")
+    await amina.get_by_role("button", name="Propose this pair").click()
+    await page.wait_for_url(re.compile(r"/waiting\?proposed="))
+    assert "Proposed." in await page.get_by_role("status").inner_text()
+    assert await page.get_by_role("region", name="Dr Amina Okafor").count() == 0
+    await context.close()
+
+    # Her proposal's page gives the coordinators' reason first.
+    [accept] = await school.links(invited.email, "/answers/", "Accept:")
+    mine = await browser.new_page()
+    await mine.goto(accept)
+    reasons = await mine.locator("main").inner_text()
+    assert "The scheme's coordinators chose this match: You both work on maternal health in West Africa." in reasons
+    await _inspect(mine, shots / "24-proposal-by-hand.png")
+    await mine.close()
+
+
 async def by_keyboard(page: Page, plan: dict[str, Any], limit: int = 200) -> None:
     """Tab through the form from where focus is, answering as `plan` says, and send it with Enter.
 

@@ -1,5 +1,6 @@
 """Matching's use cases over an in-memory store: choices, a round, a decline and its re-match, a withdrawal."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -8,7 +9,7 @@ from aimms_matching import use_cases
 from aimms_matching.domain.rules import Member, ProgrammeRules
 from aimms_matching.links import AnswerLinks
 from aimms_matching.use_cases import Matchmaker
-from aimms_shared.errors import Missing, NotYetKnown
+from aimms_shared.errors import Missing, NotYetKnown, RuleBroken, StateConflict
 from aimms_shared.principal import PARTICIPANTS_WRITE, Principal
 from tests.fakes import FakeMatchingStore
 
@@ -103,3 +104,46 @@ async def test_a_mentor_who_leaves_ends_her_pairs_and_is_never_offered_again() -
     assert store.pairs_by_id[pair.pair_id].end_reason == "withdrawn"
     assert await store.published_mentors("aimms") == []
     assert store.event_types()[-1] == "MatchEnded"
+
+
+async def test_coordinators_see_who_waits_and_why_and_pair_a_mentee_by_hand_with_their_reason() -> None:
+    store, matchmaker = await scheme(
+        person("e", "mentee", "Lecturer"),
+        person("f", "mentee", "Lecturer"),
+        person("full", "mentor", "Professor", "south", 1),
+        person("junior", "mentor", "Lecturer", "east", 1),
+    )
+    assert [(w.mentee.participant_id, w.reason) for w in await matchmaker.waiting("aimms")] == [
+        ("e", "no-round-yet"),
+        ("f", "no-round-yet"),
+    ]
+    await matchmaker.run_round("aimms")  # one professor's place for two mentees; the lecturer is too junior
+    [left] = await matchmaker.waiting("aimms")
+    assert left.reason == "no-place-free"
+
+    # By hand, across the seniority rule the engine's fallbacks follow; the reason explains it to both.
+    with pytest.raises(StateConflict):
+        await matchmaker.propose_by_hand("aimms", left.mentee.participant_id, "full", "same field")
+    pair = await matchmaker.propose_by_hand("aimms", left.mentee.participant_id, "junior", "Both run stroke trials")
+
+    assert (pair.state, pair.explanation.round, pair.explanation.note) == (
+        "proposed",
+        "manual",
+        "Both run stroke trials",
+    )
+    assert pair.explanation.shared_interests == ("stroke",) and pair.explanation.seniority_gap == 0
+    assert await matchmaker.waiting("aimms") == []
+    assert store.event_types()[-1] == "MatchProposed"
+    assert json.loads(store.events[-1]["value"])["payload"]["note"] == "Both run stroke trials"
+    with pytest.raises(StateConflict):  # she has a proposal now
+        await matchmaker.propose_by_hand("aimms", left.mentee.participant_id, "junior", "again")
+
+    # Declined by hand's mentor: she waits again, with why, and the two are never paired again.
+    declined = await matchmaker.answer(pair.pair_id, "mentor", False)
+    await matchmaker.settle(declined.pair_id)
+    [again] = await matchmaker.waiting("aimms")
+    assert again.reason == "declined"
+    with pytest.raises(RuleBroken):
+        await matchmaker.propose_by_hand("aimms", left.mentee.participant_id, "junior", "try again")
+    with pytest.raises(Missing):
+        await matchmaker.propose_by_hand("aimms", "nobody", "junior", "x")

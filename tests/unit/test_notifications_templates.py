@@ -529,3 +529,11 @@ def test_the_link_to_her_page_goes_to_her_alone_and_says_it_works_once() -> None
     assert sent.subject == "Your link to AIMMS Mentoring"
     assert PAGE_LINK in sent.text and f'href="{PAGE_LINK}"' in sent.html
     assert "works once" in sent.text and "did not ask" in sent.text
+
+
+def test_a_pair_proposed_by_hand_gives_both_sides_the_coordinators_reason() -> None:
+    event = proposed(round="manual", choice_rank=None, fallback_reason=None, note="You both run stroke trials")
+    for message in rendered_messages(event).values():
+        for body in (message.text, message.html):
+            assert "The scheme's coordinators chose this match: You both run stroke trials" in body
+            assert "We looked for" not in body and "We suggest you" not in body

@@ -66,3 +66,8 @@ def test_an_answered_or_closed_proposal_offers_no_button() -> None:
     gone = view()
     gone["proposed"] = None
     assert not proposal(gone).answerable
+
+
+def test_a_pair_proposed_by_hand_opens_with_the_coordinators_reason() -> None:
+    shown = proposal(view(round="manual", choice_rank=None, note="You both run stroke trials"))
+    assert shown.reasons[0] == "The scheme's coordinators chose this match: You both run stroke trials"

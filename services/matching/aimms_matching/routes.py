@@ -174,6 +174,7 @@ class PairOut(BaseModel):
     components: dict[str, float]
     shared_interests: list[str]
     seniority_gap: int
+    note: str | None = Field(description="A coordinator's reason, for a pair proposed by hand.")
     answers: dict[str, str]
     proposed_at: datetime | None
     reply_by: datetime | None
@@ -197,6 +198,7 @@ class PairOut(BaseModel):
             components=x.components,
             shared_interests=list(x.shared_interests),
             seniority_gap=x.seniority_gap,
+            note=x.note,
         )
 
 
@@ -238,6 +240,58 @@ class TermIn(BaseModel):
 async def run_round(programme_id: str, matching: Matching, caller: Principal = require(ADMIN)) -> dict[str, Any]:
     """Run a cohort round: every waiting mentee against the places still free; proposals already out stay put."""
     return await matching.run_round(programme_id)
+
+
+class WaitingOut(Profile):
+    """A mentee still to be matched, and why she waits."""
+
+    joined_at: datetime | None
+    reason: str = Field(description="no-round-yet, no-place-free, declined, lapsed, ended-in-trial or partner-left.")
+    explanation: str = Field(description="The reason in words.")
+    choices: list[str] = Field(description="Her named mentors, best first.")
+    last_proposed_at: datetime | None
+
+
+class ManualProposalIn(BaseModel):
+    """A coordinator pairs a waiting mentee with a mentor who has a place free."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    mentee_id: str = Field(min_length=1, max_length=100)
+    mentor_id: str = Field(min_length=1, max_length=100)
+    reason: str = Field(
+        min_length=3, max_length=1000, description="Why these two: shown to both as the proposal's explanation."
+    )
+
+
+@router.get("/programmes/{programme_id}/waiting", response_model=list[WaitingOut], tags=["coordinators' hand"])
+async def waiting(programme_id: str, matching: Matching, caller: Principal = require(ADMIN)) -> list[WaitingOut]:
+    """Mentees still waiting for a proposal, longest waiting first, each with why."""
+    return [
+        WaitingOut(
+            **Profile.of(w.mentee).model_dump(),
+            joined_at=w.mentee.joined_at,
+            reason=w.reason,
+            explanation=rules.WAITING_REASONS[w.reason],
+            choices=list(w.choices),
+            last_proposed_at=w.last_proposed_at,
+        )
+        for w in await matching.waiting(programme_id)
+    ]
+
+
+@router.post(
+    "/programmes/{programme_id}/proposals",
+    status_code=201,
+    response_model=PairOut,
+    tags=["coordinators' hand"],
+    responses=problem_responses(404, 409, 422),
+)
+async def propose_by_hand(
+    programme_id: str, body: ManualProposalIn, matching: Matching, caller: Principal = require(ADMIN)
+) -> PairOut:
+    """Propose a pair by hand (MatchProposed, round `manual`); the reason becomes its explanation to both."""
+    return PairOut.of(await matching.propose_by_hand(programme_id, body.mentee_id, body.mentor_id, body.reason))
 
 
 @router.get("/programmes/{programme_id}/rounds", response_model=list[RoundReport], tags=["rounds"])

@@ -3,6 +3,7 @@
 import asyncio
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -125,8 +126,10 @@ class Matchmaker:
 
     # -- proposing
 
-    async def _place(self, programme: ProgrammeRules, proposal: engine.Proposal) -> bool:
-        """Hold both places and propose the pair; False when a place went to someone else meanwhile."""
+    async def _place(
+        self, programme: ProgrammeRules, proposal: engine.Proposal, note: str | None = None
+    ) -> Pair | None:
+        """Hold both places and propose the pair; None when a place went to someone else meanwhile."""
         pair = Pair(
             pair_id=str(uuid.uuid4()),
             programme_id=programme.programme_id,
@@ -134,20 +137,19 @@ class Matchmaker:
             mentor_id=proposal.mentor_id,
             mentee_institution_id=proposal.mentee_institution,
             mentor_institution_id=proposal.mentor_institution,
-            explanation=_explained(proposal),
+            explanation=replace(_explained(proposal), note=note),
             timing=programme.timing(),
             created_at=utcnow(),
         )
         await self._store.insert_pair(pair, recover_after=self._lease)
         if not await self._store.hold_places(pair):
             await self._store.delete_pair(pair.pair_id)
-            return False
-        await self._propose(pair)
-        return True
+            return None
+        return await self._propose(pair)
 
-    async def _propose(self, held: Pair) -> None:
+    async def _propose(self, held: Pair) -> Pair:
         proposed, events = pairs.propose(held, utcnow(), self.links.for_pair(held.pair_id))
-        await self._store.save_pair(proposed, held.version, _outbox(held, events))
+        return await self._store.save_pair(proposed, held.version, _outbox(held, events))
 
     async def run_round(self, programme_id: str) -> dict[str, Any]:
         """A cohort round over every waiting mentee and the places still free; pairs in progress stay put."""
@@ -172,7 +174,7 @@ class Matchmaker:
 
         async def place(proposal: engine.Proposal) -> bool:
             async with limit:
-                return await self._place(programme, proposal)
+                return await self._place(programme, proposal) is not None
 
         placed = await asyncio.gather(*(place(p) for p in result.proposals))
         # A place taken meanwhile (a rolling match racing the round): she is matched one by one instead.
@@ -217,6 +219,35 @@ class Matchmaker:
             if await self._place(programme, proposal):
                 return True
         return False
+
+    # -- coordinators' hand
+
+    async def waiting(self, programme_id: str) -> list[rules.Waiting]:
+        """The programme's waiting mentees, longest waiting first, each with why she still waits."""
+        members = await self._store.members(programme_id)
+        mentee_ids = {m.participant_id for m in members if m.is_waiting_mentee}
+        closed = await self._store.pairs(programme_id=programme_id, states=("declined", "ended"), limit=100_000)
+        return rules.waiting_mentees(
+            members,
+            [p for p in closed if p.mentee_id in mentee_ids],
+            await self._store.choices_of(programme_id),
+            rounds_begun=await self._store.rounds_begun_at(programme_id) is not None,
+        )
+
+    async def propose_by_hand(self, programme_id: str, mentee_id: str, mentor_id: str, reason: str) -> Pair:
+        """A coordinator's pair, with her reason as its explanation (MatchProposed, round `manual`)."""
+        programme = await self._programme(programme_id)
+        saved = await self._store.preferences(mentee_id)
+        exclusions = await self._store.exclusions(programme_id, mentee_id)
+        mentee, mentor = await self._store.member(mentee_id), await self._store.member(mentor_id)
+        if mentee is not None and mentor is not None:
+            exclusions |= rules.declared_conflicts(programme, [mentee], [mentor])
+        choices = tuple(saved["choices"]) if saved else ()
+        proposal = rules.manual_proposal(programme, mentee, mentor, choices, exclusions)
+        placed = await self._place(programme, proposal, note=reason)
+        if placed is None:
+            raise StateConflict("mentor_id", "place-free", "the place was taken meanwhile; choose again")
+        return placed
 
     # -- answers and the partnership
 

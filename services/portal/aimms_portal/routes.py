@@ -159,6 +159,43 @@ async def retry(
     return RedirectResponse(target.include_query_params(problem=problem) if problem else target, status_code=303)
 
 
+@router.get("/coordinators/programmes/{programme_id}/waiting", response_class=HTMLResponse)
+async def waiting(
+    request: Request,
+    programme_id: str,
+    session: SignedIn,
+    coordinating: Coordinating,
+    proposed: str | None = None,
+) -> HTMLResponse:
+    """Mentees still waiting, with why, and a proposal by hand for each."""
+    shown = await coordinating.waiting(session.token, programme_id)
+    context = {"session": session, "programme": shown.programme, "waiting": shown, "proposed": proposed}
+    return page(request, "coordinators/waiting.html", tab="waiting", **context)
+
+
+@router.post("/coordinators/programmes/{programme_id}/waiting/{mentee_id}/proposal", response_class=HTMLResponse)
+async def propose(
+    request: Request, programme_id: str, mentee_id: str, session: SignedIn, coordinating: Coordinating
+) -> Response:
+    """A pair proposed by hand: both are emailed, the reason given as its explanation."""
+    submitted = await request.form()
+    session.check(submitted.get("csrf"))
+    mentor_id, reason = str(submitted.get("mentor_id") or ""), str(submitted.get("reason") or "").strip()
+    problem = None
+    if not mentor_id:
+        problem = "Choose a mentor."
+    elif len(reason) < 3:
+        problem = "Give the reason for this match: both of them read it."
+    problem = problem or await coordinating.propose(session.token, programme_id, mentee_id, mentor_id, reason)
+    if problem:
+        shown = await coordinating.waiting(session.token, programme_id)
+        context = {"session": session, "programme": shown.programme, "waiting": shown}
+        failed = {"mentee_id": mentee_id, "problem": problem, "mentor_id": mentor_id, "reason": reason}
+        return page(request, "coordinators/waiting.html", status=422, tab="waiting", failed=failed, **context)
+    target = request.url_for("waiting", programme_id=programme_id).include_query_params(proposed=mentee_id)
+    return RedirectResponse(target, status_code=303)
+
+
 # -- a participant's own page, from a link emailed to her
 
 

@@ -83,6 +83,13 @@ class Evaluation:
     note: str
 
 
+@dataclass(frozen=True)
+class Waiting:
+    programme: dict[str, Any]
+    mentees: list[dashboard.WaitingMentee]
+    mentors: list[dashboard.MentorOption]
+
+
 # The delivery log's statuses a coordinator acts on, in the order she reads them.
 TO_WATCH = ("failed", "pending")
 
@@ -149,6 +156,28 @@ class Coordinators:
         """Send a failed email again; None when queued, else why not."""
         outcome = await self._apis.post("notifications", f"/deliveries/{quote(notification_id, safe='')}/retry", token)
         return _why(outcome, "The email could not be queued again.")
+
+    async def waiting(self, token: str, programme_id: str) -> Waiting:
+        """Mentees still waiting, with why, and the mentors with a place free to propose by hand."""
+        pid = quote(programme_id, safe="")
+        programme, rows, people, directory, institutions = await asyncio.gather(
+            self._programme(token, programme_id),
+            self._apis.get("matching", f"/programmes/{pid}/waiting", token),
+            self._apis.get("registration", "/participants", token, programme_id=programme_id),
+            self._apis.get("matching", "/directory", token, programme_id=programme_id),
+            self._apis.get("registration", "/institutions", token),
+        )
+        schools = {i["institution_id"]: i["name"] for i in institutions}
+        mentees, mentors = dashboard.waiting(rows, {p["participant_id"]: p for p in people}, directory, schools)
+        return Waiting(programme, mentees, mentors)
+
+    async def propose(self, token: str, programme_id: str, mentee_id: str, mentor_id: str, reason: str) -> str | None:
+        """Propose a pair by hand; None when proposed, else why not."""
+        body = {"mentee_id": mentee_id, "mentor_id": mentor_id, "reason": reason}
+        outcome = await self._apis.post(
+            "matching", f"/programmes/{quote(programme_id, safe='')}/proposals", token, body
+        )
+        return _why(outcome, "The pair could not be proposed.")
 
     async def _programme(self, token: str, programme_id: str) -> dict[str, Any]:
         return await self._apis.get("registration", f"/programmes/{quote(programme_id, safe='')}", token)

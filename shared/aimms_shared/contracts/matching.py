@@ -55,7 +55,9 @@ class MatchProposed(_PairEvent):
 
     mentee_institution_id: str
     mentor_institution_id: str
-    round: Literal["stable", "residual", "rolling"]
+    round: Literal["stable", "residual", "rolling", "manual"] = Field(
+        description="manual: a coordinator proposed the pair by hand, for the reason in `note`."
+    )
     choice_rank: int | None = Field(description="1-3: her n-th named choice; null: a fallback by score.")
     fallback_reason: str | None
     score: float
@@ -66,6 +68,7 @@ class MatchProposed(_PairEvent):
     )
     shared_interests: list[str]
     seniority_gap: int
+    note: str | None = Field(default=None, description="A coordinator's reason for a pair proposed by hand.")
     reply_by: AwareDatetime
     mentee_links: ProposalLinks
     mentor_links: ProposalLinks

@@ -35,13 +35,14 @@ class Timing:
 class Explanation:
     """Why this mentor: her n-th choice or a fallback (and why), and the score's parts."""
 
-    round: Literal["stable", "residual", "rolling"]
+    round: Literal["stable", "residual", "rolling", "manual"]
     choice_rank: int | None
     fallback_reason: str | None
     score: float
     components: dict[str, float]
     shared_interests: tuple[str, ...]
     seniority_gap: int
+    note: str | None = None  # a coordinator's reason, for a pair proposed by hand
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ def propose(pair: Pair, now: datetime, links: dict[Side, ProposalLinks]) -> Chan
         components=dict(x.components),
         shared_interests=list(x.shared_interests),
         seniority_gap=x.seniority_gap,
+        note=x.note,
         reply_by=proposed.reply_by,
         mentee_links=links["mentee"],
         mentor_links=links["mentor"],

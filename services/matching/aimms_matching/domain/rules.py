@@ -2,13 +2,13 @@
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from aimms_matching.domain import engine
 from aimms_matching.domain.pairs import Pair, Timing
 from aimms_shared.contracts.registration import MatchingPolicy
-from aimms_shared.errors import RuleBroken
+from aimms_shared.errors import Missing, RuleBroken, StateConflict
 
 MAX_CHOICES = engine.MAX_CHOICES
 
@@ -160,6 +160,108 @@ def declared_conflicts(programme: ProgrammeRules, mentees: list[Member], mentors
         for mentee in mentees
         for mentor_id in by_institution.get(mentee.institution_id, ())
     }
+
+
+# Why a mentee is still waiting, from her last proposal (if any) and whether rounds have begun.
+WAITING_REASONS = {
+    "no-round-yet": "No matching round has run for the programme yet.",
+    # Matching tries a newcomer once, when she arrives; places freed or added later wait for a round.
+    "no-place-free": "When matching last tried, no mentor with a place free fitted her.",
+    "declined": "Her last proposal was declined, and no other mentor with a place free fits her.",
+    "lapsed": "Her last proposal lapsed unanswered, and no other mentor with a place free fits her.",
+    "ended-in-trial": "Her partnership ended after the trial meeting, and no other mentor fits her.",
+    "partner-left": "Her mentor left the scheme, and no other mentor with a place free fits her.",
+}
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A mentee to be matched, and why she still waits."""
+
+    mentee: Member
+    reason: str  # a key of WAITING_REASONS
+    choices: tuple[str, ...]
+    last_proposed_at: datetime | None
+
+
+def waiting_mentees(
+    members: list[Member], pairs: list[Pair], choices: dict[str, tuple[str, ...]], rounds_begun: bool
+) -> list[Waiting]:
+    """Every waiting mentee, longest waiting first, with the reason coordinators act on."""
+    last: dict[str, Pair] = {}
+    for pair in sorted(pairs, key=lambda p: p.created_at):
+        last[pair.mentee_id] = pair  # the newest wins
+    waiting = []
+    for mentee in (m for m in members if m.is_waiting_mentee):
+        pair = last.get(mentee.participant_id)
+        waiting.append(
+            Waiting(
+                mentee,
+                _waiting_reason(pair, rounds_begun),
+                choices.get(mentee.participant_id, ()),
+                pair.proposed_at if pair else None,
+            )
+        )
+    return sorted(waiting, key=lambda w: (w.mentee.joined_at is None, w.mentee.joined_at, w.mentee.participant_id))
+
+
+def _waiting_reason(pair: Pair | None, rounds_begun: bool) -> str:
+    if pair is None:
+        return "no-place-free" if rounds_begun else "no-round-yet"
+    if pair.state == "declined":
+        return "lapsed" if pair.decline_reason == "expired" else "declined"
+    if pair.end_reason == "trial":
+        return "ended-in-trial"
+    return "partner-left"
+
+
+def manual_proposal(
+    programme: ProgrammeRules,
+    mentee: Member | None,
+    mentor: Member | None,
+    choices: tuple[str, ...],
+    exclusions: set[tuple[str, str]],
+) -> engine.Proposal:
+    """A coordinator's pair, checked and explained like the engine's (round `manual`).
+
+    The seniority rule only guides the engine's fallbacks, so a coordinator may pair across it, as
+    a mentee may name any mentor; a pair declined before, or ended in its trial, is never proposed
+    again, and a mentor with no place free cannot take one more.
+    """
+    if mentee is None or mentee.programme_id != programme.programme_id or not mentee.is_mentee:
+        raise Missing("mentee_id", "mentee-in-programme", "no waiting mentee by that id in this programme")
+    if not mentee.is_waiting_mentee:
+        raise StateConflict("mentee_id", "waiting-mentee", "she already has a proposal or partnership, or finished one")
+    if (
+        mentor is None
+        or mentor.programme_id != programme.programme_id
+        or not (mentor.active and "mentor" in mentor.roles)
+    ):
+        raise Missing("mentor_id", "mentor-in-programme", "no mentor by that id in this programme")
+    if mentor.participant_id == mentee.participant_id:
+        raise RuleBroken("mentor_id", "someone-else", "a mentee cannot be her own mentor")
+    if mentor.places_left <= 0:
+        raise StateConflict("mentor_id", "place-free", "this mentor has no place free")
+    if (mentee.participant_id, mentor.participant_id) in exclusions:
+        raise RuleBroken(
+            "mentor_id", "not-declined-before", "these two were proposed before: declined or ended in trial"
+        )
+    policy = replace(programme.policy(), choices_by_seniority=False)
+    scored = engine.score_pair(programme.as_mentee(mentee, choices), programme.as_mentor(mentor), policy, named=True)
+    assert scored is not None  # named, with the seniority rule off: always scored
+    return engine.Proposal(
+        mentee_id=mentee.participant_id,
+        mentor_id=mentor.participant_id,
+        round="manual",
+        choice_rank=choices.index(mentor.participant_id) + 1 if mentor.participant_id in choices else None,
+        fallback_reason=None,
+        score=scored.score,
+        components=scored.components,
+        shared_interests=scored.shared_interests,
+        seniority_gap=scored.seniority_gap,
+        mentee_institution=mentee.institution_id,
+        mentor_institution=mentor.institution_id,
+    )
 
 
 def _percentile(values: list[float], share: float) -> float | None:

@@ -193,6 +193,7 @@ def match_proposed(event: MatchProposed, envelope: Envelope) -> list[Notificatio
         mentor=_links(event, "mentor"),
         choice_rank=event.choice_rank,
         fallback_reason=event.fallback_reason,
+        note=event.note,
         shared_interests=list(event.shared_interests),
         # Only when both opted in does the background count; the email says so, never what it is.
         shared_background=event.components.get("background", 0.0) > 0,

@@ -8,6 +8,8 @@ roles are given only when no role is suppressed, so a total can never reveal a h
 from dataclasses import dataclass, field
 from typing import Any
 
+from aimms_portal.domain import words
+
 AGREED = (4, 5)  # "agree" and "strongly agree" on the five-point agreement scale
 HIGH_SCORE = 7  # "7 or above" on a 1-10 scale, as the paper summarises it
 
@@ -203,14 +205,14 @@ def _table(item: dict[str, Any], groups: dict[str, Any]) -> Table:
     with_total = len(shown) == len(roles) and len(roles) > 1
     lines = _lines(item["kind"], shown)
     rows = []
-    for label, counts, summary in lines:
+    for line, counts, summary in lines:
         cells: dict[str, Bar | None] = {
             role: _share(counts.get(role, 0), shown[role]["answered"]) if role in shown else None for role in roles
         }
         total = None
         if with_total:
             total = _share(sum(counts.values()), sum(stats["answered"] for stats in shown.values()))
-        rows.append(Row(label, cells, total, summary))
+        rows.append(Row(line, cells, total, summary))
     statistics = {
         role: {k: stats[k] for k in ("answered", "mean", "median", "min", "max") if stats.get(k) is not None}
         for role, stats in shown.items()
@@ -254,3 +256,62 @@ def _texts(stats: dict[str, Any]) -> list[str]:
     for answer in ("yes", "no"):
         texts += stats.get(answer, {}).get("texts", [])
     return texts
+
+
+@dataclass(frozen=True)
+class WaitingMentee:
+    """A mentee still waiting for a proposal, as coordinators read her."""
+
+    mentee_id: str
+    name: str
+    school: str
+    seniority: str
+    interests: str
+    joined: str | None
+    why: str
+    choices: list[str]  # her named mentors' names, best first
+
+
+@dataclass(frozen=True)
+class MentorOption:
+    """A mentor with a place free, as a coordinator picks one."""
+
+    mentor_id: str
+    label: str
+
+
+def waiting(
+    rows: list[dict[str, Any]],
+    people: dict[str, dict[str, Any]],
+    directory: list[dict[str, Any]],
+    schools: dict[str, str],
+) -> tuple[list[WaitingMentee], list[MentorOption]]:
+    """Matching's waiting list named from registration, and the mentors a coordinator may propose."""
+
+    def name(participant_id: str) -> str:
+        return people.get(participant_id, {}).get("name", "Someone no longer registered")
+
+    mentees = [
+        WaitingMentee(
+            mentee_id=row["participant_id"],
+            name=name(row["participant_id"]),
+            school=schools.get(row["institution_id"], row["institution_id"]),
+            seniority=words.label(row["seniority"]),
+            interests=words.listed(row["research_interests"]) or "None given",
+            joined=words.day(row.get("joined_at")),
+            why=row["explanation"],
+            choices=[name(choice) for choice in row["choices"]],
+        )
+        for row in rows
+    ]
+    options = [
+        MentorOption(
+            mentor_id=entry["participant_id"],
+            label=f"{name(entry['participant_id'])}, {words.label(entry['seniority'])}, "
+            f"{schools.get(entry['institution_id'], entry['institution_id'])}: "
+            f"{entry['remaining_capacity']} of {entry['capacity']} free",
+        )
+        for entry in sorted(directory, key=lambda e: name(e["participant_id"]))
+        if not entry["full"]
+    ]
+    return mentees, options

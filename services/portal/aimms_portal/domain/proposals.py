@@ -81,6 +81,8 @@ def _profile(other: dict[str, Any]) -> list[tuple[str, str]]:
 def _reasons(side: str, pair: dict[str, Any]) -> list[str]:
     """Why these two, from the explanation matching recorded when it proposed them."""
     reasons = []
+    if pair.get("note"):
+        reasons.append(f"The scheme's coordinators chose this match: {pair['note']}")
     rank = pair.get("choice_rank")
     if rank:
         nth = ORDINALS.get(rank, f"number {rank}")

@@ -5,7 +5,7 @@ from typing import Literal
 
 MAX_CHOICES = 3
 
-Round = Literal["stable", "residual", "rolling"]
+Round = Literal["stable", "residual", "rolling", "manual"]  # manual: a coordinator proposed the pair by hand
 FallbackReason = Literal["choices-full", "choices-declined", "no-choices", "choices-ineligible"]
 # Why a named choice was left off her list; "full" also covers a choice that filled up during the round.
 SkipReason = Literal["unknown", "self", "duplicate", "excluded", "ineligible", "full"]
