@@ -249,6 +249,7 @@ def _load_cohort(stack: LocalStack) -> None:
         f"client ID {secrets['REGISTRATION_BOOTSTRAP_ADMIN_CLIENT_ID']} and "
         f"secret {secrets['REGISTRATION_BOOTSTRAP_ADMIN_SECRET']})"
     )
+    typer.echo(f"  a participant's own page: {stack.service_url('portal')}/me  (an emailed link; see aimms mail)")
 
 
 def _seed_demo(stack: LocalStack) -> DemoPortal:
