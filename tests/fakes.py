@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from aimms_matching.domain.concerns import Concern
 from aimms_matching.domain.pairs import OPEN_STATES, Pair
 from aimms_matching.domain.rules import Member, ProgrammeRules
 from aimms_shared.mongo import utcnow
@@ -29,6 +30,7 @@ class FakeMatchingStore:
     choices: dict[str, dict[str, Any]] = field(default_factory=dict)
     pairs_by_id: dict[str, Pair] = field(default_factory=dict)
     reports: list[dict[str, Any]] = field(default_factory=list)
+    concerns_by_id: dict[str, Concern] = field(default_factory=dict)
     events: list[OutboxEntry] = field(default_factory=list)  # every outbox entry written, in order
 
     # -- programmes
@@ -174,6 +176,20 @@ class FakeMatchingStore:
             for p in self.pairs_by_id.values()
             if p.programme_id == programme_id and p.excludes_pair and mentee_id in (None, p.mentee_id)
         }
+
+    # -- concerns
+
+    async def add_concern(self, concern: Concern, events: list[OutboxEntry]) -> None:
+        self.concerns_by_id[concern.concern_id] = concern
+        self.events += events
+
+    async def concern(self, concern_id: str) -> Concern | None:
+        return self.concerns_by_id.get(concern_id)
+
+    async def save_concern(self, concern: Concern, expected_version: int) -> None:
+        if self.concerns_by_id[concern.concern_id].version != expected_version:
+            raise ConcurrentUpdate(f"concern {concern.concern_id} is no longer at version {expected_version}")
+        self.concerns_by_id[concern.concern_id] = replace(concern, version=expected_version + 1)
 
     # -- rounds
 

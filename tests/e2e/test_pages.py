@@ -546,6 +546,58 @@ async def test_coordinators_pair_a_waiting_mentee_by_hand_and_she_reads_their_re
     await mine.close()
 
 
+async def test_a_mentee_raises_a_concern_and_a_coordinator_pauses_then_resumes_the_pair(
+    school: School, proposed: Proposed, browser: Browser, shots: Path
+) -> None:
+    """The first mentee's partnership started in the proposal test; she raises a concern from her page."""
+    office = f"office.{school.run}@{school.domain}"
+    async with httpx.AsyncClient(timeout=30) as http:
+        digest = {"recipients": [office], "enabled": False}
+        url = f"{school.urls['notifications']}/programmes/{school.programme}/digest"
+        await _ok(http.put(url, json=digest, headers=school.admin))
+        await _ok(http.post(f"{school.urls['registration']}/page-links", json={"email": proposed.first}))
+    [link] = await school.links(proposed.first, "/me/links/")
+    page = await browser.new_page(viewport={"width": 1000, "height": 900})
+    await page.goto(link)
+    await page.get_by_role("button", name="Open my page").click()
+    await page.get_by_role("link", name="Raise a concern about this match").click()
+    await page.get_by_role("button", name="Send to the coordinators").click()
+    assert "Tell the coordinators what happened." in await page.get_by_role("alert").inner_text()
+    await page.get_by_label("What happened?").fill("Meetings keep being cancelled at the last minute.")
+    await page.get_by_label("Pause the match while they look into it").check()
+    await _inspect(page, shots / "25-concern-form.png")
+    await page.get_by_role("button", name="Send to the coordinators").click()
+    assert "Your concern reached the coordinators" in await page.get_by_role("heading", level=1).inner_text()
+    await _inspect(page, shots / "26-concern-sent.png")
+    await page.close()
+
+    # The coordinators' email links to the page where they read it and decide.
+    [review] = await school.links(office, "/coordinators/programmes/", "")
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    coordinator = await context.new_page()
+    secrets = school.stack.registration_secrets()
+    await coordinator.goto(review)
+    await coordinator.get_by_label("Client ID").fill(secrets["REGISTRATION_BOOTSTRAP_ADMIN_CLIENT_ID"])
+    await coordinator.get_by_label("Client secret").fill(secrets["REGISTRATION_BOOTSTRAP_ADMIN_SECRET"])
+    await coordinator.get_by_role("button", name="Sign in").click()
+    await coordinator.wait_for_url(re.compile(r"/coordinators$"))
+    await coordinator.goto(review)
+    concern = coordinator.get_by_role("region", name=re.compile("From Dr Bisi Okafor"))
+    assert "Meetings keep being cancelled" in await concern.inner_text()
+    assert "Pause the pair" in await concern.inner_text()
+    await _inspect(coordinator, shots / "27-concerns.png")
+    await concern.get_by_label("Pause the pair").check()
+    await concern.get_by_label("What was done (for the record)").fill("Called both; paused for two weeks.")
+    await concern.get_by_role("button", name="Record the decision").click()
+    assert "The pair is paused" in await coordinator.get_by_role("status").inner_text()
+    assert "No concern is open." in await coordinator.locator("main").inner_text()
+    await _inspect(coordinator, shots / "28-concern-paused.png")
+    await coordinator.get_by_role("button", name=re.compile("Resume: Dr Bisi Okafor")).click()
+    assert "The pair is resumed" in await coordinator.get_by_role("status").inner_text()
+    assert "No pair is paused." in await coordinator.locator("main").inner_text()
+    await context.close()
+
+
 async def by_keyboard(page: Page, plan: dict[str, Any], limit: int = 200) -> None:
     """Tab through the form from where focus is, answering as `plan` says, and send it with Enter.
 

@@ -119,6 +119,9 @@ EVENTS: list[Event] = [
             ("withdrawn", "proposal", "mentee"),
         ]
     ),
+    m.MatchEnded(**PAIR, reason="coordinators", stage="mentoring"),
+    m.MatchPaused(**PAIR),
+    m.MatchResumed(**PAIR),
     ParticipantLinkIssued(
         participant_id=MENTEE,
         programme_id="aimms-mentoring",
@@ -160,6 +163,20 @@ def rendered_messages(
 
 
 COORDINATOR = "mentoring-office@demo-university.ac.uk"
+
+
+CONCERN = m.ConcernRaised(
+    concern_id="c-1",
+    pair_id=PAIR["pair_id"],
+    programme_id="aimms-mentoring",
+    asks="pause",
+    review_url="https://aimms.example/portal/coordinators/programmes/aimms-mentoring/concerns",
+)
+
+
+def concern_notes() -> list[messages.Notification]:
+    """The alert of a concern to the programme's coordinators."""
+    return messages.concern_raised(CONCERN, wrap(CONCERN, producer="test"), (COORDINATOR,))
 
 
 def digest_notes(**overrides: Any) -> list[messages.Notification]:
@@ -230,7 +247,7 @@ def test_an_empty_digest_says_so() -> None:
 
 def test_every_optional_message_carries_its_opt_out_link_and_no_required_one_does() -> None:
     notes = [n for e in EVENTS + SURVEY_EVENTS for n in MESSAGES[type(e)](e, wrap(e, producer="test"))]
-    notes += digest_notes()
+    notes += digest_notes() + concern_notes()
     assert {n.template for n in notes} == set(messages.TEMPLATES) - {messages.WELCOME}
     for note in notes:
         message = render(note)
@@ -447,7 +464,7 @@ def test_html_escapes_names_people_typed() -> None:
 @pytest.mark.parametrize("template", [t for t in messages.TEMPLATES if t != messages.WELCOME])
 def test_a_missing_template_variable_is_an_error_not_a_blank(template: str) -> None:
     notes = [n for e in EVENTS + SURVEY_EVENTS for n in MESSAGES[type(e)](e, wrap(e, producer="test"))]
-    note = next(n for n in notes + digest_notes() if n.template == template)
+    note = next(n for n in notes + digest_notes() + concern_notes() if n.template == template)
     ready = compose.compose(note, KNOWN)
     assert isinstance(ready, compose.Ready)
     context = ready.context | ({"opt_out_url": OPT_OUT_URL} if messages.is_optional(template) else {})
@@ -537,3 +554,28 @@ def test_a_pair_proposed_by_hand_gives_both_sides_the_coordinators_reason() -> N
         for body in (message.text, message.html):
             assert "The scheme's coordinators chose this match: You both run stroke trials" in body
             assert "We looked for" not in body and "We suggest you" not in body
+
+
+def test_a_concern_alerts_the_coordinators_without_saying_who_or_what() -> None:
+    [alert] = concern_notes()
+    ready = compose.compose(alert, KNOWN)
+    assert isinstance(ready, compose.Ready) and ready.to_email == COORDINATOR
+    message = render(alert)
+    assert message.subject == "Safeguarding concern raised in AIMMS Mentoring"
+    for body in (message.text, message.html):
+        assert CONCERN.review_url in body and "asks that it be paused" in body and "has not been told" in body
+        assert AMINA not in body and PRIYA not in body
+
+
+def test_a_pause_a_resumption_and_a_closing_by_coordinators_tell_both_sides_nothing_of_why() -> None:
+    paused = rendered_messages(m.MatchPaused(**PAIR))
+    closed = rendered_messages(m.MatchEnded(**PAIR, reason="coordinators", stage="mentoring"))
+    resumed = rendered_messages(m.MatchResumed(**PAIR))
+
+    assert set(paused) == set(closed) == set(resumed) == {AMINA, PRIYA}
+    assert "Nothing is needed from you while it is paused" in paused[AMINA].text and "concern" not in paused[AMINA].text
+    assert (
+        closed[PRIYA].subject.endswith("has been closed")
+        and "coordinators have closed your mentoring" in closed[PRIYA].text
+    )
+    assert "concern" not in closed[PRIYA].text and "continues where it was" in resumed[AMINA].text

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from aimms_portal.domain.my_page import WITHDRAWN_STAGE, choices_from, my_page
+from aimms_portal.domain.my_page import PAUSED_STAGE, WITHDRAWN_STAGE, choices_from, my_page
 
 AMINA = {
     "participant_id": "p-amina",
@@ -33,7 +33,7 @@ def entry(participant_id: str, remaining: int, capacity: int = 2) -> dict[str, A
 
 
 def pair(state: str, **dates: str) -> dict[str, Any]:
-    return {"mentee_id": "p-amina", "mentor_id": "p-grace", "state": state, **dates}
+    return {"pair_id": "pair-1", "mentee_id": "p-amina", "mentor_id": "p-grace", "state": state, **dates}
 
 
 def test_a_mentee_not_yet_proposed_chooses_among_mentors_named_with_their_places_and_schools() -> None:
@@ -97,3 +97,10 @@ def test_her_choices_are_read_best_first_without_blanks_or_repeats() -> None:
     assert choices_from(["p-2", "", "p-2"]) == ["p-2"]
     assert choices_from(["", "p-1", "p-3"]) == ["p-1", "p-3"]
     assert choices_from(["p-1", "p-2", "p-3", "p-4"]) == ["p-1", "p-2", "p-3"]
+
+
+def test_a_paused_pair_says_so_and_nothing_of_why() -> None:
+    page = my_page(
+        AMINA, PROGRAMME, [pair("mentoring", paused_at="2026-12-05T10:00:00+00:00")], PROFILES, [], [], SCHOOLS
+    )
+    assert page.partnerships[0].stage == PAUSED_STAGE and "concern" not in PAUSED_STAGE

@@ -44,6 +44,7 @@ topic registration.participants 3
 topic registration.contacts 3 --config cleanup.policy=compact --config max.compaction.lag.ms=86400000
 topic matching.preferences 3
 topic matching.pairs 3
+topic matching.concerns 3
 topic notifications.deliveries 3
 topic surveys.invitations 3
 topic surveys.responses 3

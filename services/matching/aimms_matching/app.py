@@ -45,6 +45,9 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
             m.MentoringTermEnded,
             m.MatchExtended,
             m.MatchEnded,
+            m.MatchPaused,
+            m.MatchResumed,
+            m.ConcernRaised,
         ],
         description="Mentor directory, preferences, the matching engine, proposals and the mentoring term.",
     )

@@ -28,6 +28,10 @@ class AnswerLinks:
         self._key = key
         self._base = public_url.rstrip("/")
 
+    def page(self, path: str) -> str:
+        """Another page of the same site (the portal), e.g. the coordinators' concerns page."""
+        return f"{self._base}{path}"
+
     def for_pair(self, pair_id: str) -> dict[Side, ProposalLinks]:
         """Both sides' accept and decline links."""
         return {

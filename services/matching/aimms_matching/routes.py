@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from aimms_matching import use_cases
-from aimms_matching.domain import rules
+from aimms_matching.domain import concerns, rules
 from aimms_matching.domain.pairs import Pair
 from aimms_matching.domain.rules import MAX_CHOICES
 from aimms_matching.store import MatchingStore
@@ -185,6 +185,7 @@ class PairOut(BaseModel):
     term_reply_by: datetime | None
     ended_at: datetime | None
     end_reason: str | None
+    paused_at: datetime | None = Field(description="Set while coordinators have paused the pair.")
 
     @classmethod
     def of(cls, pair: Pair) -> "PairOut":
@@ -439,3 +440,96 @@ async def answer_by_link(token: str, matching: Matching, reason: Annotated[str |
         return _page("This link cannot be used now", f"<p>{html.escape(str(exc))}</p>", status=exc.status)
     done = "You accepted the proposal. We will introduce you both" if accepted else "You declined the proposal"
     return _page("Thank you", f"<p>{done}.</p>")
+
+
+# -- safeguarding
+
+
+class ConcernIn(BaseModel):
+    """A safeguarding concern about a pair, from one of its sides."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    side: Side | None = Field(default=None, description="Which side raises it; implied by a participant's own token.")
+    text: str = Field(min_length=3, max_length=4000, description="What happened; read by coordinators only.")
+    asks: concerns.Asks = Field(default="advice", description="advice, pause (the pair) or end (the pair).")
+
+
+class ConcernReceipt(BaseModel):
+    """What the person who raised a concern is told: it reached the coordinators."""
+
+    concern_id: str
+    raised_at: datetime
+    status: Literal["received"] = "received"
+
+
+class ConcernOut(BaseModel):
+    """A concern as coordinators read it."""
+
+    concern_id: str
+    pair_id: str
+    programme_id: str
+    raised_by: Side
+    participant_id: str
+    text: str
+    asks: str
+    raised_at: datetime
+    closed_at: datetime | None
+    outcome: str | None
+    note: str | None
+
+    @classmethod
+    def of(cls, concern: concerns.Concern) -> "ConcernOut":
+        return cls.model_validate(concern, from_attributes=True)
+
+
+class OutcomeIn(BaseModel):
+    """The coordinators' decision on a concern."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    outcome: concerns.Outcome
+    note: str | None = Field(default=None, max_length=2000, description="What was done, for the record.")
+
+
+@router.post(
+    "/pairs/{pair_id}/concerns",
+    status_code=201,
+    response_model=ConcernReceipt,
+    tags=["safeguarding"],
+    responses=problem_responses(404, 409, 422),
+)
+async def raise_concern(
+    pair_id: str, body: ConcernIn, matching: Matching, caller: Principal = require(PARTICIPANTS_WRITE, participant=True)
+) -> ConcernReceipt:
+    """Raise a safeguarding concern (ConcernRaised): the programme's coordinators are emailed at once; the
+    other side is never told of it."""
+    concern = await matching.raise_concern(caller, pair_id, body.side, body.text, body.asks)
+    return ConcernReceipt(concern_id=concern.concern_id, raised_at=concern.raised_at)
+
+
+@router.get("/programmes/{programme_id}/concerns", response_model=list[ConcernOut], tags=["safeguarding"])
+async def list_concerns(
+    programme_id: str, store: Store, open_only: bool = True, caller: Principal = require(ADMIN)
+) -> list[ConcernOut]:
+    """The programme's concerns, newest first (open ones only, unless asked)."""
+    return [ConcernOut.of(c) for c in await store.concerns(programme_id, open_only)]
+
+
+@router.post(
+    "/concerns/{concern_id}/outcome",
+    response_model=ConcernOut,
+    tags=["safeguarding"],
+    responses=problem_responses(404, 409, 422),
+)
+async def close_concern(
+    concern_id: str, body: OutcomeIn, matching: Matching, caller: Principal = require(ADMIN)
+) -> ConcernOut:
+    """Close a concern: no action, the pair paused (MatchPaused) or the pair ended (MatchEnded, `coordinators`)."""
+    return ConcernOut.of(await matching.close_concern(concern_id, body.outcome, body.note))
+
+
+@router.post("/pairs/{pair_id}/resume", response_model=PairOut, tags=["safeguarding"], responses=problem_responses(404))
+async def resume(pair_id: str, matching: Matching, caller: Principal = require(ADMIN)) -> PairOut:
+    """Resume a paused pair (MatchResumed); whatever fell due meanwhile happens now."""
+    return PairOut.of(await matching.resume(pair_id))

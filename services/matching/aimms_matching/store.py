@@ -13,6 +13,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from aimms_matching.domain.concerns import Concern
 from aimms_matching.domain.pairs import OPEN_STATES, Explanation, Pair, Timing
 from aimms_matching.domain.rules import Member, ProgrammeRules
 from aimms_shared.contracts.registration import MatchingPolicy
@@ -21,7 +22,8 @@ from aimms_shared.outbox import Outbox, OutboxEntry
 
 PREFERENCES = "preferences"
 PAIRS = "pairs"
-OUTBOX_COLLECTIONS = (PREFERENCES, PAIRS)
+CONCERNS = "concerns"
+OUTBOX_COLLECTIONS = (PREFERENCES, PAIRS, CONCERNS)
 DUE = "due"
 # Profile fields registration's events set; places held and lifecycle flags are matching's own.
 _PROFILE_FIELDS = (
@@ -48,6 +50,7 @@ _PAIR_TIMES = (
     "term_ends_at",
     "term_reply_by",
     "ended_at",
+    "paused_at",
 )
 
 
@@ -62,6 +65,7 @@ class MatchingStore:
         self._pairs = db[PAIRS]
         self._rounds = db["rounds"]
         self._erased = db["erased"]
+        self._concerns = db[CONCERNS]
 
     async def ensure_indexes(self) -> None:
         """What the directory, rounds and the scheduler look up."""
@@ -70,6 +74,7 @@ class MatchingStore:
         for name in ("programme_id", "mentee_id", "mentor_id", DUE):
             await self._pairs.create_index([(name, ASCENDING)])
         await self._rounds.create_index([("programme_id", ASCENDING)])
+        await self._concerns.create_index([("programme_id", ASCENDING), ("raised_at", DESCENDING)])
 
     # -- programmes
 
@@ -155,6 +160,10 @@ class MatchingStore:
         await self._preferences.delete_one({"_id": participant_id})
         for side in ("mentee_id", "mentor_id"):
             await self._pairs.update_many({side: participant_id}, {"$set": {side: "erased"}})
+        # What she wrote in a concern is hers: erased with her (the coordinators' note of the outcome stays).
+        await self._concerns.update_many(
+            {"participant_id": participant_id}, {"$set": {"participant_id": "erased", "text": "(erased)"}}
+        )
 
     async def was_erased(self, participant_id: str) -> bool:
         """Whether she was erased (so an unknown id is gone, not yet to come)."""
@@ -290,8 +299,10 @@ class MatchingStore:
         return await self.pairs(participant_id=participant_id, states=OPEN_STATES)
 
     async def exclusions(self, programme_id: str, mentee_id: str | None = None) -> set[tuple[str, str]]:
-        """(mentee, mentor) pairs never to propose again: declined, or ended in the trial (hers only, if named)."""
-        query: dict[str, Any] = {"programme_id": programme_id, "$or": [{"state": "declined"}, {"end_reason": "trial"}]}
+        """(mentee, mentor) pairs never to propose again (Pair.excludes_pair): declined, ended in the trial or by
+        coordinators (hers only, if named)."""
+        ended = {"end_reason": {"$in": ["trial", "coordinators"]}}
+        query: dict[str, Any] = {"programme_id": programme_id, "$or": [{"state": "declined"}, ended]}
         if mentee_id is not None:
             query["mentee_id"] = mentee_id
         cursor = self._pairs.find(query, {"mentee_id": 1, "mentor_id": 1})
@@ -302,6 +313,32 @@ class MatchingStore:
         return [_pair(d) for d in await claim_due(self._pairs, DUE, lease, limit)]
 
     # -- rounds
+
+    # -- concerns
+
+    async def add_concern(self, concern: Concern, events: list[OutboxEntry]) -> None:
+        """Store a new concern with the alert to the coordinators, in one write."""
+        doc = asdict(concern) | {"_id": concern.concern_id}
+        del doc["concern_id"]
+        await self._outbox.insert(self._concerns, doc, events)
+
+    async def concern(self, concern_id: str) -> Concern | None:
+        doc = await self._concerns.find_one({"_id": concern_id}, {"outbox": 0, "outbox_due": 0})
+        return _concern(doc) if doc else None
+
+    async def concerns(self, programme_id: str, open_only: bool) -> list[Concern]:
+        """A programme's concerns, newest first."""
+        query: dict[str, Any] = {"programme_id": programme_id} | ({"closed_at": None} if open_only else {})
+        cursor = self._concerns.find(query, {"outbox": 0, "outbox_due": 0}).sort("raised_at", DESCENDING)
+        return [_concern(d) async for d in cursor]
+
+    async def save_concern(self, concern: Concern, expected_version: int) -> None:
+        """Store the coordinators' decision, if nobody decided meanwhile."""
+        changes = asdict(concern)
+        del changes["concern_id"], changes["version"]
+        await self._outbox.save_aggregate(
+            self._concerns, concern.concern_id, expected_version=expected_version, changes=changes, events=[]
+        )
 
     async def save_round(self, report: dict[str, Any]) -> None:
         """A round's report."""
@@ -350,3 +387,9 @@ def _pair(doc: dict[str, Any]) -> Pair:
             "extend_votes": tuple(doc.get("extend_votes", ())),
         }
     )
+
+
+def _concern(doc: dict[str, Any]) -> Concern:
+    times = {name: as_utc(doc[name]) if doc.get(name) else None for name in ("raised_at", "closed_at")}
+    kept = {f.name: doc[f.name] for f in fields(Concern) if f.name in doc and f.name != "concern_id"}
+    return Concern(**kept | times | {"concern_id": doc["_id"]})

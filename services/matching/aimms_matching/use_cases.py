@@ -6,10 +6,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 
-from aimms_matching.domain import engine, pairs, rules
+from aimms_matching.domain import concerns, engine, pairs, rules
 from aimms_matching.domain.pairs import Explanation, Pair
 from aimms_matching.domain.rules import Member, ProgrammeRules
 from aimms_matching.links import Action, AnswerLinks
@@ -17,7 +18,7 @@ from aimms_matching.store import MatchingStore
 from aimms_shared.auth import Principal
 from aimms_shared.contracts import registration as reg
 from aimms_shared.contracts.matching import EndReason, MentorPreferencesSubmitted, Side
-from aimms_shared.errors import DomainError, Missing, NotYetKnown, StateConflict
+from aimms_shared.errors import DomainError, Missing, NotYetKnown, RuleBroken, StateConflict
 from aimms_shared.events import Envelope, Event
 from aimms_shared.mapping import carried_over
 from aimms_shared.mongo import utcnow
@@ -96,6 +97,11 @@ async def may_read_directory(store: MatchingStore, caller: Principal, programme_
 
 def _outbox(pair: Pair, events: list[Event]) -> list[OutboxEntry]:
     return outbox_entries(events, producer=PRODUCER, institution_id=pair.mentee_institution_id)
+
+
+def _end_by_coordinators(pair: Pair) -> pairs.Change:
+    """Coordinators close a pair; one that already ended stays as it is (a decision taken twice)."""
+    return pairs.end(pair, "coordinators", utcnow()) if pair.is_open else (pair, [])
 
 
 def _explained(proposal: engine.Proposal) -> Explanation:
@@ -248,6 +254,46 @@ class Matchmaker:
         if placed is None:
             raise StateConflict("mentor_id", "place-free", "the place was taken meanwhile; choose again")
         return placed
+
+    # -- safeguarding
+
+    async def raise_concern(
+        self, caller: Principal, pair_id: str, side: Side | None, text: str, asks: concerns.Asks
+    ) -> concerns.Concern:
+        """One side's concern reaches the coordinators at once (ConcernRaised); the other side never sees it."""
+        if caller.is_participant:  # her own token: the side she is on
+            pair = await self._store.pair(pair_id)
+            side = next((s for s in pairs.SIDES if pair and pair.participant(s) == caller.participant_id), None)
+            if side is None:
+                raise Missing("pair_id", "own-pair", f"no pair '{pair_id}' of yours")
+        if side is None:
+            raise RuleBroken("side", "required", "say which side of the pair raises the concern")
+        pair = await self.pair_for(caller, pair_id, side)
+        review = self.links.page(f"/coordinators/programmes/{quote(pair.programme_id, safe='')}/concerns")
+        concern, alert = concerns.raise_concern(
+            pair, side, text, asks, concern_id=str(uuid.uuid4()), now=utcnow(), review_url=review
+        )
+        entries = outbox_entries([alert], producer=PRODUCER, institution_id=pair.institution(side))
+        await self._store.add_concern(concern, entries)
+        log.info("matching.concern_raised", pair_id=pair_id, concern_id=concern.concern_id, asks=asks)
+        return concern
+
+    async def close_concern(self, concern_id: str, outcome: concerns.Outcome, note: str | None) -> concerns.Concern:
+        """The coordinators' decision: no action, the pair paused, or the pair ended (MatchPaused / MatchEnded)."""
+        concern = await self._store.concern(concern_id)
+        if concern is None:
+            raise Missing("concern_id", "existing-concern", f"no concern '{concern_id}'")
+        closed = concerns.close(concern, outcome, note, utcnow())  # refused before the pair is touched
+        if outcome == "paused":
+            await self._change(concern.pair_id, lambda pair: pairs.pause(pair, utcnow()))
+        elif outcome == "ended":
+            await self._change(concern.pair_id, _end_by_coordinators)
+        await self._store.save_concern(closed, concern.version)
+        return closed
+
+    async def resume(self, pair_id: str) -> Pair:
+        """Coordinators resume a paused pair (MatchResumed)."""
+        return await self._change(pair_id, lambda pair: pairs.resume(pair, utcnow()))
 
     # -- answers and the partnership
 

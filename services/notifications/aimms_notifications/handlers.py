@@ -27,6 +27,8 @@ MESSAGES = {
     m.MentoringTermEnded: messages.term_ended,
     m.MatchExtended: messages.match_extended,
     m.MatchEnded: messages.match_ended,
+    m.MatchPaused: messages.match_paused,
+    m.MatchResumed: messages.match_resumed,
     s.SurveyInvitationIssued: messages.survey_invitation,
     s.SurveyReminderIssued: messages.survey_invitation,
 }
@@ -55,6 +57,19 @@ def subscriptions(
         if type(event) in PROPOSALS:
             await PROPOSALS[type(event)](store, event, envelope)
         notifications = MESSAGES[type(event)](event, envelope)
+        queued = await use_cases.queue(
+            store,
+            notifications,
+            message_id_domain=settings.message_id_domain,
+            details_wait_seconds=settings.details_wait_seconds,
+            lease=timedelta(seconds=settings.lease_seconds),
+        )
+        deliveries.hand(queued)
+
+    # Idempotent like the rest: the alerts' ids derive from the event and each address.
+    @table.on(m.ConcernRaised, idempotent=True)
+    async def alert_coordinators(event: m.ConcernRaised, envelope: Envelope) -> None:
+        notifications = messages.concern_raised(event, envelope, await use_cases.coordinators_of(store, event))
         queued = await use_cases.queue(
             store,
             notifications,

@@ -14,6 +14,7 @@ from aimms_notifications.domain import compose, delivery, digest, messages
 from aimms_notifications.links import PARTICIPANT
 from aimms_notifications.store import NotificationStore, as_delivery
 from aimms_shared.contracts.matching import (
+    ConcernRaised,
     MatchAccepted,
     MatchDeclined,
     MatchEnded,
@@ -21,7 +22,7 @@ from aimms_shared.contracts.matching import (
     MatchProposed,
     MentoringStarted,
 )
-from aimms_shared.errors import Missing, StateConflict
+from aimms_shared.errors import DomainError, Missing, StateConflict
 from aimms_shared.events import Envelope
 from aimms_shared.mongo import utcnow
 
@@ -183,6 +184,29 @@ async def configure_digest(store: NotificationStore, config: digest.DigestConfig
         served = current is not None and current.get("last_digest") == slot.date().isoformat()
         due = digest.next_digest_at(now, config.hour_utc) if served else now
     return await store.save_digest(config, due)
+
+
+class NoCoordinators(DomainError):
+    """A programme's coordinators must be reachable before its concerns can reach them."""
+
+    status = 409
+    code = "no-coordinators"
+    title = "Nobody to tell"
+
+
+async def coordinators_of(store: NotificationStore, event: ConcernRaised) -> tuple[str, ...]:
+    """Who hears of a concern at once: the programme's coordinators, as its digest names them.
+
+    Required whatever their digest settings; with nobody named, the alert is retried and then parked
+    on the dead-letter topic with this reason (nothing is lost: replayed once someone is named).
+    """
+    config = await store.digest_config(event.programme_id)
+    recipients = tuple(config["recipients"]) if config else ()
+    if not recipients:
+        raise NoCoordinators(
+            f"no coordinators named for {event.programme_id}: set them with PUT /programmes/{{id}}/digest"
+        )
+    return recipients
 
 
 async def digest_config(store: NotificationStore, programme_id: str) -> dict[str, Any]:

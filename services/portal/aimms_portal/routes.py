@@ -196,6 +196,45 @@ async def propose(
     return RedirectResponse(target, status_code=303)
 
 
+@router.get("/coordinators/programmes/{programme_id}/concerns", response_class=HTMLResponse)
+async def concerns(
+    request: Request,
+    programme_id: str,
+    session: SignedIn,
+    coordinating: Coordinating,
+    done: str | None = None,
+    problem: str | None = None,
+) -> HTMLResponse:
+    """Open safeguarding concerns, with a decision for each, and the pairs paused meanwhile."""
+    shown = await coordinating.concerns(session.token, programme_id)
+    context = {"session": session, "programme": shown.programme, "concerns": shown, "done": done, "problem": problem}
+    return page(request, "coordinators/concerns.html", tab="concerns", **context)
+
+
+@router.post("/coordinators/programmes/{programme_id}/concerns/{concern_id}/outcome")
+async def close_concern(
+    request: Request, programme_id: str, concern_id: str, session: SignedIn, coordinating: Coordinating
+) -> Response:
+    submitted = await request.form()
+    session.check(submitted.get("csrf"))
+    outcome, note = str(submitted.get("outcome") or ""), str(submitted.get("note") or "").strip() or None
+    problem = await coordinating.close_concern(session.token, concern_id, outcome, note)
+    query = {"problem": problem} if problem else {"done": outcome}
+    target = request.url_for("concerns", programme_id=programme_id).include_query_params(**query)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/coordinators/programmes/{programme_id}/pairs/{pair_id}/resume")
+async def resume(
+    request: Request, programme_id: str, pair_id: str, session: SignedIn, coordinating: Coordinating
+) -> Response:
+    session.check((await request.form()).get("csrf"))
+    problem = await coordinating.resume(session.token, pair_id)
+    query = {"problem": problem} if problem else {"done": "resumed"}
+    target = request.url_for("concerns", programme_id=programme_id).include_query_params(**query)
+    return RedirectResponse(target, status_code=303)
+
+
 # -- a participant's own page, from a link emailed to her
 
 
@@ -274,6 +313,31 @@ async def withdraw(request: Request, session: HerSession, mine: Mine) -> Respons
         context = {"session": session, "me": me, "withdrawal_problem": problem, "reason": reason}
         return page(request, "me/page.html", status=422, **context)
     return RedirectResponse(request.url_for("my_page").include_query_params(saved="withdrawn"), status_code=303)
+
+
+ASKS = ("advice", "pause", "end")
+
+
+@router.get("/me/concerns/{pair_id}", response_class=HTMLResponse)
+async def concern_form(request: Request, pair_id: str, session: HerSession, mine: Mine) -> HTMLResponse:
+    """Raise a concern about one of her pairs: it goes to the scheme's coordinators alone."""
+    me = await mine.page(session.token)
+    return page(request, "me/concern.html", session=session, me=me, pair_id=pair_id, asks="advice")
+
+
+@router.post("/me/concerns/{pair_id}", response_class=HTMLResponse)
+async def raise_concern(request: Request, pair_id: str, session: HerSession, mine: Mine) -> HTMLResponse:
+    submitted = await request.form()
+    session.check(submitted.get("csrf"))
+    text, asks = str(submitted.get("text") or "").strip(), str(submitted.get("asks") or "advice")
+    problem = "Tell the coordinators what happened." if len(text) < 3 else None
+    problem = problem or ("Choose what you would like the coordinators to do." if asks not in ASKS else None)
+    problem = problem or await mine.raise_concern(session.token, pair_id, text, asks)
+    if problem:
+        me = await mine.page(session.token)
+        context = {"session": session, "me": me, "pair_id": pair_id, "problem": problem, "text": text, "asks": asks}
+        return page(request, "me/concern.html", status=422, **context)
+    return page(request, "me/concern_sent.html", session=session)
 
 
 @router.get("/me/export.json")

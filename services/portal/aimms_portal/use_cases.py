@@ -90,6 +90,13 @@ class Waiting:
     mentors: list[dashboard.MentorOption]
 
 
+@dataclass(frozen=True)
+class Concerns:
+    programme: dict[str, Any]
+    open: list[dashboard.ConcernShown]
+    paused: list[dashboard.PausedPair]
+
+
 # The delivery log's statuses a coordinator acts on, in the order she reads them.
 TO_WATCH = ("failed", "pending")
 
@@ -179,6 +186,29 @@ class Coordinators:
         )
         return _why(outcome, "The pair could not be proposed.")
 
+    async def concerns(self, token: str, programme_id: str) -> Concerns:
+        """Open concerns with who raised them about whom, and the pairs paused meanwhile."""
+        pid = quote(programme_id, safe="")
+        programme, raised, people, pairs = await asyncio.gather(
+            self._programme(token, programme_id),
+            self._apis.get("matching", f"/programmes/{pid}/concerns", token),
+            self._apis.get("registration", "/participants", token, programme_id=programme_id),
+            self._apis.get("matching", "/pairs", token, programme_id=programme_id),
+        )
+        names = {p["participant_id"]: p["name"] for p in people}
+        shown, paused = dashboard.concerns(raised, {p["pair_id"]: p for p in pairs}, names)
+        return Concerns(programme, shown, paused)
+
+    async def close_concern(self, token: str, concern_id: str, outcome: str, note: str | None) -> str | None:
+        """Record the coordinators' decision (pausing or ending the pair with it); None, or why not."""
+        body = {"outcome": outcome, "note": note}
+        done = await self._apis.post("matching", f"/concerns/{quote(concern_id, safe='')}/outcome", token, body)
+        return _why(done, "The decision could not be recorded.")
+
+    async def resume(self, token: str, pair_id: str) -> str | None:
+        done = await self._apis.post("matching", f"/pairs/{quote(pair_id, safe='')}/resume", token)
+        return _why(done, "The pair could not be resumed.")
+
     async def _programme(self, token: str, programme_id: str) -> dict[str, Any]:
         return await self._apis.get("registration", f"/programmes/{quote(programme_id, safe='')}", token)
 
@@ -237,6 +267,12 @@ class MyProgramme:
         path = f"/participants/{quote(participant_of(token), safe='')}/withdrawal"
         outcome = await self._apis.post("registration", path, token, {"reason": reason})
         return _why(outcome, "Your withdrawal could not be recorded.")
+
+    async def raise_concern(self, token: str, pair_id: str, text: str, asks: str) -> str | None:
+        """Her concern about one of her pairs, to the coordinators alone; None, or why it was refused."""
+        body = {"text": text, "asks": asks}
+        outcome = await self._apis.post("matching", f"/pairs/{quote(pair_id, safe='')}/concerns", token, body)
+        return _why(outcome, "Your concern could not be sent.")
 
     async def export(self, token: str) -> str:
         """Everything registration holds about her, as JSON (subject access)."""

@@ -153,7 +153,8 @@ class MatchExtended(_PairEvent):
     term_ends_at: AwareDatetime
 
 
-EndReason = Literal["trial", "abandoned", "completed", "withdrawn"]
+# coordinators: the scheme's coordinators closed it (after a concern, for instance).
+EndReason = Literal["trial", "abandoned", "completed", "withdrawn", "coordinators"]
 
 
 @contract
@@ -165,3 +166,39 @@ class MatchEnded(_PairEvent):
     reason: EndReason
     stage: Literal["proposal", "mentoring"]
     ended_by: Side | None = None
+
+
+@contract
+class MatchPaused(_PairEvent):
+    """Coordinators paused a proposal or partnership: nothing is asked of either side until resumed."""
+
+    event_type: ClassVar[str] = "MatchPaused"
+
+
+@contract
+class MatchResumed(_PairEvent):
+    """Coordinators resumed a paused proposal or partnership."""
+
+    event_type: ClassVar[str] = "MatchResumed"
+
+
+CONCERNS = Topic("matching.concerns")
+
+
+@contract
+class ConcernRaised(Event):
+    """One side of a pair raised a safeguarding concern; the programme's coordinators are told at once.
+
+    What she wrote stays in matching's store, for coordinators only: the event says where to read it,
+    never what it says, and nothing of it reaches the other side.
+    """
+
+    event_type: ClassVar[str] = "ConcernRaised"
+    topic: ClassVar[Topic] = CONCERNS
+    key_field: ClassVar[str] = "pair_id"
+
+    concern_id: str
+    pair_id: str
+    programme_id: str
+    asks: Literal["advice", "pause", "end"] = Field(description="What she asks the coordinators to do.")
+    review_url: str = Field(description="The coordinators' page where the concern is read and acted on.")

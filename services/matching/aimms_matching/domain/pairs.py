@@ -74,6 +74,7 @@ class Pair:
     ended_at: datetime | None = None
     end_reason: EndReason | None = None
     ended_by: Side | None = None
+    paused_at: datetime | None = None  # coordinators paused it: nothing is asked of either side meanwhile
     version: int = 1
 
     def participant(self, side: Side) -> str:
@@ -91,11 +92,13 @@ class Pair:
 
     @property
     def excludes_pair(self) -> bool:
-        """Never propose these two again: one declined, or they tried and stopped in the trial."""
-        return self.state == "declined" or self.end_reason == "trial"
+        """Never propose these two again: one declined, they stopped in the trial, or coordinators closed it."""
+        return self.state == "declined" or self.end_reason in ("trial", "coordinators")
 
     def next_due(self) -> datetime | None:
-        """When the scheduler next has something to do for this pair (None: nothing, ever)."""
+        """When the scheduler next has something to do for this pair (None: nothing, or not while paused)."""
+        if self.paused_at is not None:
+            return None
         if self.state == "proposed":
             remind_at = None if self.reminded else after(self.proposed_at, self.timing.reminder_after)
             return min(t for t in (remind_at, self.reply_by) if t is not None)
@@ -160,6 +163,7 @@ def answer(pair: Pair, side: Side, accept: bool, now: datetime, reason: str | No
     """One side's answer; both accepted starts the partnership, a decline ends the proposal."""
     if pair.state != "proposed":
         raise StateConflict("pair_id", "open-proposal", f"proposal {pair.pair_id} is no longer open ({pair.state})")
+    _not_paused(pair)
     if now >= pair.reply_by:
         raise StateConflict("pair_id", "before-reply-by", f"proposal {pair.pair_id} expired at {pair.reply_by}")
     if side in pair.answers:
@@ -195,13 +199,13 @@ def answer(pair: Pair, side: Side, accept: bool, now: datetime, reason: str | No
 
 
 def end(pair: Pair, reason: EndReason, now: datetime, side: Side | None = None) -> Change:
-    """End a partnership (or, on withdrawal, a proposal); the mentor's place is free again."""
+    """End a partnership (or, on withdrawal or by coordinators, a proposal); the mentor's place is free again."""
     stage = "mentoring" if pair.state == "mentoring" else "proposal"
-    if not pair.is_open or (stage == "proposal" and reason != "withdrawn"):
+    if not pair.is_open or (stage == "proposal" and reason not in ("withdrawn", "coordinators")):
         raise StateConflict("pair_id", "active-match", f"pair {pair.pair_id} is not an active match ({pair.state})")
     if reason == "trial" and now >= pair.trial_ends_at:
         raise RuleBroken("reason", "within-trial", f"the trial period ended at {pair.trial_ends_at}")
-    ended = replace(pair, state="ended", ended_at=now, end_reason=reason, ended_by=side)
+    ended = replace(pair, state="ended", ended_at=now, end_reason=reason, ended_by=side, paused_at=None)
     return ended, [ev.MatchEnded(**_ids(pair), reason=reason, stage=stage, ended_by=side)]
 
 
@@ -209,6 +213,7 @@ def decide_term(pair: Pair, side: Side, extend: bool, now: datetime) -> Change:
     """At the term's end each side says extend or conclude: both extend → one more term; one concludes → ended."""
     if pair.state != "mentoring" or pair.term_reply_by is None:
         raise StateConflict("pair_id", "term-ended", f"pair {pair.pair_id} is not at the end of its term")
+    _not_paused(pair)
     if not extend:
         return end(pair, "completed", now, side)
     votes = tuple(dict.fromkeys((*pair.extend_votes, side)))
@@ -255,3 +260,26 @@ def tick(pair: Pair, now: datetime, links: dict[Side, ProposalLinks]) -> Change:
             )
         return pair, events
     return pair, []
+
+
+def pause(pair: Pair, now: datetime) -> Change:
+    """Coordinators pause an open pair (after a concern): no reminder, lapse or term step until resumed."""
+    if not pair.is_open or pair.state == "held":
+        raise StateConflict("pair_id", "active-match", f"pair {pair.pair_id} is not an active match ({pair.state})")
+    if pair.paused_at is not None:
+        return pair, []
+    return replace(pair, paused_at=now), [ev.MatchPaused(**_ids(pair))]
+
+
+def resume(pair: Pair, now: datetime) -> Change:
+    """Coordinators resume a paused pair; whatever fell due meanwhile happens now."""
+    if pair.paused_at is None or not pair.is_open:
+        return pair, []
+    return replace(pair, paused_at=None), [ev.MatchResumed(**_ids(pair))]
+
+
+def _not_paused(pair: Pair) -> None:
+    if pair.paused_at is not None:
+        raise StateConflict(
+            "pair_id", "not-paused", "the scheme's coordinators paused this pair; they will be in touch"
+        )

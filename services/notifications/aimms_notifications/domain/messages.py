@@ -5,11 +5,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aimms_shared.contracts.matching import (
+    ConcernRaised,
     MatchDeclined,
     MatchEnded,
     MatchExtended,
+    MatchPaused,
     MatchProposalReminder,
     MatchProposed,
+    MatchResumed,
     MentoringStarted,
     MentoringTermEnded,
     ProposalLinks,
@@ -36,6 +39,9 @@ MATCH_ENDED = "match_ended"
 SURVEY_INVITATION = "survey_invitation"
 SURVEY_REMINDER = "survey_reminder"
 PAGE_LINK = "page_link"
+MATCH_PAUSED = "match_paused"
+MATCH_RESUMED = "match_resumed"
+CONCERN_RAISED = "concern_raised"
 DIGEST = "coordinator_digest"
 TEMPLATES = (
     WELCOME,
@@ -51,6 +57,9 @@ TEMPLATES = (
     SURVEY_INVITATION,
     SURVEY_REMINDER,
     PAGE_LINK,
+    MATCH_PAUSED,
+    MATCH_RESUMED,
+    CONCERN_RAISED,
     DIGEST,
 )
 # Reminders and digests may be refused (an opt-out link in each, and a List-Unsubscribe header);
@@ -285,4 +294,31 @@ def page_link(event: ParticipantLinkIssued, envelope: Envelope) -> list[Notifica
             link=event.url,
             expires_at=event.expires_at,
         )
+    ]
+
+
+def match_paused(event: MatchPaused, envelope: Envelope) -> list[Notification]:
+    """Both sides hear that coordinators paused the pair, and nothing of why."""
+    return _both(envelope, MATCH_PAUSED, event)
+
+
+def match_resumed(event: MatchResumed, envelope: Envelope) -> list[Notification]:
+    """Both sides hear that the pair goes on."""
+    return _both(envelope, MATCH_RESUMED, event)
+
+
+def concern_raised(event: ConcernRaised, envelope: Envelope, coordinators: tuple[str, ...]) -> list[Notification]:
+    """The alert to each of the programme's coordinators: where to read the concern, never what it says."""
+    event_id = str(envelope.event_id)
+    return [
+        Notification(
+            notification_id=notification_id(event_id, address, CONCERN_RAISED),
+            template=CONCERN_RAISED,
+            source_event_id=event_id,
+            programme_id=event.programme_id,
+            recipient_email=address,
+            recipient_name="",
+            context={"name": "coordinator", "asks": event.asks, "review_url": event.review_url},
+        )
+        for address in coordinators
     ]

@@ -315,3 +315,60 @@ def waiting(
         if not entry["full"]
     ]
     return mentees, options
+
+
+ASKS = {"advice": "Advice", "pause": "Pause the pair", "end": "End the pair"}
+
+
+@dataclass(frozen=True)
+class ConcernShown:
+    """An open concern, as coordinators read it."""
+
+    concern_id: str
+    raised_by: str  # "Dr Amina Okafor (the mentee)"
+    about: str  # "her mentor, Prof Grace Mensah"
+    text: str
+    asks: str
+    raised_on: str | None
+    pair_state: str
+
+
+@dataclass(frozen=True)
+class PausedPair:
+    pair_id: str
+    mentee: str
+    mentor: str
+    paused_on: str | None
+
+
+def concerns(
+    raised: list[dict[str, Any]], pairs: dict[str, dict[str, Any]], names: dict[str, str]
+) -> tuple[list[ConcernShown], list[PausedPair]]:
+    """The open concerns named from registration, and the programme's paused pairs."""
+
+    def name(participant_id: str) -> str:
+        return names.get(participant_id, "someone no longer registered")
+
+    shown = []
+    for c in raised:
+        pair = pairs.get(c["pair_id"], {})
+        other_side = "mentor" if c["raised_by"] == "mentee" else "mentee"
+        other = pair.get(f"{other_side}_id", "")
+        state = pair.get("state", "unknown")
+        shown.append(
+            ConcernShown(
+                concern_id=c["concern_id"],
+                raised_by=f"{name(c['participant_id'])} (the {c['raised_by']})",
+                about=f"their {other_side}, {name(other)}",
+                text=c["text"],
+                asks=ASKS.get(c["asks"], c["asks"]),
+                raised_on=words.day(c["raised_at"]),
+                pair_state="paused" if pair.get("paused_at") else state,
+            )
+        )
+    paused = [
+        PausedPair(p["pair_id"], name(p["mentee_id"]), name(p["mentor_id"]), words.day(p["paused_at"]))
+        for p in pairs.values()
+        if p.get("paused_at") and p["state"] in ("proposed", "mentoring")
+    ]
+    return shown, paused

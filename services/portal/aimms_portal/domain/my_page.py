@@ -23,6 +23,7 @@ STAGES = {
 }
 # After she withdrew, matching ends her open pairs as soon as it hears of it.
 WITHDRAWN_STAGE = "Ending, as you withdrew"
+PAUSED_STAGE = "Paused by the scheme's coordinators, who will be in touch"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Mentor:
 class Partnership:
     """One of her proposals or partnerships, with its dates."""
 
+    pair_id: str
     with_whom: str
     stage: str
     dates: list[tuple[str, str]]  # (label, day)
@@ -136,9 +138,15 @@ def _partnership(pid: str, pair: dict[str, Any], names: dict[str, str], active: 
         ("Ended", pair.get("ended_at")),
     ]
     is_open = state in OPEN_STATES
+    stage = STAGES.get(state, state.capitalize())
+    if is_open and not active:
+        stage = WITHDRAWN_STAGE
+    elif is_open and pair.get("paused_at"):
+        stage = PAUSED_STAGE
     return Partnership(
+        pair_id=pair["pair_id"],
         with_whom=with_whom,
-        stage=STAGES.get(state, state.capitalize()) if active or not is_open else WITHDRAWN_STAGE,
+        stage=stage,
         dates=[(name, shown) for name, value in rows if (shown := day(value))],
         is_open=is_open,
     )
