@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -560,6 +561,18 @@ async def test_a_mentee_raises_a_concern_and_a_coordinator_pauses_then_resumes_t
     page = await browser.new_page(viewport={"width": 1000, "height": 900})
     await page.goto(link)
     await page.get_by_role("button", name="Open my page").click()
+
+    # Her first meeting, the trial: recording it ends the trial; the notes are for the pair alone.
+    assert await page.get_by_role("button", name="End the partnership after the trial").count() == 1
+    await page.get_by_label("Date you met").fill(datetime.now(UTC).date().isoformat())
+    await page.get_by_label("Notes (optional, for the two of you alone)").fill("Agreed to meet monthly.")
+    await page.get_by_role("button", name="Record the meeting").click()
+    await page.wait_for_url(re.compile(r"/me\?saved=meeting$"))
+    assert "Your meeting is recorded." in await page.get_by_role("status").inner_text()
+    assert "Agreed to meet monthly." in await page.locator("main").inner_text()
+    assert await page.get_by_role("button", name="End the partnership after the trial").count() == 0
+    await _inspect(page, shots / "29-meeting-recorded.png")
+
     await page.get_by_role("link", name="Raise a concern about this match").click()
     await page.get_by_role("button", name="Send to the coordinators").click()
     assert "Tell the coordinators what happened." in await page.get_by_role("alert").inner_text()

@@ -23,6 +23,16 @@ def page_links_in(infra: Infrastructure, address: str) -> list[str]:
     return [match for text in texts for match in LINK.findall(text)]
 
 
+async def own_token(scheme: Scheme, infra: Infrastructure, address: str) -> dict[str, str]:
+    """Her own token, as her page link gives it."""
+    registration = scheme.platform.registration
+    await registration.post("/page-links", json={"email": address})
+    [secret] = await eventually(lambda: page_links_in(infra, address), timeout=60)
+    opened = await registration.post("/page-links/session", json={"link": secret})
+    assert opened.status_code == 200, opened.text
+    return bearer(opened.json()["access_token"])
+
+
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"

@@ -11,21 +11,11 @@ import pytest
 
 from .conftest import Infrastructure, Scheme, bearer, eventually, mails_to, register
 from .test_notifications_flow import subjects
-from .test_page_links import page_links_in, problem
+from .test_page_links import own_token, problem
 
 pytestmark = pytest.mark.integration
 
 WORDS = "He made remarks about my accent in front of colleagues"
-
-
-async def own_token(scheme: Scheme, infra: Infrastructure, address: str) -> dict[str, str]:
-    """Her own token, as her page link gives it."""
-    registration = scheme.platform.registration
-    await registration.post("/page-links", json={"email": address})
-    [secret] = await eventually(lambda: page_links_in(infra, address), timeout=60)
-    opened = await registration.post("/page-links/session", json={"link": secret})
-    assert opened.status_code == 200, opened.text
-    return bearer(opened.json()["access_token"])
 
 
 async def test_a_concern_reaches_the_coordinators_alone_who_pause_resume_and_end_the_pair(

@@ -10,7 +10,7 @@ import pytest
 
 from aimms_matching.domain import engine, pairs
 from aimms_matching.domain.pairs import Explanation, Pair, Timing
-from aimms_matching.domain.rules import Member, ProgrammeRules, check_choices, declared_conflicts
+from aimms_matching.domain.rules import Member, ProgrammeRules, check_choices, declared_conflicts, matching_summary
 from aimms_matching.links import AnswerLinks, InvalidLink
 from aimms_shared.contracts.registration import MatchingPolicy
 from aimms_shared.durations import after, is_duration, parse
@@ -283,3 +283,46 @@ def test_a_programme_that_sets_no_matching_policy_matches_by_the_engines_default
     # The engine keeps defaults of its own (it runs without the service in benches); the contract's
     # defaults are what programmes get. They must not drift apart.
     assert ProgrammeRules("aimms", ("F1", "ST3"), True, 1, 3, "P6M", "P6M").policy() == engine.DEFAULT_POLICY
+
+
+# --- meetings and the trial ---------------------------------------------------------------------------------
+
+
+def test_the_first_recorded_meeting_ends_the_trial_and_each_day_counts_once():
+    pair = started()
+    day = (T0 + timedelta(days=3)).date()
+    with pytest.raises(RuleBroken):  # not before the start, not in the future
+        pairs.record_meeting(pair, "mentee", (T0 - timedelta(days=1)).date(), None, T0 + timedelta(days=3), "m0")
+    with pytest.raises(RuleBroken):
+        pairs.record_meeting(pair, "mentee", (T0 + timedelta(days=9)).date(), None, T0 + timedelta(days=3), "m0")
+
+    met, [first] = pairs.record_meeting(pair, "mentee", day, "Agreed monthly calls", T0 + timedelta(days=3), "m1")
+
+    assert (first.meetings, first.trial_ended, first.held_on) == (1, True, day)
+    assert "Agreed" not in first.model_dump_json()  # notes never leave the pair
+    assert met.trial_ends_at == T0 + timedelta(days=3) and met.meetings[0].notes == "Agreed monthly calls"
+    with pytest.raises(RuleBroken):  # the trial is over: ended as abandoned or completed from now on
+        pairs.end(met, "trial", T0 + timedelta(days=4), "mentor")
+    with pytest.raises(StateConflict):  # the other side records the same meeting: counted once
+        pairs.record_meeting(met, "mentor", day, None, T0 + timedelta(days=4), "m2")
+    again, [second] = pairs.record_meeting(met, "mentor", day + timedelta(days=1), None, T0 + timedelta(days=5), "m3")
+    assert (second.meetings, second.trial_ended) == (2, False) and again.trial_ends_at == met.trial_ends_at
+
+
+def test_meetings_are_recorded_only_in_a_partnership_going_on():
+    with pytest.raises(StateConflict):
+        pairs.record_meeting(proposed(), "mentee", T0.date(), None, T0, "m1")
+    paused, _ = pairs.pause(started(), T0)
+    with pytest.raises(StateConflict):
+        pairs.record_meeting(paused, "mentee", T0.date(), None, T0, "m1")
+
+
+def test_the_coordinators_summary_counts_meetings_never_notes():
+    met = started()
+    for n in range(3):
+        met, _ = pairs.record_meeting(
+            met, "mentee", (T0 + timedelta(days=n)).date(), "private", T0 + timedelta(days=3), f"m{n}"
+        )
+    summary = matching_summary([met, started(), proposed()], {})
+    assert summary["meetings"] == {"partnerships": 2, "mean": 1.5, "min": 0, "max": 3, "by_count": {"0": 1, "3": 1}}
+    assert "private" not in str(summary)

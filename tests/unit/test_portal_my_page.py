@@ -1,5 +1,6 @@
 """A participant's own page, from the APIs' answers, without I/O."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aimms_portal.domain.my_page import PAUSED_STAGE, WITHDRAWN_STAGE, choices_from, my_page
@@ -104,3 +105,21 @@ def test_a_paused_pair_says_so_and_nothing_of_why() -> None:
         AMINA, PROGRAMME, [pair("mentoring", paused_at="2026-12-05T10:00:00+00:00")], PROFILES, [], [], SCHOOLS
     )
     assert page.partnerships[0].stage == PAUSED_STAGE and "concern" not in PAUSED_STAGE
+
+
+def test_a_partnership_going_on_records_meetings_and_may_end_as_a_trial_until_the_first() -> None:
+    going = pair("mentoring", started_at="2026-12-01T09:00:00+00:00", trial_ends_at="2027-01-01T09:00:00+00:00")
+    now = datetime(2026, 12, 5, tzinfo=UTC)
+    before = my_page(AMINA, PROGRAMME, [going], PROFILES, [], [], SCHOOLS, {"pair-1": []}, now)
+    met = [{"held_on": "2026-12-04", "notes": "Monthly calls"}]
+    after = my_page(AMINA, PROGRAMME, [going], PROFILES, [], [], SCHOOLS, {"pair-1": met}, now)
+
+    assert before.partnerships[0].may_record and before.partnerships[0].in_trial
+    assert after.partnerships[0].may_record and not after.partnerships[0].in_trial
+    assert after.partnerships[0].meetings == [("4 December 2026", "Monthly calls")]
+    assert "Trial ended, at your first meeting" in dict(after.partnerships[0].dates)
+    assert (
+        not my_page(AMINA, PROGRAMME, [going], PROFILES, [], [], SCHOOLS, {}, datetime(2027, 2, 1, tzinfo=UTC))
+        .partnerships[0]
+        .in_trial
+    )

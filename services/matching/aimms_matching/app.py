@@ -47,6 +47,7 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
             m.MatchEnded,
             m.MatchPaused,
             m.MatchResumed,
+            m.MeetingRecorded,
             m.ConcernRaised,
         ],
         description="Mentor directory, preferences, the matching engine, proposals and the mentoring term.",

@@ -1,7 +1,7 @@
 """Matching's HTTP API: the mentor directory, mentees' choices, rounds, proposals and partnerships."""
 
 import html
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query
@@ -186,6 +186,7 @@ class PairOut(BaseModel):
     ended_at: datetime | None
     end_reason: str | None
     paused_at: datetime | None = Field(description="Set while coordinators have paused the pair.")
+    meetings_recorded: int = Field(description="Meetings the pair recorded (their notes stay with the pair).")
 
     @classmethod
     def of(cls, pair: Pair) -> "PairOut":
@@ -200,6 +201,7 @@ class PairOut(BaseModel):
             shared_interests=list(x.shared_interests),
             seniority_gap=x.seniority_gap,
             note=x.note,
+            meetings_recorded=len(pair.meetings),
         )
 
 
@@ -330,6 +332,9 @@ class MatchingReport(BaseModel):
     partnerships_started: int
     days_to_match_median: float | None = Field(description="From joining the programme to the partnership's start.")
     days_to_match_p90: float | None
+    meetings: dict[str, Any] = Field(
+        description="Meetings per partnership that started: partnerships, mean, min, max, and how many met n times."
+    )
 
 
 @router.get("/reports/matching", response_model=MatchingReport, tags=["reports"], responses=problem_responses(404))
@@ -361,7 +366,7 @@ async def answer(
 
 @router.post("/pairs/{pair_id}/end", response_model=PairOut, tags=["pairs"], responses=problem_responses(404, 409, 422))
 async def end(
-    pair_id: str, body: EndIn, matching: Matching, caller: Principal = require(PARTICIPANTS_WRITE)
+    pair_id: str, body: EndIn, matching: Matching, caller: Principal = require(PARTICIPANTS_WRITE, participant=True)
 ) -> PairOut:
     """End the partnership (MatchEnded): freely within the trial, or as abandoned or completed."""
     await matching.pair_for(caller, pair_id, body.side)
@@ -533,3 +538,62 @@ async def close_concern(
 async def resume(pair_id: str, matching: Matching, caller: Principal = require(ADMIN)) -> PairOut:
     """Resume a paused pair (MatchResumed); whatever fell due meanwhile happens now."""
     return PairOut.of(await matching.resume(pair_id))
+
+
+# -- meetings
+
+
+class MeetingIn(BaseModel):
+    """A meeting the pair held."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    side: Side | None = Field(default=None, description="Which side records it; implied by a participant's own token.")
+    held_on: date
+    notes: str | None = Field(default=None, max_length=2000, description="For the two of them alone.")
+
+
+class MeetingOut(BaseModel):
+    """A recorded meeting; its notes only to the pair's own tokens."""
+
+    meeting_id: str
+    held_on: date
+    recorded_by: Side
+    notes: str | None
+
+
+def _meetings(pair: Pair, caller: Principal) -> list[MeetingOut]:
+    # Notes are the pair's: a participant's own token (already checked to be of this pair) reads them.
+    return [
+        MeetingOut(
+            meeting_id=m.meeting_id,
+            held_on=m.held_on,
+            recorded_by=m.recorded_by,
+            notes=m.notes if caller.is_participant else None,
+        )
+        for m in pair.meetings
+    ]
+
+
+@router.post(
+    "/pairs/{pair_id}/meetings",
+    status_code=201,
+    response_model=list[MeetingOut],
+    tags=["meetings"],
+    responses=problem_responses(404, 409, 422),
+)
+async def record_meeting(
+    pair_id: str, body: MeetingIn, matching: Matching, caller: Principal = require(PARTICIPANTS_WRITE, participant=True)
+) -> list[MeetingOut]:
+    """Record a meeting (MeetingRecorded), once per day; the first ends the trial."""
+    return _meetings(await matching.record_meeting(caller, pair_id, body.side, body.held_on, body.notes), caller)
+
+
+@router.get(
+    "/pairs/{pair_id}/meetings", response_model=list[MeetingOut], tags=["meetings"], responses=problem_responses(404)
+)
+async def list_meetings(
+    pair_id: str, matching: Matching, caller: Principal = require(PARTICIPANTS_READ, participant=True)
+) -> list[MeetingOut]:
+    """The pair's meetings, oldest first; notes only to the pair themselves."""
+    return _meetings(await matching.pair_for(caller, pair_id), caller)

@@ -7,14 +7,14 @@ mentor's load never passes her capacity, however many requests race for the last
 """
 
 from dataclasses import asdict, fields, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from aimms_matching.domain.concerns import Concern
-from aimms_matching.domain.pairs import OPEN_STATES, Explanation, Pair, Timing
+from aimms_matching.domain.pairs import OPEN_STATES, Explanation, Meeting, Pair, Timing
 from aimms_matching.domain.rules import Member, ProgrammeRules
 from aimms_shared.contracts.registration import MatchingPolicy
 from aimms_shared.mongo import as_utc, claim_due, utcnow
@@ -159,6 +159,10 @@ class MatchingStore:
         await self._members.delete_one({"_id": participant_id})
         await self._preferences.delete_one({"_id": participant_id})
         for side in ("mentee_id", "mentor_id"):
+            # The meetings' notes are the pair's own: none outlives either of them.
+            async for doc in self._pairs.find({side: participant_id}, {"meetings": 1}):
+                meetings = [m | {"notes": None} for m in doc.get("meetings", ())]
+                await self._pairs.update_one({"_id": doc["_id"]}, {"$set": {"meetings": meetings}})
             await self._pairs.update_many({side: participant_id}, {"$set": {side: "erased"}})
         # What she wrote in a concern is hers: erased with her (the coordinators' note of the outcome stays).
         await self._concerns.update_many(
@@ -369,6 +373,7 @@ def _pair_doc(pair: Pair) -> dict[str, Any]:
     doc["_id"] = doc.pop("pair_id")
     doc["explanation"]["shared_interests"] = list(pair.explanation.shared_interests)
     doc["extend_votes"] = list(pair.extend_votes)
+    doc["meetings"] = [asdict(m) | {"held_on": m.held_on.isoformat()} for m in pair.meetings]
     return doc
 
 
@@ -385,6 +390,10 @@ def _pair(doc: dict[str, Any]) -> Pair:
             "explanation": Explanation(**explanation),
             "timing": Timing(**doc["timing"]),
             "extend_votes": tuple(doc.get("extend_votes", ())),
+            "meetings": tuple(
+                Meeting(**m | {"held_on": date.fromisoformat(m["held_on"]), "recorded_at": as_utc(m["recorded_at"])})
+                for m in doc.get("meetings", ())
+            ),
         }
     )
 

@@ -4,7 +4,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -261,14 +261,7 @@ class Matchmaker:
         self, caller: Principal, pair_id: str, side: Side | None, text: str, asks: concerns.Asks
     ) -> concerns.Concern:
         """One side's concern reaches the coordinators at once (ConcernRaised); the other side never sees it."""
-        if caller.is_participant:  # her own token: the side she is on
-            pair = await self._store.pair(pair_id)
-            side = next((s for s in pairs.SIDES if pair and pair.participant(s) == caller.participant_id), None)
-            if side is None:
-                raise Missing("pair_id", "own-pair", f"no pair '{pair_id}' of yours")
-        if side is None:
-            raise RuleBroken("side", "required", "say which side of the pair raises the concern")
-        pair = await self.pair_for(caller, pair_id, side)
+        side, pair = await self._acting_side(caller, pair_id, side)
         review = self.links.page(f"/coordinators/programmes/{quote(pair.programme_id, safe='')}/concerns")
         concern, alert = concerns.raise_concern(
             pair, side, text, asks, concern_id=str(uuid.uuid4()), now=utcnow(), review_url=review
@@ -277,6 +270,17 @@ class Matchmaker:
         await self._store.add_concern(concern, entries)
         log.info("matching.concern_raised", pair_id=pair_id, concern_id=concern.concern_id, asks=asks)
         return concern
+
+    async def _acting_side(self, caller: Principal, pair_id: str, side: Side | None) -> tuple[Side, Pair]:
+        """The side the caller acts for: a participant's own, or the one her portal names."""
+        if caller.is_participant:
+            pair = await self._store.pair(pair_id)
+            side = next((s for s in pairs.SIDES if pair and pair.participant(s) == caller.participant_id), None)
+            if side is None:
+                raise Missing("pair_id", "own-pair", f"no pair '{pair_id}' of yours")
+        if side is None:
+            raise RuleBroken("side", "required", "say which side of the pair acts")
+        return side, await self.pair_for(caller, pair_id, side)
 
     async def close_concern(self, concern_id: str, outcome: concerns.Outcome, note: str | None) -> concerns.Concern:
         """The coordinators' decision: no action, the pair paused, or the pair ended (MatchPaused / MatchEnded)."""
@@ -339,6 +343,16 @@ class Matchmaker:
             raise Missing("token", "existing-pair", "this proposal was withdrawn; your coordinator will be in touch")
         other = await self._store.member(pair.participant("mentor" if side == "mentee" else "mentee"))
         return pair, side, action, other
+
+    async def record_meeting(
+        self, caller: Principal, pair_id: str, side: Side | None, held_on: date, notes: str | None
+    ) -> Pair:
+        """A meeting of the partnership (MeetingRecorded); the first ends the trial."""
+        acting, _ = await self._acting_side(caller, pair_id, side)
+        meeting_id = str(uuid.uuid4())
+        return await self._change(
+            pair_id, lambda pair: pairs.record_meeting(pair, acting, held_on, notes, utcnow(), meeting_id)
+        )
 
     async def end(self, pair_id: str, side: Side, reason: EndReason) -> Pair:
         """Either side ends the partnership: in the trial, abandoned, or completed early."""

@@ -240,7 +240,10 @@ async def resume(
 
 @router.get("/me", response_class=HTMLResponse)
 async def my_page(
-    request: Request, mine: Mine, saved: Literal["choices", "withdrawn"] | None = None, ended: bool = False
+    request: Request,
+    mine: Mine,
+    saved: Literal["choices", "withdrawn", "meeting", "ended"] | None = None,
+    ended: bool = False,
 ) -> HTMLResponse:
     """Her page when her link opened a session; otherwise the form that emails her a link."""
     try:
@@ -313,6 +316,34 @@ async def withdraw(request: Request, session: HerSession, mine: Mine) -> Respons
         context = {"session": session, "me": me, "withdrawal_problem": problem, "reason": reason}
         return page(request, "me/page.html", status=422, **context)
     return RedirectResponse(request.url_for("my_page").include_query_params(saved="withdrawn"), status_code=303)
+
+
+@router.post("/me/meetings/{pair_id}", response_class=HTMLResponse)
+async def record_meeting(request: Request, pair_id: str, session: HerSession, mine: Mine) -> Response:
+    """A meeting of her partnership; the first ends the trial."""
+    submitted = await request.form()
+    session.check(submitted.get("csrf"))
+    held_on, notes = str(submitted.get("held_on") or ""), str(submitted.get("notes") or "").strip() or None
+    problem = "Enter the date you met, like 2026-12-04." if not held_on else None
+    problem = problem or await mine.record_meeting(session.token, pair_id, held_on, notes)
+    if problem:
+        me = await mine.page(session.token)
+        failed = {"pair_id": pair_id, "problem": problem, "held_on": held_on, "notes": notes}
+        return page(request, "me/page.html", status=422, session=session, me=me, meeting_problem=failed)
+    return RedirectResponse(request.url_for("my_page").include_query_params(saved="meeting"), status_code=303)
+
+
+@router.post("/me/trial-end/{pair_id}", response_class=HTMLResponse)
+async def end_after_trial(request: Request, pair_id: str, session: HerSession, mine: Mine) -> Response:
+    """She ends her partnership after the trial meeting: no reason needed."""
+    submitted = await request.form()
+    session.check(submitted.get("csrf"))
+    problem = await mine.end_after_trial(session.token, pair_id, str(submitted.get("side") or ""))
+    if problem:
+        me = await mine.page(session.token)
+        failed = {"pair_id": pair_id, "problem": problem}
+        return page(request, "me/page.html", status=422, session=session, me=me, meeting_problem=failed)
+    return RedirectResponse(request.url_for("my_page").include_query_params(saved="ended"), status_code=303)
 
 
 ASKS = ("advice", "pause", "end")

@@ -2,6 +2,7 @@
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -74,6 +75,7 @@ class Overview:
     programme: dict[str, Any]
     funnel: dashboard.Funnel
     rounds: list[dashboard.Round]
+    meetings: dict[str, Any]  # per partnership that started: partnerships, mean, min, max
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,8 @@ class Coordinators:
             self._apis.get("surveys", f"/reports/{quote(programme_id, safe='')}", token),
             self._apis.get("matching", f"/programmes/{quote(programme_id, safe='')}/rounds", token),
         )
-        return Overview(programme, dashboard.funnel(programme_id, pipeline, pairs, survey), dashboard.rounds(reports))
+        funnel = dashboard.funnel(programme_id, pipeline, pairs, survey)
+        return Overview(programme, funnel, dashboard.rounds(reports), pairs.get("meetings") or {})
 
     async def evaluation(self, token: str, programme_id: str) -> Evaluation:
         """The evaluation's tables, roles side by side."""
@@ -243,7 +246,14 @@ class MyProgramme:
         if "mentee" in participant["roles"]:
             directory, choices = await self._choosing(token, pid, programme_id)
         schools = {i["institution_id"]: i["name"] for i in institutions}
-        return my_page(participant, programme, pairs, profiles, directory, choices, schools)
+        going_on = [p["pair_id"] for p in pairs if p["state"] == "mentoring"]
+        logs = await asyncio.gather(
+            *(self._apis.get("matching", f"/pairs/{quote(pair_id, safe='')}/meetings", token) for pair_id in going_on)
+        )
+        meetings = dict(zip(going_on, logs, strict=True))
+        return my_page(
+            participant, programme, pairs, profiles, directory, choices, schools, meetings, datetime.now(UTC)
+        )
 
     async def _choosing(self, token: str, pid: str, programme_id: str) -> tuple[list[Any], list[str]]:
         try:
@@ -273,6 +283,18 @@ class MyProgramme:
         body = {"text": text, "asks": asks}
         outcome = await self._apis.post("matching", f"/pairs/{quote(pair_id, safe='')}/concerns", token, body)
         return _why(outcome, "Your concern could not be sent.")
+
+    async def record_meeting(self, token: str, pair_id: str, held_on: str, notes: str | None) -> str | None:
+        """A meeting of her partnership; None, or why it was refused."""
+        body = {"held_on": held_on, "notes": notes}
+        outcome = await self._apis.post("matching", f"/pairs/{quote(pair_id, safe='')}/meetings", token, body)
+        return _why(outcome, "The meeting could not be recorded.")
+
+    async def end_after_trial(self, token: str, pair_id: str, side: str) -> str | None:
+        """She ends the partnership as the trial allows; None, or why not."""
+        body = {"side": side, "reason": "trial"}
+        outcome = await self._apis.post("matching", f"/pairs/{quote(pair_id, safe='')}/end", token, body)
+        return _why(outcome, "The partnership could not be ended.")
 
     async def export(self, token: str) -> str:
         """Everything registration holds about her, as JSON (subject access)."""

@@ -1,5 +1,6 @@
 """Events the matching service produces."""
 
+from datetime import date
 from typing import ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -180,6 +181,17 @@ class MatchResumed(_PairEvent):
     """Coordinators resumed a paused proposal or partnership."""
 
     event_type: ClassVar[str] = "MatchResumed"
+
+
+@contract
+class MeetingRecorded(_PairEvent):
+    """A side recorded a meeting of the partnership (never its notes, which stay with the pair)."""
+
+    event_type: ClassVar[str] = "MeetingRecorded"
+
+    held_on: date
+    meetings: int = Field(description="Meetings recorded so far, this one included.")
+    trial_ended: bool = Field(description="This first meeting ended the trial: ending as a trial is over.")
 
 
 CONCERNS = Topic("matching.concerns")

@@ -6,7 +6,7 @@ a programme with a term of seconds runs the whole life in a test without faking 
 """
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from aimms_shared.contracts import matching as ev
@@ -46,6 +46,17 @@ class Explanation:
 
 
 @dataclass(frozen=True)
+class Meeting:
+    """A meeting the pair held, as one side recorded it; the notes are for the two of them alone."""
+
+    meeting_id: str
+    held_on: date
+    recorded_by: Side
+    recorded_at: datetime
+    notes: str | None = None
+
+
+@dataclass(frozen=True)
 class Pair:
     """A proposal and, once both accept, the mentoring partnership it becomes."""
 
@@ -75,6 +86,7 @@ class Pair:
     end_reason: EndReason | None = None
     ended_by: Side | None = None
     paused_at: datetime | None = None  # coordinators paused it: nothing is asked of either side meanwhile
+    meetings: tuple[Meeting, ...] = ()
     version: int = 1
 
     def participant(self, side: Side) -> str:
@@ -283,3 +295,30 @@ def _not_paused(pair: Pair) -> None:
         raise StateConflict(
             "pair_id", "not-paused", "the scheme's coordinators paused this pair; they will be in touch"
         )
+
+
+def record_meeting(pair: Pair, side: Side, held_on: date, notes: str | None, now: datetime, meeting_id: str) -> Change:
+    """A meeting of the partnership, once per day whichever side records it (MeetingRecorded).
+
+    The first meeting is the trial: recording it ends the trial, so from then on the partnership
+    is ended as abandoned or completed, no longer as a trial. Before it, either side may still end
+    it as a trial within the programme's window.
+    """
+    if pair.state != "mentoring":
+        raise StateConflict("pair_id", "mentoring", f"pair {pair.pair_id} is not a partnership in progress")
+    _not_paused(pair)
+    if held_on > now.date() or held_on < pair.started_at.date():
+        raise RuleBroken("held_on", "during-partnership", "a meeting is recorded on or after the start, up to today")
+    if any(m.held_on == held_on for m in pair.meetings):
+        raise StateConflict("held_on", "once-per-day", f"a meeting on {held_on.isoformat()} is already recorded")
+    first = not pair.meetings
+    meeting = Meeting(meeting_id, held_on, side, now, notes)
+    recorded = replace(
+        pair,
+        meetings=tuple(sorted((*pair.meetings, meeting), key=lambda m: m.held_on)),
+        trial_ends_at=min(pair.trial_ends_at, now) if first else pair.trial_ends_at,
+    )
+    event = ev.MeetingRecorded(
+        **_ids(pair), held_on=held_on, meetings=len(recorded.meetings), trial_ended=first and now < pair.trial_ends_at
+    )
+    return recorded, [event]

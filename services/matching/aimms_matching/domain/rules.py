@@ -273,7 +273,8 @@ def _percentile(values: list[float], share: float) -> float | None:
 
 
 def matching_summary(pairs: list[Pair], joined: dict[str, datetime]) -> dict[str, object]:
-    """Pairs by state and institution, and how long mentees waited from joining to a partnership."""
+    """Pairs by state and institution, how long mentees waited from joining to a partnership, and how
+    often partnerships met (counts only: the meetings' notes are the pairs' own)."""
     by_state = Counter(p.state for p in pairs)
     by_institution: dict[str, Counter] = {}
     waits: list[float] = []
@@ -289,4 +290,18 @@ def matching_summary(pairs: list[Pair], joined: dict[str, datetime]) -> dict[str
         "partnerships_started": len(waits),
         "days_to_match_median": _percentile(waits, 0.5),
         "days_to_match_p90": _percentile(waits, 0.9),
+        "meetings": _meetings([len(p.meetings) for p in pairs if p.started_at is not None]),
+    }
+
+
+def _meetings(counts: list[int]) -> dict[str, object]:
+    """Meetings per partnership that started: how many had each count, and the mean and range."""
+    if not counts:
+        return {"partnerships": 0, "mean": None, "min": None, "max": None, "by_count": {}}
+    return {
+        "partnerships": len(counts),
+        "mean": round(sum(counts) / len(counts), 2),
+        "min": min(counts),
+        "max": max(counts),
+        "by_count": {str(n): c for n, c in sorted(Counter(counts).items())},
     }

@@ -6,7 +6,8 @@ so a partner is named only where her profile is published (a mentor); the introd
 names everyone.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aimms_portal.domain.words import day, label, listed
@@ -46,10 +47,14 @@ class Partnership:
     """One of her proposals or partnerships, with its dates."""
 
     pair_id: str
+    side: str  # hers: "mentee" or "mentor"
     with_whom: str
     stage: str
     dates: list[tuple[str, str]]  # (label, day)
     is_open: bool
+    meetings: list[tuple[str, str | None]] = field(default_factory=list)  # (day, the pair's notes)
+    may_record: bool = False  # a partnership going on: she records its meetings
+    in_trial: bool = False  # no meeting recorded yet and within the trial window: she may end it as a trial
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ def my_page(
     directory: list[dict[str, Any]],
     choices: list[str],
     schools: dict[str, str],
+    meetings: dict[str, list[dict[str, Any]]] | None = None,
+    now: datetime | None = None,
 ) -> MyPage:
     """Her page, from registration's and matching's answers."""
     pid, active = participant["participant_id"], participant["status"] == "active"
@@ -89,7 +96,9 @@ def my_page(
         active=active,
         withdrawn_on=day(participant.get("withdrawn_at")),
         term=in_words(programme["term"]) if programme else None,
-        partnerships=[_partnership(pid, pair, names, active) for pair in pairs],
+        partnerships=[
+            _partnership(pid, pair, names, active, (meetings or {}).get(pair["pair_id"], []), now) for pair in pairs
+        ],
         may_choose=active and is_mentee and not any(p["state"] in OPEN_STATES for p in mentees_pairs),
         mentors=[_mentor(entry, names, schools) for entry in directory if entry["participant_id"] != pid],
         choices=(list(choices) + [""] * MAX_CHOICES)[:MAX_CHOICES],
@@ -120,7 +129,14 @@ def _mentor(entry: dict[str, Any], names: dict[str, str], schools: dict[str, str
     )
 
 
-def _partnership(pid: str, pair: dict[str, Any], names: dict[str, str], active: bool) -> Partnership:
+def _partnership(
+    pid: str,
+    pair: dict[str, Any],
+    names: dict[str, str],
+    active: bool,
+    meetings: list[dict[str, Any]],
+    now: datetime | None,
+) -> Partnership:
     as_mentee = pair["mentee_id"] == pid
     if as_mentee:
         with_whom = f"Your mentor, {names[pair['mentor_id']]}" if pair["mentor_id"] in names else "Your mentor"
@@ -131,7 +147,10 @@ def _partnership(pid: str, pair: dict[str, Any], names: dict[str, str], active: 
         ("Proposed", pair.get("proposed_at")),
         ("Answer by", pair.get("reply_by") if state == "proposed" else None),
         ("Started", pair.get("started_at")),
-        ("First meeting, the trial, by", pair.get("trial_ends_at") if state == "mentoring" else None),
+        (
+            "Trial ended, at your first meeting" if meetings else "First meeting, the trial, by",
+            pair.get("trial_ends_at") if state == "mentoring" else None,
+        ),
         ("Follow-up questionnaire", pair.get("follow_up_at") if state == "mentoring" else None),
         ("Term ends", pair.get("term_ends_at") if state == "mentoring" else None),
         ("Extend or conclude by", pair.get("term_reply_by") if state == "mentoring" else None),
@@ -143,8 +162,14 @@ def _partnership(pid: str, pair: dict[str, Any], names: dict[str, str], active: 
         stage = WITHDRAWN_STAGE
     elif is_open and pair.get("paused_at"):
         stage = PAUSED_STAGE
+    going_on = state == "mentoring" and active and not pair.get("paused_at")
+    trial_open = now is not None and pair.get("trial_ends_at") and datetime.fromisoformat(pair["trial_ends_at"]) > now
     return Partnership(
         pair_id=pair["pair_id"],
+        side="mentee" if as_mentee else "mentor",
+        meetings=[(day(m["held_on"]) or m["held_on"], m.get("notes")) for m in meetings],
+        may_record=going_on,
+        in_trial=bool(going_on and not meetings and trial_open),
         with_whom=with_whom,
         stage=stage,
         dates=[(name, shown) for name, value in rows if (shown := day(value))],

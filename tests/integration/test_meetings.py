@@ -1,0 +1,70 @@
+"""Meetings, end to end through the public APIs: the pair records them with their own tokens, the
+first ends the trial, each day counts once, the notes stay with the pair (never on Kafka, never to
+coordinators), and coordinators see how often partnerships met.
+"""
+
+import json
+from datetime import date
+from typing import Any
+
+import pytest
+
+from aimms_shared.contracts.matching import PAIRS
+from aimms_shared.events import in_namespace
+
+from .conftest import Infrastructure, Scheme, bearer, eventually, read_topic, register
+from .test_page_links import own_token, problem
+
+pytestmark = pytest.mark.integration
+
+NOTES = "Agreed to meet monthly; next time: the fellowship draft"
+
+
+async def test_the_pair_records_meetings_their_notes_stay_theirs_and_coordinators_see_counts(
+    scheme: Scheme, infrastructure: Infrastructure
+) -> None:
+    matching, admin, namespace = scheme.matching, bearer(scheme.platform.admin_token), scheme.platform.namespace
+    await register(scheme, "prof", role="mentor", seniority="Professor", capacity=1)
+    mentee = await register(scheme, "amina", role="mentee", seniority="Lecturer")
+    await eventually(lambda: _ok(matching.get(f"/mentees/{mentee}/preferences")))
+    assert (await matching.post("/programmes/aimms-mentoring/rounds", headers=admin)).status_code == 201
+    [pair] = (await matching.get("/pairs", params={"programme_id": "aimms-mentoring"}, headers=admin)).json()
+    meetings = f"/pairs/{pair['pair_id']}/meetings"
+    herself = await own_token(scheme, infrastructure, f"amina.{namespace}@demo-university.ac.uk")
+    problem(await matching.post(meetings, json={"held_on": date.today().isoformat()}, headers=herself), 409)
+    for side in ("mentee", "mentor"):
+        answered = await matching.post(f"/pairs/{pair['pair_id']}/answers", json={"side": side, "accept": True})
+        assert answered.status_code == 200, answered.text
+
+    today = date.today().isoformat()
+    first = await matching.post(meetings, json={"held_on": today, "notes": NOTES}, headers=herself)
+    assert first.status_code == 201, first.text
+    assert [(m["held_on"], m["recorded_by"], m["notes"]) for m in first.json()] == [(today, "mentee", NOTES)]
+    problem(await matching.post(meetings, json={"held_on": today}, headers=herself), 409)  # once per day
+    problem(await matching.post(meetings, json={"held_on": "2099-01-01"}, headers=herself), 422)
+    ended = await matching.post(
+        f"/pairs/{pair['pair_id']}/end", json={"side": "mentee", "reason": "trial"}, headers=herself
+    )
+    assert problem(ended, 422)["field"] == "reason"  # the first meeting ended the trial
+
+    # The mentor reads the notes; the coordinators and the school's portal see the meeting, not its notes.
+    him = await own_token(scheme, infrastructure, f"prof.{namespace}@demo-university.ac.uk")
+    assert (await matching.get(meetings, headers=him)).json()[0]["notes"] == NOTES
+    for other in (admin, {}):
+        [seen] = (await matching.get(meetings, headers=other)).json()
+        assert seen["notes"] is None
+    assert (await matching.get(f"/pairs/{pair['pair_id']}", headers=admin)).json()["meetings_recorded"] == 1
+    report = (await matching.get("/reports/matching", params={"programme_id": "aimms-mentoring"}, headers=admin)).json()
+    assert report["meetings"] == {"partnerships": 1, "mean": 1.0, "min": 1, "max": 1, "by_count": {"1": 1}}
+    assert NOTES not in json.dumps(report)
+
+    # On Kafka: the meeting and that it ended the trial, never the notes.
+    topic = in_namespace(PAIRS.name, namespace)
+    records = await read_topic(infrastructure, topic, expect=5)
+    recorded = [json.loads(r.value) for r in records if b"MeetingRecorded" in r.value]
+    assert [(e["payload"]["meetings"], e["payload"]["trial_ended"]) for e in recorded] == [(1, True)]
+    assert not any(NOTES.encode() in r.value for r in records)
+
+
+async def _ok(request: Any) -> bool:
+    return (await request).status_code == 200
