@@ -31,6 +31,7 @@ class FakeMatchingStore:
     pairs_by_id: dict[str, Pair] = field(default_factory=dict)
     reports: list[dict[str, Any]] = field(default_factory=list)
     concerns_by_id: dict[str, Concern] = field(default_factory=dict)
+    unplaced: set[tuple[str, str]] = field(default_factory=set)  # (mentee, wait) already announced
     events: list[OutboxEntry] = field(default_factory=list)  # every outbox entry written, in order
 
     # -- programmes
@@ -154,12 +155,19 @@ class FakeMatchingStore:
         return self.pairs_by_id.get(pair_id)
 
     async def pairs(
-        self, *, programme_id: str | None = None, states: tuple[str, ...] = (), limit: int = 500, **_: Any
+        self,
+        *,
+        programme_id: str | None = None,
+        states: tuple[str, ...] = (),
+        participant_id: str | None = None,
+        limit: int = 500,
     ) -> list[Pair]:
         found = [
             p
             for p in self.pairs_by_id.values()
-            if programme_id in (None, p.programme_id) and (not states or p.state in states)
+            if programme_id in (None, p.programme_id)
+            and (not states or p.state in states)
+            and participant_id in (None, p.mentee_id, p.mentor_id)
         ]
         return sorted(found, key=lambda p: p.created_at, reverse=True)[:limit]
 
@@ -176,6 +184,13 @@ class FakeMatchingStore:
             for p in self.pairs_by_id.values()
             if p.programme_id == programme_id and p.excludes_pair and mentee_id in (None, p.mentee_id)
         }
+
+    async def mark_unplaced(self, mentee_id: str, wait: str, events: list[OutboxEntry]) -> bool:
+        if (mentee_id, wait) in self.unplaced:
+            return False
+        self.unplaced.add((mentee_id, wait))
+        self.events += events
+        return True
 
     # -- concerns
 

@@ -88,6 +88,10 @@ async def test_a_concern_reaches_the_coordinators_alone_who_pause_resume_and_end
     entries = (await matching.get("/directory", params={"programme_id": "aimms-mentoring"}, headers=admin)).json()
     assert [e["remaining_capacity"] for e in entries if e["participant_id"] == mentor] == [1]
     assert (await matching.get("/programmes/aimms-mentoring/concerns", headers=admin)).json() == []
+    # She is matched anew, and with no other mentor the coordinators hear that she waits, with the list's link.
+    await eventually(lambda: _has(infrastructure, coordinator, "is waiting"), timeout=60)
+    [waiting] = [m for m in mails_to(infrastructure, coordinator) if "is waiting" in m["Subject"]]
+    assert "/coordinators/programmes/aimms-mentoring/waiting" in waiting.get_body(("plain",)).get_content()
 
 
 def _has(infra: Infrastructure, address: str, words: str) -> bool:

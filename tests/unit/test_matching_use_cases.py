@@ -147,3 +147,16 @@ async def test_coordinators_see_who_waits_and_why_and_pair_a_mentee_by_hand_with
         await matchmaker.propose_by_hand("aimms", left.mentee.participant_id, "junior", "try again")
     with pytest.raises(Missing):
         await matchmaker.propose_by_hand("aimms", "nobody", "junior", "x")
+
+
+async def test_a_mentee_no_place_fits_is_announced_to_the_coordinators_once_per_wait() -> None:
+    store, matchmaker = await scheme(person("e", "mentee", "Lecturer"), person("r", "mentor", "Professor", "south", 1))
+    await matchmaker.run_round("aimms")
+    [pair] = store.pairs_by_id.values()
+    declined = await matchmaker.answer(pair.pair_id, "mentor", False)
+    await matchmaker.settle(declined.pair_id)  # the only mentor declined: nobody fits her now
+    await matchmaker.rematch("e")  # tried again (another pair closing, a retry): nothing new to say
+
+    assert store.event_types().count("MenteeUnplaced") == 1
+    alert = json.loads(store.events[-1]["value"])["payload"]
+    assert alert["waiting_url"] == "https://aimms.example/coordinators/programmes/aimms/waiting"

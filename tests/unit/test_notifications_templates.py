@@ -174,9 +174,19 @@ CONCERN = m.ConcernRaised(
 )
 
 
+UNPLACED = m.MenteeUnplaced(
+    mentee_id=MENTEE,
+    programme_id="aimms-mentoring",
+    institution_id="demo-university",
+    waiting_url="https://aimms.example/portal/coordinators/programmes/aimms-mentoring/waiting",
+)
+
+
 def concern_notes() -> list[messages.Notification]:
-    """The alert of a concern to the programme's coordinators."""
-    return messages.concern_raised(CONCERN, wrap(CONCERN, producer="test"), (COORDINATOR,))
+    """The alerts to the programme's coordinators: a concern, and a mentee no place fits."""
+    return messages.concern_raised(CONCERN, wrap(CONCERN, producer="test"), (COORDINATOR,)) + messages.mentee_unplaced(
+        UNPLACED, wrap(UNPLACED, producer="test"), (COORDINATOR,)
+    )
 
 
 def digest_notes(**overrides: Any) -> list[messages.Notification]:
@@ -556,8 +566,16 @@ def test_a_pair_proposed_by_hand_gives_both_sides_the_coordinators_reason() -> N
             assert "We looked for" not in body and "We suggest you" not in body
 
 
+def test_a_mentee_no_place_fits_is_announced_to_the_coordinators_with_the_waiting_list() -> None:
+    [_, unplaced] = concern_notes()
+    message = render(unplaced)
+    assert message.subject == "A mentee in AIMMS Mentoring is waiting: no mentor with a place free fits her"
+    assert UNPLACED.waiting_url in message.text and f'href="{UNPLACED.waiting_url}"' in message.html
+    assert AMINA not in message.text
+
+
 def test_a_concern_alerts_the_coordinators_without_saying_who_or_what() -> None:
-    [alert] = concern_notes()
+    [alert, _] = concern_notes()
     ready = compose.compose(alert, KNOWN)
     assert isinstance(ready, compose.Ready) and ready.to_email == COORDINATOR
     message = render(alert)

@@ -45,6 +45,7 @@ topic registration.contacts 3 --config cleanup.policy=compact --config max.compa
 topic matching.preferences 3
 topic matching.pairs 3
 topic matching.concerns 3
+topic matching.waiting 3
 topic notifications.deliveries 3
 topic surveys.invitations 3
 topic surveys.responses 3

@@ -49,6 +49,7 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
             m.MatchResumed,
             m.MeetingRecorded,
             m.ConcernRaised,
+            m.MenteeUnplaced,
         ],
         description="Mentor directory, preferences, the matching engine, proposals and the mentoring term.",
     )

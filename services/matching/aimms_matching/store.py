@@ -12,6 +12,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from aimms_matching.domain.concerns import Concern
 from aimms_matching.domain.pairs import OPEN_STATES, Explanation, Meeting, Pair, Timing
@@ -23,7 +24,8 @@ from aimms_shared.outbox import Outbox, OutboxEntry
 PREFERENCES = "preferences"
 PAIRS = "pairs"
 CONCERNS = "concerns"
-OUTBOX_COLLECTIONS = (PREFERENCES, PAIRS, CONCERNS)
+UNPLACED = "unplaced"
+OUTBOX_COLLECTIONS = (PREFERENCES, PAIRS, CONCERNS, UNPLACED)
 DUE = "due"
 # Profile fields registration's events set; places held and lifecycle flags are matching's own.
 _PROFILE_FIELDS = (
@@ -66,6 +68,7 @@ class MatchingStore:
         self._rounds = db["rounds"]
         self._erased = db["erased"]
         self._concerns = db[CONCERNS]
+        self._unplaced = db[UNPLACED]
 
     async def ensure_indexes(self) -> None:
         """What the directory, rounds and the scheduler look up."""
@@ -158,6 +161,7 @@ class MatchingStore:
         await self._erased.update_one({"_id": participant_id}, {"$set": {"_id": participant_id}}, upsert=True)
         await self._members.delete_one({"_id": participant_id})
         await self._preferences.delete_one({"_id": participant_id})
+        await self._unplaced.delete_many({"mentee_id": participant_id})
         for side in ("mentee_id", "mentor_id"):
             # The meetings' notes are the pair's own: none outlives either of them.
             async for doc in self._pairs.find({side: participant_id}, {"meetings": 1}):
@@ -317,6 +321,15 @@ class MatchingStore:
         return [_pair(d) for d in await claim_due(self._pairs, DUE, lease, limit)]
 
     # -- rounds
+
+    async def mark_unplaced(self, mentee_id: str, wait: str, events: list[OutboxEntry]) -> bool:
+        """Record that this wait of hers found no place, with the coordinators' alert; False when it was
+        already recorded (one alert per wait, however often she is tried)."""
+        try:
+            await self._outbox.insert(self._unplaced, {"_id": f"{mentee_id}:{wait}", "mentee_id": mentee_id}, events)
+        except DuplicateKeyError:
+            return False
+        return True
 
     # -- concerns
 

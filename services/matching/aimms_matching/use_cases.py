@@ -17,7 +17,7 @@ from aimms_matching.links import Action, AnswerLinks
 from aimms_matching.store import MatchingStore
 from aimms_shared.auth import Principal
 from aimms_shared.contracts import registration as reg
-from aimms_shared.contracts.matching import EndReason, MentorPreferencesSubmitted, Side
+from aimms_shared.contracts.matching import EndReason, MenteeUnplaced, MentorPreferencesSubmitted, Side
 from aimms_shared.errors import DomainError, Missing, NotYetKnown, RuleBroken, StateConflict
 from aimms_shared.events import Envelope, Event
 from aimms_shared.mapping import carried_over
@@ -220,11 +220,26 @@ class Matchmaker:
                 exclusions,
             )
             if proposal is None:
-                log.info("matching.no_place_free", mentee_id=mentee_id)
+                await self._unplaced(mentee)
                 return False
             if await self._place(programme, proposal):
                 return True
         return False
+
+    async def _unplaced(self, mentee: Member) -> None:
+        """No place fits her: the coordinators hear of it once per wait (MenteeUnplaced)."""
+        [last] = await self._store.pairs(participant_id=mentee.participant_id, limit=1) or [None]
+        wait = last.pair_id if last else "joined"  # a wait begins when she joins, or when a pair of hers closes
+        waiting = self.links.page(f"/coordinators/programmes/{quote(mentee.programme_id, safe='')}/waiting")
+        event = MenteeUnplaced(
+            mentee_id=mentee.participant_id,
+            programme_id=mentee.programme_id,
+            institution_id=mentee.institution_id,
+            waiting_url=waiting,
+        )
+        entries = outbox_entries([event], producer=PRODUCER, institution_id=mentee.institution_id)
+        if await self._store.mark_unplaced(mentee.participant_id, wait, entries):
+            log.info("matching.no_place_free", mentee_id=mentee.participant_id)
 
     # -- coordinators' hand
 

@@ -33,6 +33,9 @@ MESSAGES = {
     s.SurveyReminderIssued: messages.survey_invitation,
 }
 
+# What the programme's coordinators are told at once (domain functions: event, envelope, addresses -> notifications).
+ALERTS = {m.ConcernRaised: messages.concern_raised, m.MenteeUnplaced: messages.mentee_unplaced}
+
 # How pair events change the read model of open proposals that the coordinators' digest lists.
 PROPOSALS = {
     m.MatchProposed: use_cases.proposal_opened,
@@ -67,9 +70,13 @@ def subscriptions(
         deliveries.hand(queued)
 
     # Idempotent like the rest: the alerts' ids derive from the event and each address.
-    @table.on(m.ConcernRaised, idempotent=True)
-    async def alert_coordinators(event: m.ConcernRaised, envelope: Envelope) -> None:
-        notifications = messages.concern_raised(event, envelope, await use_cases.coordinators_of(store, event))
+    @table.on(*ALERTS, idempotent=True)
+    async def alert_coordinators(event: m.ConcernRaised | m.MenteeUnplaced, envelope: Envelope) -> None:
+        # A concern must reach someone: with nobody named it is retried, then parked with the reason. A
+        # mentee no place fits is news the waiting list also shows: with nobody named, nobody is told.
+        must_reach = isinstance(event, m.ConcernRaised)
+        coordinators = await use_cases.coordinators_of(store, event.programme_id, required=must_reach)
+        notifications = ALERTS[type(event)](event, envelope, coordinators)
         queued = await use_cases.queue(
             store,
             notifications,

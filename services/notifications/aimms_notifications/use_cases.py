@@ -14,7 +14,6 @@ from aimms_notifications.domain import compose, delivery, digest, messages
 from aimms_notifications.links import PARTICIPANT
 from aimms_notifications.store import NotificationStore, as_delivery
 from aimms_shared.contracts.matching import (
-    ConcernRaised,
     MatchAccepted,
     MatchDeclined,
     MatchEnded,
@@ -194,18 +193,17 @@ class NoCoordinators(DomainError):
     title = "Nobody to tell"
 
 
-async def coordinators_of(store: NotificationStore, event: ConcernRaised) -> tuple[str, ...]:
-    """Who hears of a concern at once: the programme's coordinators, as its digest names them.
+async def coordinators_of(store: NotificationStore, programme_id: str, *, required: bool) -> tuple[str, ...]:
+    """Who hears at once of a concern, or of a mentee no place fits: the programme's coordinators, as its
+    digest names them.
 
-    Required whatever their digest settings; with nobody named, the alert is retried and then parked
+    Whatever their digest settings. With nobody named, a `required` alert is retried and then parked
     on the dead-letter topic with this reason (nothing is lost: replayed once someone is named).
     """
-    config = await store.digest_config(event.programme_id)
+    config = await store.digest_config(programme_id)
     recipients = tuple(config["recipients"]) if config else ()
-    if not recipients:
-        raise NoCoordinators(
-            f"no coordinators named for {event.programme_id}: set them with PUT /programmes/{{id}}/digest"
-        )
+    if not recipients and required:
+        raise NoCoordinators(f"no coordinators named for {programme_id}: set them with PUT /programmes/{{id}}/digest")
     return recipients
 
 

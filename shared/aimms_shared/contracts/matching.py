@@ -214,3 +214,24 @@ class ConcernRaised(Event):
     programme_id: str
     asks: Literal["advice", "pause", "end"] = Field(description="What she asks the coordinators to do.")
     review_url: str = Field(description="The coordinators' page where the concern is read and acted on.")
+
+
+WAITING = Topic("matching.waiting")
+
+
+@contract
+class MenteeUnplaced(Event):
+    """Matching tried a waiting mentee one by one and found no mentor with a place free who fits her.
+
+    Once per wait (a newcomer, or after each proposal that closed): coordinators are told, and may
+    propose a mentor by hand from the waiting list the event links to.
+    """
+
+    event_type: ClassVar[str] = "MenteeUnplaced"
+    topic: ClassVar[Topic] = WAITING
+    key_field: ClassVar[str] = "mentee_id"
+
+    mentee_id: str
+    programme_id: str
+    institution_id: str
+    waiting_url: str = Field(description="The coordinators' page of the programme's waiting mentees.")

@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from aimms_notifications.domain.messages import CONCERN_RAISED, DIGEST, WELCOME, Notification, is_optional, other
+from aimms_notifications.domain.messages import (
+    CONCERN_RAISED,
+    DIGEST,
+    MENTEE_UNPLACED,
+    WELCOME,
+    Notification,
+    is_optional,
+    other,
+)
 from aimms_shared.durations import in_words
 
 
@@ -122,7 +130,7 @@ def compose(note: Notification, known: Known) -> Ready | Waiting | Cancelled | S
         context = dict(note.context)
         if note.template == DIGEST:  # names as they stand now; an erased person's id only
             context["names"] = {pid: c.name for pid, c in known.contacts.items()}
-        if note.template in (WELCOME, CONCERN_RAISED):  # worded from the programme: it waits for the programme
+        if note.template in (WELCOME, CONCERN_RAISED, MENTEE_UNPLACED):  # worded from the programme: waits for it
             if known.programme is None:
                 return Waiting([f"programme:{note.programme_id}"])
             context |= programme_context(known.programme)

@@ -13,6 +13,7 @@ from aimms_shared.contracts.matching import (
     MatchProposalReminder,
     MatchProposed,
     MatchResumed,
+    MenteeUnplaced,
     MentoringStarted,
     MentoringTermEnded,
     ProposalLinks,
@@ -42,6 +43,7 @@ PAGE_LINK = "page_link"
 MATCH_PAUSED = "match_paused"
 MATCH_RESUMED = "match_resumed"
 CONCERN_RAISED = "concern_raised"
+MENTEE_UNPLACED = "mentee_unplaced"
 DIGEST = "coordinator_digest"
 TEMPLATES = (
     WELCOME,
@@ -60,6 +62,7 @@ TEMPLATES = (
     MATCH_PAUSED,
     MATCH_RESUMED,
     CONCERN_RAISED,
+    MENTEE_UNPLACED,
     DIGEST,
 )
 # Reminders and digests may be refused (an opt-out link in each, and a List-Unsubscribe header);
@@ -309,16 +312,29 @@ def match_resumed(event: MatchResumed, envelope: Envelope) -> list[Notification]
 
 def concern_raised(event: ConcernRaised, envelope: Envelope, coordinators: tuple[str, ...]) -> list[Notification]:
     """The alert to each of the programme's coordinators: where to read the concern, never what it says."""
+    return _to_coordinators(
+        envelope, CONCERN_RAISED, event.programme_id, coordinators, asks=event.asks, review_url=event.review_url
+    )
+
+
+def mentee_unplaced(event: MenteeUnplaced, envelope: Envelope, coordinators: tuple[str, ...]) -> list[Notification]:
+    """The coordinators hear that a mentee waits with no place that fits her, and where to propose one."""
+    return _to_coordinators(envelope, MENTEE_UNPLACED, event.programme_id, coordinators, waiting_url=event.waiting_url)
+
+
+def _to_coordinators(
+    envelope: Envelope, template: str, programme_id: str, coordinators: tuple[str, ...], **context: Any
+) -> list[Notification]:
     event_id = str(envelope.event_id)
     return [
         Notification(
-            notification_id=notification_id(event_id, address, CONCERN_RAISED),
-            template=CONCERN_RAISED,
+            notification_id=notification_id(event_id, address, template),
+            template=template,
             source_event_id=event_id,
-            programme_id=event.programme_id,
+            programme_id=programme_id,
             recipient_email=address,
             recipient_name="",
-            context={"name": "coordinator", "asks": event.asks, "review_url": event.review_url},
+            context={"name": "coordinator", **context},
         )
         for address in coordinators
     ]
