@@ -227,12 +227,15 @@ def _load_cohort(stack: LocalStack) -> None:
     from aimms_deploy import demo_cohort
 
     secrets = stack.registration_secrets()
-    registration, matching = (stack.service_url(name) for name in ("registration", "matching"))
+    registration, matching, notifications = (
+        stack.service_url(name) for name in ("registration", "matching", "notifications")
+    )
     typer.echo("\nLoading the demo cohort through the APIs and running a matching round…")
     report = asyncio.run(
         demo_cohort.load(
             registration,
             matching,
+            notifications,
             secrets["REGISTRATION_BOOTSTRAP_ADMIN_CLIENT_ID"],
             secrets["REGISTRATION_BOOTSTRAP_ADMIN_SECRET"],
         )

@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 
 PROGRAMME = "aimms-mentoring"
+# The demo programme's coordinators: its daily digest, its safeguarding concerns and waiting mentees.
+COORDINATORS = ("coordinators@demo-university.ac.uk",)
 INSTITUTIONS = ("demo-university", "northgate", "riverside")
 DOMAINS = {"demo-university": "demo-university.ac.uk", "northgate": "northgate.ac.uk", "riverside": "riverside.ac.uk"}
 FIRST_NAMES = (
@@ -120,13 +122,18 @@ def cohort(seed: int = 7) -> list[Person]:
     return people
 
 
-async def load(registration_url: str, matching_url: str, admin_id: str, admin_secret: str) -> dict[str, Any]:
-    """Register the cohort, submit the mentees' choices, run the round; return the round's report."""
+async def load(
+    registration_url: str, matching_url: str, notifications_url: str, admin_id: str, admin_secret: str
+) -> dict[str, Any]:
+    """Name the coordinators, register the cohort, submit the mentees' choices, run the round; return its report."""
     async with httpx.AsyncClient(base_url=registration_url, timeout=30) as registration:
         form = {"grant_type": "client_credentials", "client_id": admin_id, "client_secret": admin_secret}
         token = (await registration.post("/oauth/token", data=form)).raise_for_status().json()["access_token"]
         auth = {"Authorization": f"Bearer {token}"}
         registration.headers.update(auth)
+        async with httpx.AsyncClient(base_url=notifications_url, headers=auth, timeout=30) as notifications:
+            digest = {"recipients": list(COORDINATORS), "enabled": True, "hour_utc": 7}
+            (await notifications.put(f"/programmes/{PROGRAMME}/digest", json=digest)).raise_for_status()
         async with httpx.AsyncClient(base_url=matching_url, headers=auth, timeout=60) as matching:
             earlier = (await matching.get(f"/programmes/{PROGRAMME}/rounds")).raise_for_status().json()
             if earlier:

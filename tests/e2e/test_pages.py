@@ -611,6 +611,43 @@ async def test_a_mentee_raises_a_concern_and_a_coordinator_pauses_then_resumes_t
     await context.close()
 
 
+async def test_someone_whose_university_is_not_a_member_joins_from_the_schemes_own_page(
+    school: School, browser: Browser, shots: Path
+) -> None:
+    registration, portal = school.urls["registration"], school.urls["portal"]
+    async with httpx.AsyncClient(timeout=30) as http:
+        settings = (await _ok(http.get(f"{registration}/programmes/{school.programme}", headers=school.admin))).json()
+        opened = {k: v for k, v in settings.items() if k != "programme_id"} | {
+            "open_to_non_members": True,
+            "audience": "women from ethnic minority backgrounds in academic medicine",
+        }
+        await _ok(http.put(f"{registration}/programmes/{school.programme}", json=opened, headers=school.admin))
+    email = f"ama.{school.run}@kingston.ac.uk"
+    page = await browser.new_page(viewport={"width": 1000, "height": 900})
+    response = await page.goto(f"{portal}/join/{school.programme}")
+    assert response is not None and response.status == 200
+    assert (await page.get_by_role("heading", level=1).inner_text()).startswith("Join AIMMS Mentoring (pages")
+    await page.get_by_label("Your full name").fill("Dr Ama Mensah")
+    await page.get_by_label("Your work email address").fill("not an address")
+    await page.get_by_label("Your university or employer").fill("Kingston University")
+    await page.get_by_role("button", name="Send my interest").click()
+    assert "Enter your work email address" in await page.get_by_role("alert").inner_text()
+    await _inspect(page, shots / "30-join-error.png")
+    await page.get_by_label("Your work email address").fill(email)
+    await page.get_by_role("button", name="Send my interest").click()
+    assert "Thank you for your interest" in await page.get_by_role("heading", level=1).inner_text()
+    await _inspect(page, shots / "31-join-thanks.png")
+    maildir = Path(school.stack.endpoints()["SMTP_SINK_DIR"])
+    await _eventually(lambda: _arrived(maildir, email), "the welcome pack reaches her")
+    missing = await page.goto(f"{portal}/join/no-such-programme")
+    assert missing is not None and missing.status == 404
+    await page.close()
+
+
+async def _arrived(maildir: Path, email: str) -> bool:
+    return bool(read_messages(maildir, to=email))
+
+
 async def by_keyboard(page: Page, plan: dict[str, Any], limit: int = 200) -> None:
     """Tab through the form from where focus is, answering as `plan` says, and send it with Enter.
 

@@ -25,6 +25,8 @@ PUBLIC_PATHS = {
     "/oauth/token",
     "/page-links",  # she asks by address; the answer is the same whether or not it is registered
     "/page-links/session",  # the emailed link's secret is the credential
+    "/programmes/{programme_id}/public",  # a programme open to non-members, as the scheme's page shows it
+    "/programmes/{programme_id}/interests",  # interest on the scheme's own page (only where open to non-members)
     "/.well-known/jwks.json",
     "/healthz",
     "/readyz",

@@ -59,6 +59,16 @@ def test_the_welcome_email_explains_the_scheme_matching_and_privacy() -> None:
         assert "https://portal.demo-university.ac.uk/aimms" in body
 
 
+def test_a_welcome_from_the_schemes_own_page_says_the_coordinators_will_register_her() -> None:
+    event = EVENT.model_copy(
+        update={"institution_id": "scheme", "institution_name": "the scheme's own page", "registration_url": None}
+    )
+    message = rendered(welcome(event, wrap(event, producer="registration")))
+    for body in (message.text, message.html):
+        assert "which you expressed through the scheme" in body
+        assert "coordinators will write to you" in body and "staff portal" not in body
+
+
 def test_html_escapes_what_people_typed() -> None:
     message = rendered(welcome(EVENT.model_copy(update={"name": "<b>Amina</b>"}), wrap(EVENT, producer="registration")))
     assert "&lt;b&gt;Amina&lt;/b&gt;" in message.html

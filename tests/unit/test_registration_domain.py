@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aimms_registration.domain import credentials, institutions, page_links, participants, programmes
+from aimms_registration.domain import credentials, institutions, interests, page_links, participants, programmes
 from aimms_registration.domain.interests import InterestSubmission, express_interest
 from aimms_registration.domain.participants import Profile, Registration
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
@@ -378,3 +378,37 @@ def test_a_participant_acts_for_herself_and_nobody_else_at_her_institution() -> 
     assert not herself.may_act_for("demo-university", "p-2")
     assert not herself.may_act_for("demo-university")  # an institution-wide action is never hers
     assert school.may_act_for("demo-university", "p-2") and not school.may_act_for("northgate", "p-2")
+
+
+# -- the scheme's own page, for people whose institution is not a member
+
+
+def test_interest_on_the_schemes_page_goes_to_her_member_institution_or_the_schemes_tenancy() -> None:
+    tenancy, onboarded = institutions.scheme_tenancy()
+    open_programme = replace(AIMMS, open_to_non_members=True)
+    members = [SCHOOL, tenancy]
+
+    def routed(email: str, programme: Programme = open_programme) -> str:
+        submission = InterestSubmission("Dr Ama Mensah", email, "", "aimms-mentoring", "Kingston University")
+        return interests.from_the_schemes_page(submission, members, programme).institution_id
+
+    assert routed("ama@kingston.ac.uk") == "scheme" == onboarded.institution_id
+    assert routed("ama@med.demo-university.ac.uk") == "demo-university"  # her portal sees her
+    with pytest.raises(StateConflict) as closed:
+        routed("ama@kingston.ac.uk", AIMMS)
+    assert closed.value.extra["rule"] == "open-to-non-members"
+
+
+def test_the_schemes_tenancy_registers_any_address_and_a_member_only_its_own() -> None:
+    tenancy, _ = institutions.scheme_tenancy()
+    assert institutions.accepts_address(tenancy, "ama@kingston.ac.uk")
+    assert not institutions.accepts_address(SCHOOL, "ama@kingston.ac.uk")
+    participant, _ = participants.register(
+        replace(REGISTRATION, email="ama@kingston.ac.uk"),
+        tenancy,
+        AIMMS,
+        participant_id="p-9",
+        now=NOW,
+        background_key=KEY,
+    )
+    assert participant.institution_id == "scheme"

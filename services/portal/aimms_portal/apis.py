@@ -141,6 +141,22 @@ class Apis:
         body = self._json(response)
         return body["access_token"], int(body["expires_in"])
 
+    async def public_programme(self, programme_id: str) -> dict[str, Any]:
+        """A programme open to non-members, as the scheme's own page shows it (Absent otherwise)."""
+        return self._json(
+            await self._request("registration", "GET", f"/programmes/{quote(programme_id, safe='')}/public")
+        )
+
+    async def express_interest_openly(self, programme_id: str, interest: dict[str, str]) -> Refused | None:
+        """Her interest, from the scheme's own page; refused with the API's reasons."""
+        path = f"/programmes/{quote(programme_id, safe='')}/interests"
+        response = await self._request("registration", "POST", path, json=interest)
+        if response.status_code in (404, 409, 422):
+            body = response.json()
+            return Refused(body.get("errors") or [{"message": body.get("detail", "")}])
+        self._checked(response)
+        return None
+
     async def get(self, service: str, path: str, token: str, **params: Any) -> Any:
         """A read, as JSON."""
         return self._json(await self._authorised(service, "GET", path, token, params=params))

@@ -26,7 +26,7 @@ from aimms_portal.apis import (
     Unavailable,
 )
 from aimms_portal.settings import PortalSettings
-from aimms_portal.use_cases import Coordinators, MyProgramme, Proposals, Questionnaires
+from aimms_portal.use_cases import Coordinators, Joining, MyProgramme, Proposals, Questionnaires
 from aimms_shared.http import RequestContextMiddleware
 from aimms_shared.logging import configure_logging
 from aimms_shared.metrics import Metrics
@@ -78,6 +78,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
             app.state.proposals = Proposals(MatchingApi(clients["matching"]))
             app.state.coordinators = Coordinators(Apis(clients))
             app.state.my_programme = MyProgramme(Apis(clients))
+            app.state.joining = Joining(Apis(clients))
             yield
 
     app = FastAPI(title="AIMMS portal", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)

@@ -7,8 +7,8 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 
 from aimms_portal.apis import SignInRefused
 from aimms_portal.domain.forms import Form
-from aimms_portal.sessions import COORDINATORS, PARTICIPANT, NoSession, Session
-from aimms_portal.use_cases import Answered, Coordinators, MyProgramme, Proposals, Questionnaires, Replied
+from aimms_portal.sessions import COORDINATORS, JOINING, PARTICIPANT, NoSession, Session
+from aimms_portal.use_cases import Answered, Coordinators, Joining, MyProgramme, Proposals, Questionnaires, Replied
 from aimms_shared.http import from_state
 
 router = APIRouter()
@@ -16,6 +16,7 @@ Answering = Annotated[Questionnaires, from_state("questionnaires")]
 Replying = Annotated[Proposals, from_state("proposals")]
 Coordinating = Annotated[Coordinators, from_state("coordinators")]
 Mine = Annotated[MyProgramme, from_state("my_programme")]
+Joins = Annotated[Joining, from_state("joining")]
 SignedIn = Annotated[Session, Depends(COORDINATORS.current)]
 HerSession = Annotated[Session, Depends(PARTICIPANT.current)]
 
@@ -386,6 +387,34 @@ async def leave(request: Request, session: HerSession) -> Response:
     session.check((await request.form()).get("csrf"))
     response = RedirectResponse(request.url_for("my_page"), status_code=303)
     PARTICIPANT.close(request, response)
+    return response
+
+
+# -- the scheme's own page, for people whose institution is not a member
+
+
+@router.get("/join/{programme_id}", response_class=HTMLResponse)
+async def join_form(request: Request, programme_id: str, joins: Joins) -> HTMLResponse:
+    """Express interest in a programme open to non-members: no portal and no account needed."""
+    return _join_page(request, await joins.programme(programme_id))
+
+
+@router.post("/join/{programme_id}", response_class=HTMLResponse)
+async def join(request: Request, programme_id: str, joins: Joins) -> HTMLResponse:
+    submitted = await request.form()
+    JOINING.check_form(request, submitted.get("csrf"))
+    entered = {k: str(submitted.get(k) or "").strip() for k in ("name", "email", "workplace")}
+    problems = await joins.join(programme_id, **entered)
+    programme = await joins.programme(programme_id)
+    if problems:
+        return _join_page(request, programme, status=422, problems=problems, entered=entered)
+    return page(request, "join_thanks.html", programme=programme, email=entered["email"])
+
+
+def _join_page(request: Request, programme: dict[str, object], status: int = 200, **context: object) -> HTMLResponse:
+    csrf = JOINING.form_csrf(request)
+    response = page(request, "join.html", status=status, csrf=csrf, programme=programme, **context)
+    JOINING.keep_form_csrf(request, response, csrf)
     return response
 
 

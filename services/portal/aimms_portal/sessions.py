@@ -102,7 +102,8 @@ class Area:
 
 COORDINATORS = Area("coordinator", "/coordinators", entry="sign_in_form")
 PARTICIPANT = Area("participant", "/me", entry="my_page")
-AREAS = (COORDINATORS, PARTICIPANT)
+JOINING = Area("joining", "/join", entry="home")  # no sessions: only the form cookie of its CSRF token
+AREAS = (COORDINATORS, PARTICIPANT, JOINING)
 
 
 def area_of(request: Request) -> Area:

@@ -316,3 +316,35 @@ def _why(outcome: Any, fallback: str) -> str | None:
     if isinstance(outcome, Refused):
         return "; ".join(e.get("message", "") for e in outcome.errors) or fallback
     return None
+
+
+# What each field of the join form asks for, in the words a refused answer is told again.
+JOIN_FIELDS = {
+    "name": "Enter your full name.",
+    "email": "Enter your work email address, like name@university.ac.uk.",
+    "workplace": "Enter the university or employer you work for.",
+}
+
+
+class Joining:
+    """Interest in a programme open to non-members, from the scheme's own page (no portal, no account)."""
+
+    def __init__(self, apis: Apis) -> None:
+        self._apis = apis
+
+    async def programme(self, programme_id: str) -> dict[str, Any]:
+        """What the page says of the programme (Absent unless it is open to non-members)."""
+        return await self._apis.public_programme(programme_id)
+
+    async def join(self, programme_id: str, name: str, email: str, workplace: str) -> dict[str, str]:
+        """Her interest recorded (the welcome email follows); otherwise each problem by field."""
+        refused = await self._apis.express_interest_openly(
+            programme_id, {"name": name, "email": email, "workplace": workplace}
+        )
+        if refused is None:
+            return {}
+        problems = {}
+        for error in refused.errors:
+            field = error.get("field", "").removeprefix("body.")
+            problems[field if field in JOIN_FIELDS else "form"] = JOIN_FIELDS.get(field) or error.get("message", "")
+        return problems

@@ -29,6 +29,7 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
     async def setup(app: FastAPI, runtime: Runtime) -> Subscriptions:
         store = RegistrationStore(runtime.db, cipher, runtime.outbox)
         await store.ensure_indexes()
+        await use_cases.ensure_scheme_tenancy(store)
         if settings.bootstrap_admin_client_id and settings.bootstrap_admin_secret:
             await use_cases.ensure_admin_credential(
                 store, settings.bootstrap_admin_client_id, settings.bootstrap_admin_secret.get_secret_value()

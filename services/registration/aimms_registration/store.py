@@ -167,6 +167,7 @@ class RegistrationStore:
             "institution_id": interest.institution_id,
             "programme_id": interest.programme_id,
             "expressed_at": interest.expressed_at,
+            "declared_institution": interest.declared_institution,
             "version": 1,
         }  # not asdict: its deep copy of the datetime was a tenth of the request
         try:

@@ -3,6 +3,7 @@
 HTTP routes (and the CLI) call these; the store hands the events a write raised to the outbox relay.
 """
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,7 +19,7 @@ from aimms_registration.store import RegistrationStore
 from aimms_registration.tokens import TokenIssuer
 from aimms_shared.auth import SELF, Principal, Unauthenticated
 from aimms_shared.contracts.registration import CONTACTS
-from aimms_shared.errors import Missing, RuleBroken
+from aimms_shared.errors import Missing, RuleBroken, StateConflict
 from aimms_shared.events import Event
 from aimms_shared.mongo import utcnow
 from aimms_shared.outbox import outbox_entries, outbox_tombstone
@@ -178,6 +179,23 @@ async def express_interest(store: RegistrationStore, submission: interests.Inter
         submission, institution, programme, interest_id=str(uuid.uuid4()), now=utcnow()
     )
     return await store.add_interest(interest, _entries([event], interest.institution_id))
+
+
+async def express_interest_on_the_schemes_page(
+    store: RegistrationStore, submission: interests.InterestSubmission
+) -> tuple[str, bool]:
+    """Interest from someone the scheme's own page reached: to her member institution, or the scheme's tenancy."""
+    programme = await store.recent_programme(submission.programme_id)
+    routed = interests.from_the_schemes_page(submission, await store.institutions(), programme)
+    return await express_interest(store, routed)
+
+
+async def ensure_scheme_tenancy(store: RegistrationStore) -> None:
+    """The scheme's own tenancy exists from the first start (InstitutionOnboarded, once)."""
+    if await store.institution(institutions.SCHEME) is None:
+        tenancy, event = institutions.scheme_tenancy()
+        with contextlib.suppress(StateConflict):  # another replica created it first
+            await store.add_institution(tenancy, _entries([event], tenancy.institution_id))
 
 
 # -- participants

@@ -20,6 +20,8 @@ PARTICIPANTS = Topic("registration.participants")
 CONTACTS = Topic("registration.contacts", compacted=True)
 
 Role = Literal["mentor", "mentee"]
+# The scheme's own tenancy: the institution id of people whose university is not onboarded.
+SCHEME_TENANCY = "scheme"
 
 
 class _InstitutionEvent(Event):
@@ -112,6 +114,10 @@ class _ProgrammeState(Event):
     matching: MatchingPolicy = MatchingPolicy()
     audience: str = Field(default="", description="Whom the programme serves, as its emails name them.")
     description: str = Field(default="", description="What the programme is, as its welcome email introduces it.")
+    open_to_non_members: bool = Field(
+        default=False,
+        description="Takes interest from people whose institution is not onboarded (the scheme's tenancy).",
+    )
 
 
 @contract

@@ -20,7 +20,12 @@ from aimms_shared.contracts.matching import (
     Side,
     SixMonthsElapsed,
 )
-from aimms_shared.contracts.registration import InterestExpressed, ParticipantLinkIssued, ParticipantRegistered
+from aimms_shared.contracts.registration import (
+    SCHEME_TENANCY,
+    InterestExpressed,
+    ParticipantLinkIssued,
+    ParticipantRegistered,
+)
 from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
 from aimms_shared.events import Envelope
 
@@ -149,6 +154,8 @@ def welcome(event: InterestExpressed, envelope: Envelope) -> Notification:
             "programme_name": event.programme_name,
             "institution_name": event.institution_name,
             "registration_url": event.registration_url,
+            # From the scheme's own page, her university not a member: coordinators register her.
+            "via_scheme": event.institution_id == SCHEME_TENANCY,
         },
     )
 

@@ -3,8 +3,18 @@
 import re
 from dataclasses import dataclass, replace
 
-from aimms_shared.contracts.registration import InstitutionOnboarded, InstitutionReactivated, InstitutionSuspended
+from aimms_shared.contracts.registration import (
+    SCHEME_TENANCY,
+    InstitutionOnboarded,
+    InstitutionReactivated,
+    InstitutionSuspended,
+)
 from aimms_shared.errors import RuleBroken, StateConflict
+
+# The scheme's own tenancy: people from universities not onboarded, in programmes open to them. It
+# has no portal and no email domains: any address may join through it.
+SCHEME = SCHEME_TENANCY
+SCHEME_NAME = "the scheme's own page"
 
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -36,6 +46,24 @@ def onboard(
     return institution, InstitutionOnboarded(
         institution_id=institution_id, name=institution.name, email_domains=list(domains)
     )
+
+
+def scheme_tenancy() -> tuple[Institution, InstitutionOnboarded]:
+    """The scheme's own tenancy, created once at start-up."""
+    institution = Institution(SCHEME, SCHEME_NAME, (), "")
+    return institution, InstitutionOnboarded(institution_id=SCHEME, name=SCHEME_NAME, email_domains=[])
+
+
+def member_for_address(email: str, institutions: list[Institution]) -> Institution | None:
+    """The active member institution an address belongs to, if any (its portal is then hers)."""
+    return next(
+        (i for i in institutions if i.active and i.email_domains and email_in_domains(email, i.email_domains)), None
+    )
+
+
+def accepts_address(institution: Institution, email: str) -> bool:
+    """Whether someone with this address may join through the institution (the scheme's tenancy: anyone)."""
+    return not institution.email_domains or email_in_domains(email, institution.email_domains)
 
 
 def suspend(institution: Institution) -> tuple[Institution, InstitutionSuspended]:

@@ -1,9 +1,9 @@
 """Expressions of interest: the first step of the scheme's procedure."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from aimms_registration.domain.institutions import Institution
+from aimms_registration.domain.institutions import SCHEME, Institution, member_for_address
 from aimms_registration.domain.programmes import Programme
 from aimms_shared.contracts.registration import InterestExpressed
 from aimms_shared.errors import Missing, StateConflict
@@ -17,6 +17,7 @@ class InterestSubmission:
     email: str
     institution_id: str
     programme_id: str
+    declared_institution: str | None = None
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Interest:
     institution_id: str
     programme_id: str
     expressed_at: datetime
+    declared_institution: str | None = None  # where she works, as she typed it (the scheme's own page)
 
     @property
     def email_key(self) -> str:
@@ -74,6 +76,7 @@ def express_interest(
         institution_id=institution.institution_id,
         programme_id=programme.programme_id,
         expressed_at=now,
+        declared_institution=submission.declared_institution,
     )
     event = InterestExpressed(
         interest_id=interest.interest_id,
@@ -86,3 +89,20 @@ def express_interest(
         registration_url=institution.registration_url,
     )
     return interest, event
+
+
+def from_the_schemes_page(
+    submission: InterestSubmission, institutions: list[Institution], programme: Programme | None
+) -> InterestSubmission:
+    """Interest from the scheme's own page: hers goes to her member institution when her address is at one
+    (its portal then sees her), otherwise to the scheme's own tenancy, if the programme takes non-members."""
+    if programme is None:
+        raise Missing("programme_id", "existing-programme", f"programme '{submission.programme_id}' does not exist")
+    if not programme.open_to_non_members:
+        raise StateConflict(
+            "programme_id",
+            "open-to-non-members",
+            f"'{programme.name}' takes interest through member institutions' portals only",
+        )
+    member = member_for_address(submission.email, institutions)
+    return replace(submission, institution_id=member.institution_id if member else SCHEME)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from aimms_registration.domain.institutions import Institution, email_in_domains
+from aimms_registration.domain.institutions import Institution, accepts_address
 from aimms_registration.domain.interests import require_open
 from aimms_registration.domain.programmes import Programme
 from aimms_shared.contracts.registration import (
@@ -133,7 +133,7 @@ def register(
     """Accept a registration, or say which rule refuses it."""
     require_open(institution, programme, (registration.institution_id, registration.programme_id))
     assert institution is not None and programme is not None  # checked above
-    if not email_in_domains(registration.email, institution.email_domains):
+    if not accepts_address(institution, registration.email):
         raise RuleBroken(
             "email", "institution-email-domain", f"the address must be at {' or '.join(institution.email_domains)}"
         )
@@ -197,7 +197,7 @@ def update_profile(
     checked = _checked_profile(profile, participant.roles, programme)
     updated = replace(participant, profile=checked)
     email_changed = email is not None and email.strip() != participant.email
-    if email_changed and (institution is None or not email_in_domains(email, institution.email_domains)):
+    if email_changed and (institution is None or not accepts_address(institution, email)):
         raise RuleBroken("email", "institution-email-domain", "the address must be in the institution's domains")
     if email_changed or (name is not None and name.strip() != participant.name):
         updated = replace(updated, name=(name or participant.name).strip(), email=(email or participant.email).strip())

@@ -48,6 +48,8 @@ class Programme:
     matching: MatchingPolicy = MatchingPolicy()
     audience: str = ""  # whom it serves, in its emails' words
     description: str = ""  # what it is, as its welcome email introduces it
+    # Interest from people whose institution is not onboarded is taken under the scheme's own tenancy.
+    open_to_non_members: bool = False
     version: int = 1
 
     def offers(self, role: str) -> bool:

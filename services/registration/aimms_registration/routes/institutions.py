@@ -1,7 +1,6 @@
 """Institutions and their portals' credentials (scheme administrators)."""
 
 from datetime import datetime
-from typing import Annotated
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
@@ -9,14 +8,12 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 from aimms_registration import use_cases
 from aimms_registration.domain.credentials import Credential
 from aimms_registration.domain.institutions import Institution
-from aimms_registration.routes.deps import IdempotencyKey, Store
+from aimms_registration.routes.deps import IdempotencyKey, Slug, Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
 from aimms_shared.errors import Missing
 from aimms_shared.http import problem_responses
 
 router = APIRouter(tags=["institutions"])
-
-Slug = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
 
 
 class InstitutionIn(BaseModel):

@@ -14,14 +14,13 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from aimms_registration import use_cases
 from aimms_registration.domain.interests import InterestSubmission
 from aimms_registration.domain.participants import AGE_BANDS, Participant, Profile, Registration
-from aimms_registration.routes.deps import IdempotencyKey, Store
+from aimms_registration.routes.deps import IdempotencyKey, Slug, Store
 from aimms_shared.auth import ADMIN, PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
 from aimms_shared.errors import RuleBroken
 from aimms_shared.http import problem_responses
 
 router = APIRouter(tags=["participants"])
 
-Slug = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
 Text = Annotated[str, Field(max_length=2000)]
 Tag = Annotated[str, Field(min_length=1, max_length=80)]
 
@@ -46,6 +45,16 @@ class InterestIn(BaseModel):
     email: EmailStr
     programme_id: Slug
     institution_id: Slug | None = Field(default=None, description="Default: the portal's own institution.")
+
+
+class OpenInterestIn(BaseModel):
+    """An expression of interest on the scheme's own page, from anyone (no portal)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200, description="Full name as she wishes to be addressed.")
+    email: EmailStr
+    workplace: str = Field(min_length=2, max_length=200, description="Her university or employer, as she names it.")
 
 
 class InterestOut(BaseModel):
@@ -203,16 +212,26 @@ class EvaluationExclusionIn(BaseModel):
     reason: str | None = Field(default=None, max_length=500, description="Required when excluding.")
 
 
-@router.post(
-    "/interests",
-    status_code=201,
-    response_model=InterestOut,
-    tags=["interests"],
-    responses={
+# Both ways in: 201 for a new interest, 200 for a repeat.
+INTEREST_ROUTE: dict[str, Any] = {
+    "status_code": 201,
+    "response_model": InterestOut,
+    "tags": ["interests"],
+    "responses": {
         200: {"model": InterestOut, "description": "Already received: nothing new happens."},
         **problem_responses(404, 409, 422),
     },
-)
+}
+
+
+def _received(response: Response, interest_id: str, created: bool) -> InterestOut:
+    """201 for a new interest, 200 for a repeat (nothing new happens)."""
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/interests/{interest_id}"
+    return InterestOut(interest_id=interest_id, status="received" if created else "already-received")
+
+
+@router.post("/interests", **INTEREST_ROUTE)
 async def express_interest(
     body: InterestIn, store: Store, response: Response, caller: Principal = require(PARTICIPANTS_WRITE)
 ) -> InterestOut:
@@ -223,10 +242,23 @@ async def express_interest(
         institution_id=acting_institution(caller, body.institution_id),
         programme_id=body.programme_id,
     )
-    interest_id, created = await use_cases.express_interest(store, submission)
-    response.status_code = 201 if created else 200
-    response.headers["Location"] = f"/interests/{interest_id}"
-    return InterestOut(interest_id=interest_id, status="received" if created else "already-received")
+    return _received(response, *await use_cases.express_interest(store, submission))
+
+
+@router.post("/programmes/{programme_id}/interests", **INTEREST_ROUTE)
+async def express_interest_openly(
+    programme_id: Slug, body: OpenInterestIn, store: Store, response: Response
+) -> InterestOut:
+    """Interest from the scheme's own page, without a portal: recorded under her member institution when
+    her address is at one, otherwise under the scheme's own tenancy, if the programme is open to non-members."""
+    submission = InterestSubmission(
+        name=body.name,
+        email=str(body.email),
+        institution_id="",
+        programme_id=programme_id,
+        declared_institution=body.workplace,
+    )
+    return _received(response, *await use_cases.express_interest_on_the_schemes_page(store, submission))
 
 
 @router.post(

@@ -1,20 +1,19 @@
 """Programmes: created and changed by administrators, read by every portal."""
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from aimms_registration import use_cases
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
-from aimms_registration.routes.deps import Store
+from aimms_registration.routes.deps import Slug, Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
 from aimms_shared.contracts.registration import MatchingPolicy
+from aimms_shared.errors import Missing
 from aimms_shared.http import problem_responses
 
 router = APIRouter(tags=["programmes"])
-
-Slug = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
 
 
 class Statement(BaseModel):
@@ -53,6 +52,11 @@ class ProgrammeSettings(BaseModel):
     audience: str = Field(default="", max_length=300, description="Whom the programme serves, as its emails name them.")
     description: str = Field(
         default="", max_length=2000, description="What the programme is, as its welcome email introduces it."
+    )
+    open_to_non_members: bool = Field(
+        default=False,
+        description="Take interest, on the scheme's own page, from people whose institution is not onboarded; "
+        "they are held under the scheme's own tenancy (institution 'scheme') and registered by coordinators.",
     )
 
     def to_domain(self, programme_id: str) -> Programme:
@@ -107,3 +111,30 @@ async def get_programme(
 ) -> ProgrammeOut:
     """One programme (a participant: her own)."""
     return ProgrammeOut.of(await use_cases.programme_for(store, caller, programme_id))
+
+
+class PublicProgramme(BaseModel):
+    """What the scheme's own page says of a programme open to non-members."""
+
+    programme_id: str
+    name: str
+    audience: str
+    description: str
+    eligibility: list[Statement]
+    open_for_registration: bool
+
+
+@router.get("/programmes/{programme_id}/public", response_model=PublicProgramme, responses=problem_responses(404))
+async def public_programme(programme_id: str, store: Store) -> PublicProgramme:
+    """A programme open to non-members, as its page on the scheme's site presents it (no token needed)."""
+    programme = await store.recent_programme(programme_id)
+    if programme is None or not programme.open_to_non_members:
+        raise Missing("programme_id", "open-to-non-members", f"no programme '{programme_id}' takes interest here")
+    return PublicProgramme(
+        programme_id=programme.programme_id,
+        name=programme.name,
+        audience=programme.audience,
+        description=programme.description,
+        eligibility=[Statement.model_validate(s) for s in programme.eligibility],
+        open_for_registration=programme.open_for_registration,
+    )
