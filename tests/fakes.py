@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aimms_matching.domain.concerns import Concern
+from aimms_matching.domain.ideas import Idea
 from aimms_matching.domain.pairs import OPEN_STATES, Pair
 from aimms_matching.domain.rules import Member, ProgrammeRules
 from aimms_shared.mongo import utcnow
@@ -32,6 +33,7 @@ class FakeMatchingStore:
     reports: list[dict[str, Any]] = field(default_factory=list)
     concerns_by_id: dict[str, Concern] = field(default_factory=dict)
     unplaced: set[tuple[str, str]] = field(default_factory=set)  # (mentee, wait) already announced
+    ideas_recorded: list[Idea] = field(default_factory=list)
     events: list[OutboxEntry] = field(default_factory=list)  # every outbox entry written, in order
 
     # -- programmes
@@ -191,6 +193,12 @@ class FakeMatchingStore:
         self.unplaced.add((mentee_id, wait))
         self.events += events
         return True
+
+    async def add_idea(self, idea: Idea) -> None:
+        self.ideas_recorded.append(idea)
+
+    async def ideas(self, programme_id: str) -> list[Idea]:
+        return [i for i in self.ideas_recorded if i.programme_id == programme_id]
 
     # -- concerns
 

@@ -557,6 +557,11 @@ async def test_a_mentee_raises_a_concern_and_a_coordinator_pauses_then_resumes_t
         url = f"{school.urls['notifications']}/programmes/{school.programme}/digest"
         await _ok(http.put(url, json=digest, headers=school.admin))
         await _ok(http.post(f"{school.urls['registration']}/page-links", json={"email": proposed.first}))
+        # The programme asks its pairs for ideas for change, as a reverse-mentoring programme would.
+        registration = school.urls["registration"]
+        settings = (await _ok(http.get(f"{registration}/programmes/{school.programme}", headers=school.admin))).json()
+        asking = {k: v for k, v in settings.items() if k != "programme_id"} | {"ideas_for_change": True}
+        await _ok(http.put(f"{registration}/programmes/{school.programme}", json=asking, headers=school.admin))
     [link] = await school.links(proposed.first, "/me/links/")
     page = await browser.new_page(viewport={"width": 1000, "height": 900})
     await page.goto(link)
@@ -572,6 +577,11 @@ async def test_a_mentee_raises_a_concern_and_a_coordinator_pauses_then_resumes_t
     assert "Agreed to meet monthly." in await page.locator("main").inner_text()
     assert await page.get_by_role("button", name="End the partnership after the trial").count() == 0
     await _inspect(page, shots / "29-meeting-recorded.png")
+    await page.get_by_label("An idea for change").fill("Publish the criteria for promotion to senior lecturer.")
+    await page.get_by_role("button", name="Record the idea").click()
+    await page.wait_for_url(re.compile(r"/me\?saved=idea$"))
+    assert "Your idea is recorded" in await page.get_by_role("status").inner_text()
+    await _inspect(page, shots / "32-idea-recorded.png")
 
     await page.get_by_role("link", name="Raise a concern about this match").click()
     await page.get_by_role("button", name="Send to the coordinators").click()

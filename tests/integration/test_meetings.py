@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
 from aimms_shared.contracts.matching import PAIRS
 from aimms_shared.events import in_namespace
@@ -68,3 +69,42 @@ async def test_the_pair_records_meetings_their_notes_stay_theirs_and_coordinator
 
 async def _ok(request: Any) -> bool:
     return (await request).status_code == 200
+
+
+async def test_ideas_for_change_are_kept_without_names_and_withheld_until_three_pairs_gave_some(
+    scheme: Scheme, infrastructure: Infrastructure
+) -> None:
+    registration, matching = scheme.platform.registration, scheme.matching
+    admin, namespace = bearer(scheme.platform.admin_token), scheme.platform.namespace
+    settings = (await registration.get("/programmes/aimms-mentoring", headers=admin)).json()
+    asking = {k: v for k, v in settings.items() if k != "programme_id"} | {"ideas_for_change": True}
+    assert (await registration.put("/programmes/aimms-mentoring", json=asking, headers=admin)).status_code == 200
+    await register(scheme, "prof", role="mentor", seniority="Professor", capacity=1)
+    mentee = await register(scheme, "amina", role="mentee", seniority="Lecturer")
+    await eventually(lambda: _ok(matching.get(f"/mentees/{mentee}/preferences")))
+    assert (await matching.post("/programmes/aimms-mentoring/rounds", headers=admin)).status_code == 201
+    [pair] = (await matching.get("/pairs", params={"programme_id": "aimms-mentoring"}, headers=admin)).json()
+    for side in ("mentee", "mentor"):
+        await matching.post(f"/pairs/{pair['pair_id']}/answers", json={"side": side, "accept": True})
+    herself = await own_token(scheme, infrastructure, f"amina.{namespace}@demo-university.ac.uk")
+
+    idea = "Publish the criteria for promotion to senior lecturer"
+    ideas = f"/pairs/{pair['pair_id']}/ideas"
+
+    async def recorded() -> bool:  # once matching has read the programme's update
+        return (await matching.post(ideas, json={"text": idea}, headers=herself)).status_code == 204
+
+    await eventually(recorded)
+    problem(await matching.post(ideas, json={"text": "short"}, headers=herself), 422)
+    report = (await matching.get("/programmes/aimms-mentoring/ideas", headers=admin)).json()
+    assert report == {"pairs": 1, "withheld": True, "ideas": []}
+    problem(await matching.get("/programmes/aimms-mentoring/ideas", headers=herself), 403)
+
+    # At rest: the text and the month, and no id of the pair or of anyone in it.
+    client: AsyncMongoClient = AsyncMongoClient(infrastructure.mongodb_uri)
+    try:
+        [stored] = await client[f"{namespace}_matching"]["ideas"].find({}, {"_id": 0}).to_list()
+    finally:
+        await client.close()
+    assert stored["text"] == idea and len(stored["month"]) == 7
+    assert not {pair["pair_id"], pair["mentee_id"], pair["mentor_id"]} & {str(v) for v in stored.values()}

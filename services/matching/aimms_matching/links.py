@@ -28,6 +28,10 @@ class AnswerLinks:
         self._key = key
         self._base = public_url.rstrip("/")
 
+    def pair_token(self, pair_id: str) -> str:
+        """A keyed token of a pair: equal for the same pair, unreadable without the key (ideas for change)."""
+        return sign(self._key, "idea", pair_id)
+
     def page(self, path: str) -> str:
         """Another page of the same site (the portal), e.g. the coordinators' concerns page."""
         return f"{self._base}{path}"

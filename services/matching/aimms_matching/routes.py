@@ -4,12 +4,12 @@ import html
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Query
+from fastapi import APIRouter, Form, Query, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from aimms_matching import use_cases
-from aimms_matching.domain import concerns, rules
+from aimms_matching.domain import concerns, ideas, rules
 from aimms_matching.domain.pairs import Pair
 from aimms_matching.domain.rules import MAX_CHOICES
 from aimms_matching.store import MatchingStore
@@ -597,3 +597,40 @@ async def list_meetings(
 ) -> list[MeetingOut]:
     """The pair's meetings, oldest first; notes only to the pair themselves."""
     return _meetings(await matching.pair_for(caller, pair_id), caller)
+
+
+# -- ideas for change
+
+
+class IdeaIn(BaseModel):
+    """An idea for change the pair proposes (reverse mentoring)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    side: Side | None = Field(default=None, description="Which side records it; implied by a participant's own token.")
+    text: str = Field(min_length=10, max_length=2000)
+
+
+class IdeasReport(BaseModel):
+    """Ideas for change without names, newest month first; withheld until enough pairs contributed."""
+
+    pairs: int = Field(description="Pairs that recorded ideas.")
+    withheld: bool = Field(description=f"Fewer than {ideas.MIN_PAIRS} pairs: no idea is shown, so none is traced.")
+    ideas: list[dict[str, str]]
+
+
+@router.post(
+    "/pairs/{pair_id}/ideas", status_code=204, tags=["ideas for change"], responses=problem_responses(404, 409, 422)
+)
+async def record_idea(
+    pair_id: str, body: IdeaIn, matching: Matching, caller: Principal = require(PARTICIPANTS_WRITE, participant=True)
+) -> Response:
+    """Record an idea for change; it is kept without the pair's or anyone's id."""
+    await matching.record_idea(caller, pair_id, body.side, body.text)
+    return Response(status_code=204)
+
+
+@router.get("/programmes/{programme_id}/ideas", response_model=IdeasReport, tags=["ideas for change"])
+async def ideas_report(programme_id: str, store: Store, caller: Principal = require(ADMIN)) -> IdeasReport:
+    """The programme's ideas for change, for its leads, without names."""
+    return IdeasReport(**ideas.report(await store.ideas(programme_id)))

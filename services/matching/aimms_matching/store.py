@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from aimms_matching.domain.concerns import Concern
+from aimms_matching.domain.ideas import Idea
 from aimms_matching.domain.pairs import OPEN_STATES, Explanation, Meeting, Pair, Timing
 from aimms_matching.domain.rules import Member, ProgrammeRules
 from aimms_shared.contracts.registration import MatchingPolicy
@@ -69,6 +70,7 @@ class MatchingStore:
         self._erased = db["erased"]
         self._concerns = db[CONCERNS]
         self._unplaced = db[UNPLACED]
+        self._ideas = db["ideas"]
 
     async def ensure_indexes(self) -> None:
         """What the directory, rounds and the scheduler look up."""
@@ -78,6 +80,7 @@ class MatchingStore:
             await self._pairs.create_index([(name, ASCENDING)])
         await self._rounds.create_index([("programme_id", ASCENDING)])
         await self._concerns.create_index([("programme_id", ASCENDING), ("raised_at", DESCENDING)])
+        await self._ideas.create_index([("programme_id", ASCENDING)])
 
     # -- programmes
 
@@ -330,6 +333,15 @@ class MatchingStore:
         except DuplicateKeyError:
             return False
         return True
+
+    # -- ideas for change (no pair or person id: see domain/ideas.py)
+
+    async def add_idea(self, idea: Idea) -> None:
+        await self._ideas.insert_one(asdict(idea))
+
+    async def ideas(self, programme_id: str) -> list[Idea]:
+        cursor = self._ideas.find({"programme_id": programme_id}, {"_id": 0})
+        return [Idea(**doc) async for doc in cursor]
 
     # -- concerns
 

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import structlog
 
-from aimms_matching.domain import concerns, engine, pairs, rules
+from aimms_matching.domain import concerns, engine, ideas, pairs, rules
 from aimms_matching.domain.pairs import Explanation, Pair
 from aimms_matching.domain.rules import Member, ProgrammeRules
 from aimms_matching.links import Action, AnswerLinks
@@ -367,6 +367,15 @@ class Matchmaker:
         meeting_id = str(uuid.uuid4())
         return await self._change(
             pair_id, lambda pair: pairs.record_meeting(pair, acting, held_on, notes, utcnow(), meeting_id)
+        )
+
+    async def record_idea(self, caller: Principal, pair_id: str, side: Side | None, text: str) -> None:
+        """An idea for change from a partnership, kept without the pair's or anyone's id."""
+        _, pair = await self._acting_side(caller, pair_id, side)
+        programme = await self._programme(pair.programme_id)
+        token = self.links.pair_token(pair.pair_id)
+        await self._store.add_idea(
+            ideas.record(pair, text, programme_asks=programme.ideas_for_change, pair_token=token, now=utcnow())
         )
 
     async def end(self, pair_id: str, side: Side, reason: EndReason) -> Pair:

@@ -178,7 +178,7 @@ class Apis:
         if response.status_code in (404, 409, 422):
             body = response.json()
             return Refused(body.get("errors") or [{"message": body.get("detail", body.get("title", ""))}])
-        return self._json(response)
+        return None if response.status_code == 204 else self._json(response)
 
     async def _authorised(self, service: str, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
         response = await self._request(service, method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)

@@ -243,7 +243,7 @@ async def resume(
 async def my_page(
     request: Request,
     mine: Mine,
-    saved: Literal["choices", "withdrawn", "meeting", "ended"] | None = None,
+    saved: Literal["choices", "withdrawn", "meeting", "ended", "idea"] | None = None,
     ended: bool = False,
 ) -> HTMLResponse:
     """Her page when her link opened a session; otherwise the form that emails her a link."""
@@ -332,6 +332,21 @@ async def record_meeting(request: Request, pair_id: str, session: HerSession, mi
         failed = {"pair_id": pair_id, "problem": problem, "held_on": held_on, "notes": notes}
         return page(request, "me/page.html", status=422, session=session, me=me, meeting_problem=failed)
     return RedirectResponse(request.url_for("my_page").include_query_params(saved="meeting"), status_code=303)
+
+
+@router.post("/me/ideas/{pair_id}", response_class=HTMLResponse)
+async def record_idea(request: Request, pair_id: str, session: HerSession, mine: Mine) -> Response:
+    """An idea for change: the programme's leads read it without names."""
+    submitted = await request.form()
+    session.check(submitted.get("csrf"))
+    text = str(submitted.get("idea") or "").strip()
+    problem = "Write your idea in a sentence or more." if len(text) < 10 else None
+    problem = problem or await mine.record_idea(session.token, pair_id, text)
+    if problem:
+        me = await mine.page(session.token)
+        failed = {"pair_id": pair_id, "problem": problem, "text": text}
+        return page(request, "me/page.html", status=422, session=session, me=me, idea_problem=failed)
+    return RedirectResponse(request.url_for("my_page").include_query_params(saved="idea"), status_code=303)
 
 
 @router.post("/me/trial-end/{pair_id}", response_class=HTMLResponse)

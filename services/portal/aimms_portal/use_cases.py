@@ -76,6 +76,7 @@ class Overview:
     funnel: dashboard.Funnel
     rounds: list[dashboard.Round]
     meetings: dict[str, Any]  # per partnership that started: partnerships, mean, min, max
+    ideas: dict[str, Any] | None  # ideas for change without names, where the programme collects them
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,10 @@ class Coordinators:
             self._apis.get("matching", f"/programmes/{quote(programme_id, safe='')}/rounds", token),
         )
         funnel = dashboard.funnel(programme_id, pipeline, pairs, survey)
-        return Overview(programme, funnel, dashboard.rounds(reports), pairs.get("meetings") or {})
+        ideas = None
+        if programme.get("ideas_for_change"):
+            ideas = await self._apis.get("matching", f"/programmes/{quote(programme_id, safe='')}/ideas", token)
+        return Overview(programme, funnel, dashboard.rounds(reports), pairs.get("meetings") or {}, ideas)
 
     async def evaluation(self, token: str, programme_id: str) -> Evaluation:
         """The evaluation's tables, roles side by side."""
@@ -289,6 +293,11 @@ class MyProgramme:
         body = {"held_on": held_on, "notes": notes}
         outcome = await self._apis.post("matching", f"/pairs/{quote(pair_id, safe='')}/meetings", token, body)
         return _why(outcome, "The meeting could not be recorded.")
+
+    async def record_idea(self, token: str, pair_id: str, text: str) -> str | None:
+        """An idea for change from her partnership; None, or why it was refused."""
+        outcome = await self._apis.post("matching", f"/pairs/{quote(pair_id, safe='')}/ideas", token, {"text": text})
+        return _why(outcome, "Your idea could not be recorded.")
 
     async def end_after_trial(self, token: str, pair_id: str, side: str) -> str | None:
         """She ends the partnership as the trial allows; None, or why not."""

@@ -118,6 +118,9 @@ class _ProgrammeState(Event):
         default=False,
         description="Takes interest from people whose institution is not onboarded (the scheme's tenancy).",
     )
+    ideas_for_change: bool = Field(
+        default=False, description="Pairs record ideas for change, reported to the programme's leads anonymously."
+    )
 
 
 @contract

@@ -25,6 +25,7 @@ class ProgrammeRules:
     term: str
     follow_up_after: str
     matching: MatchingPolicy = MatchingPolicy()
+    ideas_for_change: bool = False  # pairs record ideas for change (reverse mentoring)
 
     def rank(self, seniority: str) -> int:
         """A level's position on the scale (0 = most junior); unknown levels count as most junior."""

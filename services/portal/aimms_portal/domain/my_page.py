@@ -70,6 +70,7 @@ class MyPage:
     may_choose: bool  # a mentee not yet proposed to anyone: her top three can still change
     mentors: list[Mentor]
     choices: list[str]  # mentors' ids, best first; "" where a place in the three is empty
+    ideas_for_change: bool = False  # the programme asks pairs for ideas for change (reverse mentoring)
 
 
 def my_page(
@@ -102,6 +103,7 @@ def my_page(
         may_choose=active and is_mentee and not any(p["state"] in OPEN_STATES for p in mentees_pairs),
         mentors=[_mentor(entry, names, schools) for entry in directory if entry["participant_id"] != pid],
         choices=(list(choices) + [""] * MAX_CHOICES)[:MAX_CHOICES],
+        ideas_for_change=bool(programme and programme.get("ideas_for_change")),
     )
 
 

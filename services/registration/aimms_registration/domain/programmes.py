@@ -50,6 +50,8 @@ class Programme:
     description: str = ""  # what it is, as its welcome email introduces it
     # Interest from people whose institution is not onboarded is taken under the scheme's own tenancy.
     open_to_non_members: bool = False
+    # Reverse mentoring: pairs record ideas for change, which its leads read without names.
+    ideas_for_change: bool = False
     version: int = 1
 
     def offers(self, role: str) -> bool:

@@ -58,6 +58,11 @@ class ProgrammeSettings(BaseModel):
         description="Take interest, on the scheme's own page, from people whose institution is not onboarded; "
         "they are held under the scheme's own tenancy (institution 'scheme') and registered by coordinators.",
     )
+    ideas_for_change: bool = Field(
+        default=False,
+        description="Pairs record ideas for change (reverse mentoring), which the programme's leads read without "
+        "names, once at least three pairs have recorded some.",
+    )
 
     def to_domain(self, programme_id: str) -> Programme:
         settings = {name: getattr(self, name) for name in ProgrammeSettings.model_fields}
