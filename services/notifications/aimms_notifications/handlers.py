@@ -53,13 +53,8 @@ def subscriptions(
     """Notifications' subscriptions: events queue messages; registration's events keep the read models."""
     table = Subscriptions()
 
-    # Idempotent: a notification's id is derived from the event, so a second run queues nothing, and the
-    # proposals read model only records what the event says (closed proposals refuse being reopened).
-    @table.on(*MESSAGES, idempotent=True)
-    async def send_messages(event: Event, envelope: Envelope) -> None:
-        if type(event) in PROPOSALS:
-            await PROPOSALS[type(event)](store, event, envelope)
-        notifications = MESSAGES[type(event)](event, envelope)
+    async def send(notifications: list[messages.Notification]) -> None:
+        """Queue them and hand them to the delivery worker at once."""
         queued = await use_cases.queue(
             store,
             notifications,
@@ -69,6 +64,15 @@ def subscriptions(
         )
         deliveries.hand(queued)
 
+    # Idempotent: a notification's id is derived from the event, so a second run queues nothing, and the
+    # proposals read model only records what the event says (closed proposals refuse being reopened).
+    @table.on(*MESSAGES, idempotent=True)
+    async def send_messages(event: Event, envelope: Envelope) -> None:
+        if type(event) in PROPOSALS:
+            await PROPOSALS[type(event)](store, event, envelope)
+        notifications = MESSAGES[type(event)](event, envelope)
+        await send(notifications)
+
     # Idempotent like the rest: the alerts' ids derive from the event and each address.
     @table.on(*ALERTS, idempotent=True)
     async def alert_coordinators(event: m.ConcernRaised | m.MenteeUnplaced, envelope: Envelope) -> None:
@@ -77,14 +81,7 @@ def subscriptions(
         must_reach = isinstance(event, m.ConcernRaised)
         coordinators = await use_cases.coordinators_of(store, event.programme_id, required=must_reach)
         notifications = ALERTS[type(event)](event, envelope, coordinators)
-        queued = await use_cases.queue(
-            store,
-            notifications,
-            message_id_domain=settings.message_id_domain,
-            details_wait_seconds=settings.details_wait_seconds,
-            lease=timedelta(seconds=settings.lease_seconds),
-        )
-        deliveries.hand(queued)
+        await send(notifications)
 
     @table.on(m.MatchAccepted, idempotent=True)  # adds a side to a set
     async def track_answer(event: m.MatchAccepted, envelope: Envelope) -> None:

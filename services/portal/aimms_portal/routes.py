@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 
 from aimms_portal.apis import SignInRefused
 from aimms_portal.domain.forms import Form
-from aimms_portal.sessions import COORDINATORS, JOINING, PARTICIPANT, NoSession, Session
+from aimms_portal.sessions import COORDINATORS, JOINING, PARTICIPANT, Area, NoSession, Session
 from aimms_portal.use_cases import Answered, Coordinators, Joining, MyProgramme, Proposals, Questionnaires, Replied
 from aimms_shared.http import from_state
 
@@ -24,6 +24,21 @@ HerSession = Annotated[Session, Depends(PARTICIPANT.current)]
 def page(request: Request, template: str, status: int = 200, **context: object) -> HTMLResponse:
     """A template rendered as a whole page."""
     return request.app.state.templates.TemplateResponse(request, template, context, status_code=status)
+
+
+def form_page(area: Area, request: Request, template: str, status: int = 200, **context: object) -> HTMLResponse:
+    """A page whose form opens a session (or needs none): its CSRF token also in the area's form cookie."""
+    csrf = area.form_csrf(request)
+    response = page(request, template, status=status, csrf=csrf, **context)
+    area.keep_form_csrf(request, response, csrf)
+    return response
+
+
+def signed_out(area: Area, request: Request) -> Response:
+    """The session closed, and back to the area's entry page."""
+    response = RedirectResponse(request.url_for(area.entry), status_code=303)
+    area.close(request, response)
+    return response
 
 
 @router.get("/surveys/{token}", response_class=HTMLResponse)
@@ -93,18 +108,13 @@ async def sign_in(request: Request, coordinating: Coordinating) -> Response:
 
 
 def _sign_in_page(request: Request, status: int = 200, **context: object) -> HTMLResponse:
-    csrf = COORDINATORS.form_csrf(request)
-    response = page(request, "coordinators/sign_in.html", status=status, csrf=csrf, **context)
-    COORDINATORS.keep_form_csrf(request, response, csrf)
-    return response
+    return form_page(COORDINATORS, request, "coordinators/sign_in.html", status, **context)
 
 
 @router.post("/coordinators/sign-out")
 async def sign_out(request: Request, session: SignedIn) -> Response:
     session.check((await request.form()).get("csrf"))
-    response = RedirectResponse(request.url_for("sign_in_form"), status_code=303)
-    COORDINATORS.close(request, response)
-    return response
+    return signed_out(COORDINATORS, request)
 
 
 @router.get("/coordinators", response_class=HTMLResponse)
@@ -267,19 +277,13 @@ async def ask_for_link(request: Request, mine: Mine) -> HTMLResponse:
 
 
 def _ask_page(request: Request, status: int = 200, **context: object) -> HTMLResponse:
-    csrf = PARTICIPANT.form_csrf(request)
-    response = page(request, "me/ask.html", status=status, csrf=csrf, **context)
-    PARTICIPANT.keep_form_csrf(request, response, csrf)
-    return response
+    return form_page(PARTICIPANT, request, "me/ask.html", status, **context)
 
 
 @router.get("/me/links/{secret}", response_class=HTMLResponse)
 async def link(request: Request, secret: str) -> HTMLResponse:
     """The page her emailed link opens: one button uses the link up (a mail scanner opens nothing)."""
-    csrf = PARTICIPANT.form_csrf(request)
-    response = page(request, "me/open.html", csrf=csrf, secret=secret)
-    PARTICIPANT.keep_form_csrf(request, response, csrf)
-    return response
+    return form_page(PARTICIPANT, request, "me/open.html", secret=secret)
 
 
 @router.post("/me/links/{secret}")
@@ -400,9 +404,7 @@ async def export(session: HerSession, mine: Mine) -> Response:
 @router.post("/me/sign-out")
 async def leave(request: Request, session: HerSession) -> Response:
     session.check((await request.form()).get("csrf"))
-    response = RedirectResponse(request.url_for("my_page"), status_code=303)
-    PARTICIPANT.close(request, response)
-    return response
+    return signed_out(PARTICIPANT, request)
 
 
 # -- the scheme's own page, for people whose institution is not a member
@@ -427,10 +429,7 @@ async def join(request: Request, programme_id: str, joins: Joins) -> HTMLRespons
 
 
 def _join_page(request: Request, programme: dict[str, object], status: int = 200, **context: object) -> HTMLResponse:
-    csrf = JOINING.form_csrf(request)
-    response = page(request, "join.html", status=status, csrf=csrf, programme=programme, **context)
-    JOINING.keep_form_csrf(request, response, csrf)
-    return response
+    return form_page(JOINING, request, "join.html", status, programme=programme, **context)
 
 
 @router.get("/", response_class=HTMLResponse)
