@@ -45,6 +45,7 @@ PROBLEM_TEXT = {
     404: "Not found (or not yours to see)",
     409: "Conflicts with the current state, or names something not known here yet (then with Retry-After)",
     410: "The link is unknown, used or expired (indistinguishable on purpose)",
+    429: "Too many requests from this caller: try again after Retry-After seconds",
     422: "Invalid input: each field and the rule it breaks",
 }
 

@@ -118,3 +118,14 @@ async def test_her_link_opens_her_own_records_once_and_nobody_elses(
 
 async def _ok(response: Any) -> bool:
     return (await response).status_code == 200
+
+
+async def test_asking_for_links_again_and_again_is_refused_for_a_while(scheme: Scheme) -> None:
+    registration = scheme.platform.registration
+    answers = [
+        await registration.post("/page-links", json={"email": f"n{n}@example.org"}, headers={"Authorization": ""})
+        for n in range(11)
+    ]
+    assert [a.status_code for a in answers[:10]] == [202] * 10
+    refused = problem(answers[10], 429)
+    assert refused["type"] == "/problems/rate-limited" and int(answers[10].headers["Retry-After"]) >= 1

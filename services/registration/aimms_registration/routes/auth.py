@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from aimms_registration import use_cases
 from aimms_registration.routes.deps import Issuer, PagesUrl, Store
 from aimms_shared.http import problem_responses
+from aimms_shared.ratelimit import rate_limit
 
 router = APIRouter(tags=["authentication"])
 
@@ -21,7 +22,7 @@ class TokenOut(BaseModel):
     scope: str
 
 
-@router.post("/oauth/token", response_model=TokenOut, responses=problem_responses(401, 422))
+@router.post("/oauth/token", response_model=TokenOut, responses=problem_responses(401, 422, 429))
 async def token(
     store: Store,
     issuer: Issuer,
@@ -29,6 +30,7 @@ async def token(
     client_id: Annotated[str, Form(min_length=1, max_length=100)],
     client_secret: Annotated[str, Form(min_length=1, max_length=200)],
     scope: Annotated[str | None, Form(description="Space-separated; default: all the client's scopes.")] = None,
+    _: None = rate_limit("oauth-token", per_minute=60, burst=20),  # against guessing secrets
 ) -> TokenOut:
     """Exchange a portal's or an administrator's credentials for a short-lived access token."""
     access_token, scopes = await use_cases.issue_token(
@@ -75,15 +77,19 @@ class PageSessionOut(TokenOut):
     programme_id: str
 
 
-@router.post("/page-links", status_code=202, response_model=PageLinkRequested, responses=problem_responses(422))
-async def request_page_link(body: PageLinkRequest, store: Store, pages_url: PagesUrl) -> PageLinkRequested:
+@router.post("/page-links", status_code=202, response_model=PageLinkRequested, responses=problem_responses(422, 429))
+async def request_page_link(
+    body: PageLinkRequest, store: Store, pages_url: PagesUrl, _: None = rate_limit("page-links", 20, burst=10)
+) -> PageLinkRequested:
     """Email a single-use link to her programme's page, for each active registration under the address."""
     await use_cases.send_page_links(store, str(body.email), pages_url)
     return PageLinkRequested()
 
 
-@router.post("/page-links/session", response_model=PageSessionOut, responses=problem_responses(410, 422))
-async def open_page(body: PageLinkOpen, store: Store, issuer: Issuer) -> PageSessionOut:
+@router.post("/page-links/session", response_model=PageSessionOut, responses=problem_responses(410, 422, 429))
+async def open_page(
+    body: PageLinkOpen, store: Store, issuer: Issuer, _: None = rate_limit("page-sessions", 20, burst=10)
+) -> PageSessionOut:
     """Use up her link for an access token acting for her alone; a used or expired link is gone (410)."""
     access_token, participant = await use_cases.open_page(store, issuer, body.link)
     return PageSessionOut(

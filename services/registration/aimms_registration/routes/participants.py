@@ -18,6 +18,7 @@ from aimms_registration.routes.deps import IdempotencyKey, Slug, Store
 from aimms_shared.auth import ADMIN, PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
 from aimms_shared.errors import RuleBroken
 from aimms_shared.http import problem_responses
+from aimms_shared.ratelimit import rate_limit
 
 router = APIRouter(tags=["participants"])
 
@@ -247,7 +248,11 @@ async def express_interest(
 
 @router.post("/programmes/{programme_id}/interests", **INTEREST_ROUTE)
 async def express_interest_openly(
-    programme_id: Slug, body: OpenInterestIn, store: Store, response: Response
+    programme_id: Slug,
+    body: OpenInterestIn,
+    store: Store,
+    response: Response,
+    _: None = rate_limit("open-interests", 20, burst=10),  # anyone may call it: a bound against floods
 ) -> InterestOut:
     """Interest from the scheme's own page, without a portal: recorded under her member institution when
     her address is at one, otherwise under the scheme's own tenancy, if the programme is open to non-members."""
