@@ -276,6 +276,11 @@ async def eventually(probe: Callable[[], T | Awaitable[T]], *, timeout: float = 
         await asyncio.sleep(interval)
 
 
+async def has_status(pending: Any, status: int = 200) -> bool:
+    """Whether a request (awaited here) answered `status`: for `eventually`."""
+    return (await pending).status_code == status
+
+
 async def read_topic(infra: Infrastructure, topic: str, *, expect: int, timeout: float = 20.0) -> list[Any]:
     """Read a topic from the beginning until `expect` records arrived (or the deadline passed)."""
     consumer = AIOKafkaConsumer(

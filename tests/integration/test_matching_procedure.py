@@ -21,7 +21,17 @@ from aimms_shared.contracts.matching import PAIRS
 from aimms_shared.events import in_namespace
 from aimms_shared.mongo import utcnow
 
-from .conftest import Infrastructure, Scheme, bearer, eventually, read_topic, register, running, service_settings
+from .conftest import (
+    Infrastructure,
+    Scheme,
+    bearer,
+    eventually,
+    has_status,
+    read_topic,
+    register,
+    running,
+    service_settings,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +101,7 @@ async def _procedure(scheme: Scheme, infra: Infrastructure) -> None:
     await eventually(lambda: _equal(directory(), {prof, reader, senior}))
     for mentee, choices, portal in ((amina, [prof, reader], {}), (bisi, [prof], northgate)):
         await eventually(
-            lambda mentee=mentee, portal=portal: _status(
+            lambda mentee=mentee, portal=portal: has_status(
                 matching.get(f"/mentees/{mentee}/preferences", headers=portal), 200
             )
         )
@@ -260,7 +270,3 @@ async def _all_known(store: MatchingStore, ids: list[str]) -> bool:
 
 async def _equal(pending: Any, expected: set[str]) -> bool:
     return await pending == expected
-
-
-async def _status(pending: Any, status: int) -> bool:
-    return (await pending).status_code == status

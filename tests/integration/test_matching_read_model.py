@@ -8,7 +8,7 @@ import pytest
 from aimms_shared.contracts.matching import PREFERENCES
 from aimms_shared.events import in_namespace
 
-from .conftest import Infrastructure, Scheme, bearer, eventually, read_topic, register
+from .conftest import Infrastructure, Scheme, bearer, eventually, has_status, read_topic, register
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +104,7 @@ async def test_withdrawal_and_erasure_reach_the_read_model(scheme: Scheme) -> No
     await scheme.platform.registration.delete(f"/participants/{mentee}")
 
     await eventually(lambda: _when(directory_ids(scheme), set()))
-    await eventually(lambda: _status(scheme.matching.get(f"/mentees/{mentee}/preferences"), 404))
+    await eventually(lambda: has_status(scheme.matching.get(f"/mentees/{mentee}/preferences"), 404))
 
 
 async def _when(pending: Any, expected: set[str]) -> bool:
@@ -113,7 +113,3 @@ async def _when(pending: Any, expected: set[str]) -> bool:
 
 async def _ok(pending: Any) -> bool:
     return (await pending).status_code == 200
-
-
-async def _status(pending: Any, status: int) -> bool:
-    return (await pending).status_code == status

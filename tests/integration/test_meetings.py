@@ -5,7 +5,6 @@ coordinators), and coordinators see how often partnerships met.
 
 import json
 from datetime import date
-from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -13,7 +12,7 @@ from pymongo import AsyncMongoClient
 from aimms_shared.contracts.matching import PAIRS
 from aimms_shared.events import in_namespace
 
-from .conftest import Infrastructure, Scheme, bearer, eventually, read_topic, register
+from .conftest import Infrastructure, Scheme, bearer, eventually, has_status, read_topic, register
 from .test_page_links import own_token, problem
 
 pytestmark = pytest.mark.integration
@@ -27,7 +26,7 @@ async def test_the_pair_records_meetings_their_notes_stay_theirs_and_coordinator
     matching, admin, namespace = scheme.matching, bearer(scheme.platform.admin_token), scheme.platform.namespace
     await register(scheme, "prof", role="mentor", seniority="Professor", capacity=1)
     mentee = await register(scheme, "amina", role="mentee", seniority="Lecturer")
-    await eventually(lambda: _ok(matching.get(f"/mentees/{mentee}/preferences")))
+    await eventually(lambda: has_status(matching.get(f"/mentees/{mentee}/preferences")))
     assert (await matching.post("/programmes/aimms-mentoring/rounds", headers=admin)).status_code == 201
     [pair] = (await matching.get("/pairs", params={"programme_id": "aimms-mentoring"}, headers=admin)).json()
     meetings = f"/pairs/{pair['pair_id']}/meetings"
@@ -67,10 +66,6 @@ async def test_the_pair_records_meetings_their_notes_stay_theirs_and_coordinator
     assert not any(NOTES.encode() in r.value for r in records)
 
 
-async def _ok(request: Any) -> bool:
-    return (await request).status_code == 200
-
-
 async def test_ideas_for_change_are_kept_without_names_and_withheld_until_three_pairs_gave_some(
     scheme: Scheme, infrastructure: Infrastructure
 ) -> None:
@@ -81,7 +76,7 @@ async def test_ideas_for_change_are_kept_without_names_and_withheld_until_three_
     assert (await registration.put("/programmes/aimms-mentoring", json=asking, headers=admin)).status_code == 200
     await register(scheme, "prof", role="mentor", seniority="Professor", capacity=1)
     mentee = await register(scheme, "amina", role="mentee", seniority="Lecturer")
-    await eventually(lambda: _ok(matching.get(f"/mentees/{mentee}/preferences")))
+    await eventually(lambda: has_status(matching.get(f"/mentees/{mentee}/preferences")))
     assert (await matching.post("/programmes/aimms-mentoring/rounds", headers=admin)).status_code == 201
     [pair] = (await matching.get("/pairs", params={"programme_id": "aimms-mentoring"}, headers=admin)).json()
     for side in ("mentee", "mentor"):

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Infrastructure, Scheme, bearer, eventually, mails_to, register
+from .conftest import Infrastructure, Scheme, bearer, eventually, has_status, mails_to, register
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ async def test_her_link_opens_her_own_records_once_and_nobody_elses(
     assert programme.status_code == 200 and programme.json()["term"]
     profiles = await registration.get("/mentor-profiles", params={"programme_id": "aimms-mentoring"}, headers=herself)
     assert [p["participant_id"] for p in profiles.json()] == [mentor]
-    await eventually(lambda: _ok(matching.get(f"/mentees/{amina}/preferences", headers=herself)))
+    await eventually(lambda: has_status(matching.get(f"/mentees/{amina}/preferences", headers=herself)))
     chosen = await matching.put(f"/mentees/{amina}/preferences", json={"choices": [mentor]}, headers=herself)
     assert chosen.status_code == 200, chosen.text
     assert (await matching.get("/pairs", headers=herself)).json() == []
@@ -114,10 +114,6 @@ async def test_her_link_opens_her_own_records_once_and_nobody_elses(
     await registration.post("/page-links", json={"email": address})
     await asyncio.sleep(3)
     assert page_links_in(infrastructure, address) == [secret]
-
-
-async def _ok(response: Any) -> bool:
-    return (await response).status_code == 200
 
 
 async def test_asking_for_links_again_and_again_is_refused_for_a_while(scheme: Scheme) -> None:

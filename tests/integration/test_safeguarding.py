@@ -5,11 +5,9 @@ never told, and the coordinators pause, resume and end the pair.
 Registration, matching and notifications run in-process against the real broker, store and SMTP sink.
 """
 
-from typing import Any
-
 import pytest
 
-from .conftest import Infrastructure, Scheme, bearer, eventually, mails_to, register
+from .conftest import Infrastructure, Scheme, bearer, eventually, has_status, mails_to, register
 from .test_notifications_flow import subjects
 from .test_page_links import own_token, problem
 
@@ -33,7 +31,7 @@ async def test_a_concern_reaches_the_coordinators_alone_who_pause_resume_and_end
     mentee = await register(scheme, "amina", role="mentee", seniority="Lecturer")
     mentee_address = f"amina.{namespace}@demo-university.ac.uk"
     mentor_address = f"prof.{namespace}@demo-university.ac.uk"
-    await eventually(lambda: _ok(matching.get(f"/mentees/{mentee}/preferences")))
+    await eventually(lambda: has_status(matching.get(f"/mentees/{mentee}/preferences")))
     assert (await matching.post("/programmes/aimms-mentoring/rounds", headers=admin)).status_code == 201
     [pair] = (await matching.get("/pairs", params={"programme_id": "aimms-mentoring"}, headers=admin)).json()
     assert (pair["mentee_id"], pair["mentor_id"]) == (mentee, mentor)
@@ -96,7 +94,3 @@ async def test_a_concern_reaches_the_coordinators_alone_who_pause_resume_and_end
 
 def _has(infra: Infrastructure, address: str, words: str) -> bool:
     return any(words in subject for subject in subjects(infra, address))
-
-
-async def _ok(request: Any) -> bool:
-    return (await request).status_code == 200

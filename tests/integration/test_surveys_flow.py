@@ -26,7 +26,17 @@ from aimms_shared.mongo import utcnow
 from aimms_surveys.app import create_app as create_surveys
 from aimms_surveys.settings import SurveysSettings
 
-from .conftest import Infrastructure, Platform, bearer, eventually, read_topic, running, service_settings, verifier_of
+from .conftest import (
+    Infrastructure,
+    Platform,
+    bearer,
+    eventually,
+    has_status,
+    read_topic,
+    running,
+    service_settings,
+    verifier_of,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -183,7 +193,7 @@ async def test_only_those_in_the_evaluation_are_asked_and_an_invitation_waits_fo
 
     await surveys.in_evaluation("mentee-8", included=False)  # she withdrew her consent: her link stops working
     [link] = await surveys.links_for("mentee-8", expect=2)
-    await eventually(lambda: _status(surveys.http.get(f"/surveys/{token_of(link)}"), 410))
+    await eventually(lambda: has_status(surveys.http.get(f"/surveys/{token_of(link)}"), 410))
     await surveys.publish(six_months("mentee-8", "mentor-8"))
     await surveys.publish(six_months("mentee-7", "mentor-7"))
     follow_up = await surveys.links_for("mentee-7", expect=3)
@@ -286,7 +296,7 @@ async def test_the_follow_up_goes_to_both_with_bounded_reminders_then_the_link_e
     assert form.status_code == 200 and form.json()["role"] == "mentor"
     assert (await surveys.http.get(f"/surveys/{token_of(first_link)}")).status_code == 200  # earlier links still work
 
-    await eventually(lambda: _status(surveys.http.get(f"/surveys/{token_of(first_link)}"), 410), timeout=25)
+    await eventually(lambda: has_status(surveys.http.get(f"/surveys/{token_of(first_link)}"), 410), timeout=25)
     await eventually(lambda: _statuses(surveys, {"expired"}), timeout=10)
 
 
@@ -303,8 +313,8 @@ async def test_withdrawal_voids_her_open_invitations_and_erasure_leaves_nothing_
         reg.ParticipantErased(participant_id="mentor-4", programme_id=PROGRAMME, institution_id="northgate")
     )
 
-    await eventually(lambda: _status(surveys.http.get(f"/surveys/{token_of(mentee_link)}"), 410))
-    await eventually(lambda: _status(surveys.http.get(f"/surveys/{token_of(mentor_link)}"), 410))
+    await eventually(lambda: has_status(surveys.http.get(f"/surveys/{token_of(mentee_link)}"), 410))
+    await eventually(lambda: has_status(surveys.http.get(f"/surveys/{token_of(mentor_link)}"), 410))
     await eventually(lambda: _erased(surveys, "mentor-4"))
     statuses = {i["participant_id"]: i["status"] for i in await surveys.stored("invitations")}
     assert statuses["mentee-4"] == "voided"
@@ -402,10 +412,6 @@ async def test_coordinators_revise_a_questionnaire_as_a_new_version(surveys: Sur
     [link] = await surveys.links_for("mentee-6", expect=2)
     form = (await surveys.http.get(f"/surveys/{token_of(link)}")).json()
     assert form["version"] == 2 and form["items"][-1]["id"] == "heard_from"
-
-
-async def _status(pending: Any, status: int) -> bool:
-    return (await pending).status_code == status
 
 
 async def _statuses(surveys: Surveys, expected: set[str]) -> bool:

@@ -288,11 +288,12 @@ class Matchmaker:
 
     async def _acting_side(self, caller: Principal, pair_id: str, side: Side | None) -> tuple[Side, Pair]:
         """The side the caller acts for: a participant's own, or the one her portal names."""
-        if caller.is_participant:
+        if caller.is_participant:  # her own pair, on whichever side she is: read once
             pair = await self._store.pair(pair_id)
-            side = next((s for s in pairs.SIDES if pair and pair.participant(s) == caller.participant_id), None)
-            if side is None:
+            own = next((s for s in pairs.SIDES if pair and pair.participant(s) == caller.participant_id), None)
+            if pair is None or own is None:
                 raise Missing("pair_id", "own-pair", f"no pair '{pair_id}' of yours")
+            return own, pair
         if side is None:
             raise RuleBroken("side", "required", "say which side of the pair acts")
         return side, await self.pair_for(caller, pair_id, side)

@@ -25,6 +25,16 @@ class Refused:
 
     errors: list[dict[str, str]] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, response: httpx.Response) -> "Refused":
+        """A problem+json answer's reasons: each field's, or else the problem's detail."""
+        body = response.json()
+        return cls(list(body.get("errors") or []) or [{"message": body.get("detail", body.get("title", ""))}])
+
+
+# What an API answers when it refuses a request for a reason the page can show.
+REFUSALS = (404, 409, 422)
+
 
 class LinkApi:
     """A service's routes where the token of an emailed link is the only credential."""
@@ -127,11 +137,7 @@ class Apis:
 
     async def ask_for_page_link(self, email: str) -> Refused | None:
         """Registration emails her a link to her page (if the address is registered; it never says)."""
-        response = await self._request("registration", "POST", "/page-links", json={"email": email})
-        if response.status_code == 422:
-            return Refused(list(response.json().get("errors") or []))
-        self._checked(response)
-        return None
+        return self._refused(await self._request("registration", "POST", "/page-links", json={"email": email}))
 
     async def open_page(self, secret: str) -> tuple[str, int]:
         """Her emailed link used up for an access token acting for her alone, and how long it lasts."""
@@ -150,12 +156,7 @@ class Apis:
     async def express_interest_openly(self, programme_id: str, interest: dict[str, str]) -> Refused | None:
         """Her interest, from the scheme's own page; refused with the API's reasons."""
         path = f"/programmes/{quote(programme_id, safe='')}/interests"
-        response = await self._request("registration", "POST", path, json=interest)
-        if response.status_code in (404, 409, 422):
-            body = response.json()
-            return Refused(body.get("errors") or [{"message": body.get("detail", "")}])
-        self._checked(response)
-        return None
+        return self._refused(await self._request("registration", "POST", path, json=interest))
 
     async def get(self, service: str, path: str, token: str, **params: Any) -> Any:
         """A read, as JSON."""
@@ -175,10 +176,16 @@ class Apis:
 
     async def _act(self, service: str, method: str, path: str, token: str, body: Any) -> Any | Refused:
         response = await self._authorised(service, method, path, token, json=body)
-        if response.status_code in (404, 409, 422):
-            body = response.json()
-            return Refused(body.get("errors") or [{"message": body.get("detail", body.get("title", ""))}])
+        if response.status_code in REFUSALS:
+            return Refused.of(response)
         return None if response.status_code == 204 else self._json(response)
+
+    def _refused(self, response: httpx.Response) -> Refused | None:
+        """An action answering nothing: None when done, or the API's reasons."""
+        if response.status_code in REFUSALS:
+            return Refused.of(response)
+        self._checked(response)
+        return None
 
     async def _authorised(self, service: str, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
         response = await self._request(service, method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)

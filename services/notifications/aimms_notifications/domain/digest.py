@@ -4,7 +4,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from aimms_notifications.domain.messages import DIGEST, SIDES, Notification, notification_id
+from aimms_notifications.domain.messages import DIGEST, SIDES, Notification, to_coordinators
 from aimms_shared.contracts.matching import (
     Side,
 )
@@ -103,7 +103,6 @@ def digest(
     by_deadline = sorted(proposals, key=lambda p: (p.reply_by, p.pair_id))
     latest_first = sorted(failures, key=lambda f: f.failed_at, reverse=True)
     context = {
-        "name": "coordinator",
         "programme_name": programme_name,
         "digest_date": slot,
         "built_at": built_at,
@@ -132,15 +131,4 @@ def digest(
             for f in latest_first[:DIGEST_ROWS]
         ],
     }
-    return [
-        Notification(
-            notification_id=notification_id(source, address, DIGEST),
-            template=DIGEST,
-            source_event_id=source,
-            programme_id=config.programme_id,
-            recipient_email=address,
-            recipient_name="",
-            context=context,
-        )
-        for address in config.recipients
-    ]
+    return to_coordinators(source, DIGEST, config.programme_id, config.recipients, **context)

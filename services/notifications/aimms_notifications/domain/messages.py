@@ -319,25 +319,32 @@ def match_resumed(event: MatchResumed, envelope: Envelope) -> list[Notification]
 
 def concern_raised(event: ConcernRaised, envelope: Envelope, coordinators: tuple[str, ...]) -> list[Notification]:
     """The alert to each of the programme's coordinators: where to read the concern, never what it says."""
-    return _to_coordinators(
-        envelope, CONCERN_RAISED, event.programme_id, coordinators, asks=event.asks, review_url=event.review_url
+    return to_coordinators(
+        str(envelope.event_id),
+        CONCERN_RAISED,
+        event.programme_id,
+        coordinators,
+        asks=event.asks,
+        review_url=event.review_url,
     )
 
 
 def mentee_unplaced(event: MenteeUnplaced, envelope: Envelope, coordinators: tuple[str, ...]) -> list[Notification]:
     """The coordinators hear that a mentee waits with no place that fits her, and where to propose one."""
-    return _to_coordinators(envelope, MENTEE_UNPLACED, event.programme_id, coordinators, waiting_url=event.waiting_url)
+    return to_coordinators(
+        str(envelope.event_id), MENTEE_UNPLACED, event.programme_id, coordinators, waiting_url=event.waiting_url
+    )
 
 
-def _to_coordinators(
-    envelope: Envelope, template: str, programme_id: str, coordinators: tuple[str, ...], **context: Any
+def to_coordinators(
+    source_event_id: str, template: str, programme_id: str, coordinators: tuple[str, ...], **context: Any
 ) -> list[Notification]:
-    event_id = str(envelope.event_id)
+    """One message to each of a programme's coordinators, addressed directly (they are not participants)."""
     return [
         Notification(
-            notification_id=notification_id(event_id, address, template),
+            notification_id=notification_id(source_event_id, address, template),
             template=template,
-            source_event_id=event_id,
+            source_event_id=source_event_id,
             programme_id=programme_id,
             recipient_email=address,
             recipient_name="",
