@@ -47,10 +47,19 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    event_type: ClassVar[str]
+    event_type: ClassVar[str]  # on the wire: the class name
     schema_version: ClassVar[int] = 1
     topic: ClassVar[Topic]
-    key_field: ClassVar[str]
+    key_field: ClassVar[str]  # the field whose value is the message key
+
+    def __init_subclass__(cls, *, topic: Topic | None = None, key: str | None = None, **kwargs: Any) -> None:
+        """`class MatchEnded(Event, topic=PAIRS, key="pair_id")`: a contract's layout in its first line."""
+        super().__init_subclass__(**kwargs)
+        cls.event_type = cls.__name__
+        if topic is not None:
+            cls.topic = topic
+        if key is not None:
+            cls.key_field = key
 
     def key(self) -> str:
         """The message key: the aggregate id, so one aggregate's events stay in order."""

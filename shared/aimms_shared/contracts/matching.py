@@ -1,7 +1,7 @@
 """Events the matching service produces."""
 
 from datetime import date
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -11,12 +11,8 @@ PREFERENCES = Topic("matching.preferences")
 
 
 @contract
-class MentorPreferencesSubmitted(Event):
+class MentorPreferencesSubmitted(Event, topic=PREFERENCES, key="mentee_id"):
     """A mentee named (or changed) her ranked mentor choices, at most three."""
-
-    event_type: ClassVar[str] = "MentorPreferencesSubmitted"
-    topic: ClassVar[Topic] = PREFERENCES
-    key_field: ClassVar[str] = "mentee_id"
 
     mentee_id: str
     programme_id: str
@@ -38,10 +34,7 @@ class ProposalLinks(BaseModel):
     decline: str
 
 
-class _PairEvent(Event):
-    topic: ClassVar[Topic] = PAIRS
-    key_field: ClassVar[str] = "pair_id"
-
+class _PairEvent(Event, topic=PAIRS, key="pair_id"):
     pair_id: str
     programme_id: str
     mentee_id: str
@@ -51,8 +44,6 @@ class _PairEvent(Event):
 @contract
 class MatchProposed(_PairEvent):
     """A mentor was proposed to a mentee; both are asked to accept or decline by `reply_by`."""
-
-    event_type: ClassVar[str] = "MatchProposed"
 
     mentee_institution_id: str
     mentor_institution_id: str
@@ -79,8 +70,6 @@ class MatchProposed(_PairEvent):
 class MatchProposalReminder(_PairEvent):
     """A proposal is still unanswered by the sides named; it expires at `reply_by`."""
 
-    event_type: ClassVar[str] = "MatchProposalReminder"
-
     awaiting: list[Side]
     reply_by: AwareDatetime
     mentee_links: ProposalLinks
@@ -91,16 +80,12 @@ class MatchProposalReminder(_PairEvent):
 class MatchAccepted(_PairEvent):
     """One side accepted the proposal."""
 
-    event_type: ClassVar[str] = "MatchAccepted"
-
     side: Side
 
 
 @contract
 class MatchDeclined(_PairEvent):
     """A side declined (or let the proposal expire): the pair is never proposed again."""
-
-    event_type: ClassVar[str] = "MatchDeclined"
 
     side: Side | None = Field(description="Who declined; null when neither answered before it expired.")
     expired: bool = False
@@ -110,8 +95,6 @@ class MatchDeclined(_PairEvent):
 @contract
 class MentoringStarted(_PairEvent):
     """Both accepted: the partnership starts; the first meeting is a trial."""
-
-    event_type: ClassVar[str] = "MentoringStarted"
 
     mentee_institution_id: str
     mentor_institution_id: str
@@ -128,8 +111,6 @@ class SixMonthsElapsed(_PairEvent):
     Raised for every partnership that started, also one that ended early: the evaluation asks them all.
     """
 
-    event_type: ClassVar[str] = "SixMonthsElapsed"
-
     started_at: AwareDatetime
     follow_up_at: AwareDatetime
     still_mentoring: bool = Field(default=True, description="False when the partnership ended before this point.")
@@ -139,8 +120,6 @@ class SixMonthsElapsed(_PairEvent):
 class MentoringTermEnded(_PairEvent):
     """The term is over: both are asked to extend or conclude by `reply_by`; silence concludes it."""
 
-    event_type: ClassVar[str] = "MentoringTermEnded"
-
     term_ended_at: AwareDatetime
     reply_by: AwareDatetime
 
@@ -148,8 +127,6 @@ class MentoringTermEnded(_PairEvent):
 @contract
 class MatchExtended(_PairEvent):
     """Both agreed to go on for another term."""
-
-    event_type: ClassVar[str] = "MatchExtended"
 
     term_ends_at: AwareDatetime
 
@@ -162,8 +139,6 @@ EndReason = Literal["trial", "abandoned", "completed", "withdrawn", "coordinator
 class MatchEnded(_PairEvent):
     """A proposal or partnership ended; the mentor's place is free again."""
 
-    event_type: ClassVar[str] = "MatchEnded"
-
     reason: EndReason
     stage: Literal["proposal", "mentoring"]
     ended_by: Side | None = None
@@ -173,21 +148,15 @@ class MatchEnded(_PairEvent):
 class MatchPaused(_PairEvent):
     """Coordinators paused a proposal or partnership: nothing is asked of either side until resumed."""
 
-    event_type: ClassVar[str] = "MatchPaused"
-
 
 @contract
 class MatchResumed(_PairEvent):
     """Coordinators resumed a paused proposal or partnership."""
 
-    event_type: ClassVar[str] = "MatchResumed"
-
 
 @contract
 class MeetingRecorded(_PairEvent):
     """A side recorded a meeting of the partnership (never its notes, which stay with the pair)."""
-
-    event_type: ClassVar[str] = "MeetingRecorded"
 
     held_on: date
     meetings: int = Field(description="Meetings recorded so far, this one included.")
@@ -198,16 +167,12 @@ CONCERNS = Topic("matching.concerns")
 
 
 @contract
-class ConcernRaised(Event):
+class ConcernRaised(Event, topic=CONCERNS, key="pair_id"):
     """One side of a pair raised a safeguarding concern; the programme's coordinators are told at once.
 
     What she wrote stays in matching's store, for coordinators only: the event says where to read it,
     never what it says, and nothing of it reaches the other side.
     """
-
-    event_type: ClassVar[str] = "ConcernRaised"
-    topic: ClassVar[Topic] = CONCERNS
-    key_field: ClassVar[str] = "pair_id"
 
     concern_id: str
     pair_id: str
@@ -220,16 +185,12 @@ WAITING = Topic("matching.waiting")
 
 
 @contract
-class MenteeUnplaced(Event):
+class MenteeUnplaced(Event, topic=WAITING, key="mentee_id"):
     """Matching tried a waiting mentee one by one and found no mentor with a place free who fits her.
 
     Once per wait (a newcomer, or after each proposal that closed): coordinators are told, and may
     propose a mentor by hand from the waiting list the event links to.
     """
-
-    event_type: ClassVar[str] = "MenteeUnplaced"
-    topic: ClassVar[Topic] = WAITING
-    key_field: ClassVar[str] = "mentee_id"
 
     mentee_id: str
     programme_id: str

@@ -1,7 +1,6 @@
 """Events the notifications service produces. They never carry a message body."""
 
 from datetime import datetime
-from typing import ClassVar
 
 from aimms_shared.events import Event, Topic, contract
 
@@ -9,12 +8,8 @@ DELIVERIES = Topic("notifications.deliveries")
 
 
 @contract
-class NotificationSent(Event):
+class NotificationSent(Event, topic=DELIVERIES, key="notification_id"):
     """The SMTP server accepted a message."""
-
-    event_type: ClassVar[str] = "NotificationSent"
-    topic: ClassVar[Topic] = DELIVERIES
-    key_field: ClassVar[str] = "notification_id"
 
     notification_id: str
     template: str
@@ -23,12 +18,8 @@ class NotificationSent(Event):
 
 
 @contract
-class NotificationFailed(Event):
+class NotificationFailed(Event, topic=DELIVERIES, key="notification_id"):
     """A message could not be delivered and is no longer tried (a coordinator may send it again)."""
-
-    event_type: ClassVar[str] = "NotificationFailed"
-    topic: ClassVar[Topic] = DELIVERIES
-    key_field: ClassVar[str] = "notification_id"
 
     notification_id: str
     template: str

@@ -6,7 +6,7 @@ and ethnicity or age never leave registration's encrypted store.
 """
 
 from datetime import datetime
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
@@ -24,18 +24,13 @@ Role = Literal["mentor", "mentee"]
 SCHEME_TENANCY = "scheme"
 
 
-class _InstitutionEvent(Event):
-    topic: ClassVar[Topic] = INSTITUTIONS
-    key_field: ClassVar[str] = "institution_id"
-
+class _InstitutionEvent(Event, topic=INSTITUTIONS, key="institution_id"):
     institution_id: str
 
 
 @contract
 class InstitutionOnboarded(_InstitutionEvent):
     """A medical school joined the platform; its portal can now be given credentials."""
-
-    event_type: ClassVar[str] = "InstitutionOnboarded"
 
     name: str
     email_domains: list[str]
@@ -45,14 +40,10 @@ class InstitutionOnboarded(_InstitutionEvent):
 class InstitutionSuspended(_InstitutionEvent):
     """The institution may not register anyone until re-activated."""
 
-    event_type: ClassVar[str] = "InstitutionSuspended"
-
 
 @contract
 class InstitutionReactivated(_InstitutionEvent):
     """A suspended institution is active again."""
-
-    event_type: ClassVar[str] = "InstitutionReactivated"
 
 
 def _duration(text: str) -> str:
@@ -97,10 +88,7 @@ class MatchingPolicy(BaseModel):
     trial_period: IsoDuration = Field(default="P1M", description="Either side may end the match freely within it.")
 
 
-class _ProgrammeState(Event):
-    topic: ClassVar[Topic] = PROGRAMMES
-    key_field: ClassVar[str] = "programme_id"
-
+class _ProgrammeState(Event, topic=PROGRAMMES, key="programme_id"):
     programme_id: str
     name: str
     roles_offered: list[Role]
@@ -127,23 +115,15 @@ class _ProgrammeState(Event):
 class ProgrammeOpened(_ProgrammeState):
     """A programme was created; its full settings."""
 
-    event_type: ClassVar[str] = "ProgrammeOpened"
-
 
 @contract
 class ProgrammeUpdated(_ProgrammeState):
     """A programme's settings changed; its full settings as they now are."""
 
-    event_type: ClassVar[str] = "ProgrammeUpdated"
-
 
 @contract
-class InterestExpressed(Event):
+class InterestExpressed(Event, topic=INTERESTS, key="interest_id"):
     """Someone eligible asked to join a programme; she is owed the welcome pack and an invitation."""
-
-    event_type: ClassVar[str] = "InterestExpressed"
-    topic: ClassVar[Topic] = INTERESTS
-    key_field: ClassVar[str] = "interest_id"
 
     interest_id: str
     name: str
@@ -155,10 +135,7 @@ class InterestExpressed(Event):
     registration_url: str | None = None
 
 
-class _ParticipantEvent(Event):
-    topic: ClassVar[Topic] = PARTICIPANTS
-    key_field: ClassVar[str] = "participant_id"
-
+class _ParticipantEvent(Event, topic=PARTICIPANTS, key="participant_id"):
     participant_id: str
     programme_id: str
     institution_id: str
@@ -186,7 +163,6 @@ class _Profile(_ParticipantEvent):
 class ParticipantRegistered(_Profile):
     """A participant registered in a programme (no contact details, no special category data)."""
 
-    event_type: ClassVar[str] = "ParticipantRegistered"
     registered_at: datetime
     in_evaluation: bool = Field(default=False, description="She consented to the evaluation and is not excluded.")
 
@@ -195,14 +171,11 @@ class ParticipantRegistered(_Profile):
 class ParticipantProfileUpdated(_Profile):
     """A participant's profile as it now is."""
 
-    event_type: ClassVar[str] = "ParticipantProfileUpdated"
-
 
 @contract
 class MentorCapacityChanged(_ParticipantEvent):
     """How many mentees a mentor will take changed."""
 
-    event_type: ClassVar[str] = "MentorCapacityChanged"
     mentor_capacity: int
 
 
@@ -210,7 +183,6 @@ class MentorCapacityChanged(_ParticipantEvent):
 class EvaluationParticipationChanged(_ParticipantEvent):
     """Whether her answers are sought for the evaluation: she gave or withdrew consent, or coordinators excluded her."""
 
-    event_type: ClassVar[str] = "EvaluationParticipationChanged"
     in_evaluation: bool
 
 
@@ -218,15 +190,12 @@ class EvaluationParticipationChanged(_ParticipantEvent):
 class ParticipantWithdrawn(_ParticipantEvent):
     """She left the programme: cancel her proposals, end her matches, send her nothing more."""
 
-    event_type: ClassVar[str] = "ParticipantWithdrawn"
     reason: str | None = None
 
 
 @contract
 class ParticipantErased(_ParticipantEvent):
     """She asked for erasure: every service deletes what it holds about her."""
-
-    event_type: ClassVar[str] = "ParticipantErased"
 
 
 @contract
@@ -237,21 +206,16 @@ class ParticipantLinkIssued(_ParticipantEvent):
     nobody and carries no contact details.
     """
 
-    event_type: ClassVar[str] = "ParticipantLinkIssued"
     url: str
     expires_at: datetime
 
 
 @contract
-class ParticipantContact(Event):
+class ParticipantContact(Event, topic=CONTACTS, key="participant_id"):
     """How to reach a participant; the latest per participant on a compacted topic.
 
     A tombstone (null value) on the same key replaces it when she is erased.
     """
-
-    event_type: ClassVar[str] = "ParticipantContact"
-    topic: ClassVar[Topic] = CONTACTS
-    key_field: ClassVar[str] = "participant_id"
 
     participant_id: str
     programme_id: str

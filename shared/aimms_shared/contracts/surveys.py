@@ -4,7 +4,7 @@ An invitation names who to ask and carries her single-use link, so notifications
 a completed survey is announced without saying who answered, so responses stay anonymous.
 """
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
@@ -17,10 +17,7 @@ RESPONSES = Topic("surveys.responses")
 Wave = Literal["baseline", "follow_up"]
 
 
-class _InvitationEvent(Event):
-    topic: ClassVar[Topic] = INVITATIONS
-    key_field: ClassVar[str] = "invitation_id"
-
+class _InvitationEvent(Event, topic=INVITATIONS, key="invitation_id"):
     invitation_id: str
     participant_id: str
     programme_id: str
@@ -34,25 +31,17 @@ class _InvitationEvent(Event):
 class SurveyInvitationIssued(_InvitationEvent):
     """She is asked to answer a questionnaire (baseline or follow-up) as mentor or mentee."""
 
-    event_type: ClassVar[str] = "SurveyInvitationIssued"
-
 
 @contract
 class SurveyReminderIssued(_InvitationEvent):
     """Her invitation is still unanswered: the n-th reminder, with a fresh link (earlier links still work)."""
 
-    event_type: ClassVar[str] = "SurveyReminderIssued"
-
     reminder: int = Field(ge=1)
 
 
 @contract
-class SurveyCompleted(Event):
+class SurveyCompleted(Event, topic=RESPONSES, key="programme_id"):
     """Someone answered a questionnaire; deliberately not who, and no answers."""
-
-    event_type: ClassVar[str] = "SurveyCompleted"
-    topic: ClassVar[Topic] = RESPONSES
-    key_field: ClassVar[str] = "programme_id"
 
     programme_id: str
     wave: Wave

@@ -5,7 +5,7 @@ raises. Times come from the programme's durations (captured on the pair when it 
 a programme with a term of seconds runs the whole life in a test without faking any clock.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import Literal
 
@@ -151,19 +151,11 @@ def propose(pair: Pair, now: datetime, links: dict[Side, ProposalLinks]) -> Chan
     if pair.state != "held":
         return pair, []
     proposed = replace(pair, state="proposed", proposed_at=now, reply_by=after(now, pair.timing.reply_within))
-    x = pair.explanation
     event = ev.MatchProposed(
         **_ids(pair),
         mentee_institution_id=pair.mentee_institution_id,
         mentor_institution_id=pair.mentor_institution_id,
-        round=x.round,
-        choice_rank=x.choice_rank,
-        fallback_reason=x.fallback_reason,
-        score=x.score,
-        components=dict(x.components),
-        shared_interests=list(x.shared_interests),
-        seniority_gap=x.seniority_gap,
-        note=x.note,
+        **asdict(pair.explanation),  # the event speaks the explanation's own fields
         reply_by=proposed.reply_by,
         mentee_links=links["mentee"],
         mentor_links=links["mentor"],

@@ -248,21 +248,11 @@ def manual_proposal(
             "mentor_id", "not-declined-before", "these two were proposed before: declined or ended in trial"
         )
     policy = replace(programme.policy(), choices_by_seniority=False)
-    scored = engine.score_pair(programme.as_mentee(mentee, choices), programme.as_mentor(mentor), policy, named=True)
+    as_mentee, as_mentor = programme.as_mentee(mentee, choices), programme.as_mentor(mentor)
+    scored = engine.score_pair(as_mentee, as_mentor, policy, named=True)
     assert scored is not None  # named, with the seniority rule off: always scored
-    return engine.Proposal(
-        mentee_id=mentee.participant_id,
-        mentor_id=mentor.participant_id,
-        round="manual",
-        choice_rank=choices.index(mentor.participant_id) + 1 if mentor.participant_id in choices else None,
-        fallback_reason=None,
-        score=scored.score,
-        components=scored.components,
-        shared_interests=scored.shared_interests,
-        seniority_gap=scored.seniority_gap,
-        mentee_institution=mentee.institution_id,
-        mentor_institution=mentor.institution_id,
-    )
+    rank = choices.index(mentor.participant_id) + 1 if mentor.participant_id in choices else None
+    return engine.proposal_of("manual", as_mentee, as_mentor, scored, rank, None)
 
 
 def _percentile(values: list[float], share: float) -> float | None:

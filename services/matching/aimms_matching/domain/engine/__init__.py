@@ -17,6 +17,7 @@ from aimms_matching.domain.engine.cohort import (
     explain,
     fallback_reason,
     match_cohort,
+    proposal_of,
     rolling_match,
 )
 from aimms_matching.domain.engine.deferred_acceptance import UNMATCHED, deferred_acceptance
@@ -68,6 +69,7 @@ __all__ = [
     "count_blocking_pairs",
     "deferred_acceptance",
     "explain",
+    "proposal_of",
     "fallback_reason",
     "interest_overlap",
     "match_cohort",

@@ -20,7 +20,7 @@ from aimms_matching.domain.engine.model import (
     SkippedChoice,
 )
 from aimms_matching.domain.engine.quality import RoundQuality, assess_round, count_blocking_pairs
-from aimms_matching.domain.engine.scoring import score_pair
+from aimms_matching.domain.engine.scoring import PairScore, score_pair
 
 Exclusions = Collection[tuple[str, str]]  # (mentee_id, mentor_id) pairs never to propose
 
@@ -88,16 +88,29 @@ def explain(
     if pair is None:
         raise ValueError(f"{mentor.participant_id} may not mentor {mentee.participant_id}")
     named_valid = len(mentee.choices) - len(skipped)
+    fallback = None if choice_rank else fallback_reason(len(mentee.choices), skipped, named_valid > 0)
+    return proposal_of(round_name, mentee, mentor, pair, choice_rank, fallback)
+
+
+def proposal_of(
+    round_name: Round,
+    mentee: Mentee,
+    mentor: Mentor,
+    scored: PairScore,
+    choice_rank: int | None,
+    fallback: FallbackReason | None,
+) -> Proposal:
+    """The one way to put a scored pair and its reasons into a proposal (rounds and coordinators alike)."""
     return Proposal(
         mentee_id=mentee.participant_id,
         mentor_id=mentor.participant_id,
         round=round_name,
         choice_rank=choice_rank,
-        fallback_reason=None if choice_rank else fallback_reason(len(mentee.choices), skipped, named_valid > 0),
-        score=pair.score,
-        components=pair.components,
-        shared_interests=pair.shared_interests,
-        seniority_gap=pair.seniority_gap,
+        fallback_reason=fallback,
+        score=scored.score,
+        components=scored.components,
+        shared_interests=scored.shared_interests,
+        seniority_gap=scored.seniority_gap,
         mentee_institution=mentee.institution_id,
         mentor_institution=mentor.institution_id,
     )
