@@ -17,7 +17,7 @@ from aimms_matching.use_cases import Matchmaker
 from aimms_shared.auth import ADMIN, PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
 from aimms_shared.contracts.matching import Side
 from aimms_shared.errors import DomainError
-from aimms_shared.http import from_state, problem_responses
+from aimms_shared.http import View, from_state, problem_responses
 
 router = APIRouter()
 
@@ -25,7 +25,7 @@ router = APIRouter()
 Store = Annotated[MatchingStore, from_state("store")]
 
 
-class Profile(BaseModel):
+class Profile(View):
     """What matching knows of a participant's profile (never her name or contact details)."""
 
     participant_id: str
@@ -35,18 +35,6 @@ class Profile(BaseModel):
     pathway: str
     research_interests: list[str]
     offers: str | None
-
-    @classmethod
-    def of(cls, member: rules.Member) -> "Profile":
-        return cls(
-            participant_id=member.participant_id,
-            institution_id=member.institution_id,
-            job_title=member.job_title,
-            seniority=member.seniority,
-            pathway=member.pathway,
-            research_interests=list(member.research_interests),
-            offers=member.offers,
-        )
 
 
 class DirectoryEntry(Profile):
@@ -95,11 +83,7 @@ async def directory(
         ):
             continue
         capacity, remaining = mentor.mentor_capacity or 0, mentor.places_left
-        entries.append(
-            DirectoryEntry(
-                **Profile.of(mentor).model_dump(), capacity=capacity, remaining_capacity=remaining, full=remaining <= 0
-            )
-        )
+        entries.append(DirectoryEntry.of(mentor, capacity=capacity, remaining_capacity=remaining, full=remaining <= 0))
     return entries
 
 
@@ -157,7 +141,7 @@ class RoundReport(BaseModel):
     residual: dict[str, Any] = Field(description="Quality of the round over places left after it.")
 
 
-class PairOut(BaseModel):
+class PairOut(View):
     """A proposal, or the partnership it became, with why it was proposed."""
 
     pair_id: str
@@ -189,20 +173,8 @@ class PairOut(BaseModel):
     meetings_recorded: int = Field(description="Meetings the pair recorded (their notes stay with the pair).")
 
     @classmethod
-    def of(cls, pair: Pair) -> "PairOut":
-        x = pair.explanation
-        return cls(
-            **{name: getattr(pair, name) for name in cls.model_fields if hasattr(pair, name)},
-            round=x.round,
-            choice_rank=x.choice_rank,
-            fallback_reason=x.fallback_reason,
-            score=x.score,
-            components=x.components,
-            shared_interests=list(x.shared_interests),
-            seniority_gap=x.seniority_gap,
-            note=x.note,
-            meetings_recorded=len(pair.meetings),
-        )
+    def of_pair(cls, pair: Pair) -> "PairOut":
+        return cls.of(pair, pair.explanation, meetings_recorded=len(pair.meetings))
 
 
 class AnswerIn(BaseModel):
@@ -271,14 +243,7 @@ class ManualProposalIn(BaseModel):
 async def waiting(programme_id: str, matching: Matching, caller: Principal = require(ADMIN)) -> list[WaitingOut]:
     """Mentees still waiting for a proposal, longest waiting first, each with why."""
     return [
-        WaitingOut(
-            **Profile.of(w.mentee).model_dump(),
-            joined_at=w.mentee.joined_at,
-            reason=w.reason,
-            explanation=rules.WAITING_REASONS[w.reason],
-            choices=list(w.choices),
-            last_proposed_at=w.last_proposed_at,
-        )
+        WaitingOut.of(w.mentee, w, explanation=rules.WAITING_REASONS[w.reason])
         for w in await matching.waiting(programme_id)
     ]
 
@@ -294,7 +259,7 @@ async def propose_by_hand(
     programme_id: str, body: ManualProposalIn, matching: Matching, caller: Principal = require(ADMIN)
 ) -> PairOut:
     """Propose a pair by hand (MatchProposed, round `manual`); the reason becomes its explanation to both."""
-    return PairOut.of(await matching.propose_by_hand(programme_id, body.mentee_id, body.mentor_id, body.reason))
+    return PairOut.of_pair(await matching.propose_by_hand(programme_id, body.mentee_id, body.mentor_id, body.reason))
 
 
 @router.get("/programmes/{programme_id}/rounds", response_model=list[RoundReport], tags=["rounds"])
@@ -320,7 +285,7 @@ async def list_pairs(
         institution_id=institution_id,
         participant_id=caller.participant_id,
     )
-    return [PairOut.of(p) for p in found]
+    return [PairOut.of_pair(p) for p in found]
 
 
 class MatchingReport(BaseModel):
@@ -350,7 +315,7 @@ async def get_pair(
     pair_id: str, matching: Matching, caller: Principal = require(PARTICIPANTS_READ, participant=True)
 ) -> PairOut:
     """One proposal or partnership."""
-    return PairOut.of(await matching.pair_for(caller, pair_id))
+    return PairOut.of_pair(await matching.pair_for(caller, pair_id))
 
 
 @router.post(
@@ -361,7 +326,7 @@ async def answer(
 ) -> PairOut:
     """Her portal accepts or declines for one side (MatchAccepted, MentoringStarted or MatchDeclined)."""
     await matching.pair_for(caller, pair_id, body.side)
-    return PairOut.of(await matching.answer(pair_id, body.side, body.accept, body.reason))
+    return PairOut.of_pair(await matching.answer(pair_id, body.side, body.accept, body.reason))
 
 
 @router.post("/pairs/{pair_id}/end", response_model=PairOut, tags=["pairs"], responses=problem_responses(404, 409, 422))
@@ -370,7 +335,7 @@ async def end(
 ) -> PairOut:
     """End the partnership (MatchEnded): freely within the trial, or as abandoned or completed."""
     await matching.pair_for(caller, pair_id, body.side)
-    return PairOut.of(await matching.end(pair_id, body.side, body.reason))
+    return PairOut.of_pair(await matching.end(pair_id, body.side, body.reason))
 
 
 @router.post("/pairs/{pair_id}/term", response_model=PairOut, tags=["pairs"], responses=problem_responses(404, 409))
@@ -379,7 +344,7 @@ async def decide_term(
 ) -> PairOut:
     """At the term's end: extend (MatchExtended once both say so) or conclude (MatchEnded, completed)."""
     await matching.pair_for(caller, pair_id, body.side)
-    return PairOut.of(await matching.decide_term(pair_id, body.side, body.extend))
+    return PairOut.of_pair(await matching.decide_term(pair_id, body.side, body.extend))
 
 
 class LinkedProposal(BaseModel):
@@ -404,7 +369,7 @@ async def linked_proposal(token: str, matching: Matching) -> LinkedProposal:
     """The proposal behind an emailed answer link, for a page to show before she confirms (the link is the key)."""
     pair, side, action, other = await matching.proposal_by_link(token)
     return LinkedProposal(
-        side=side, action=action, proposal=PairOut.of(pair), proposed=Profile.of(other) if other else None
+        side=side, action=action, proposal=PairOut.of_pair(pair), proposed=Profile.of(other) if other else None
     )
 
 
@@ -414,7 +379,7 @@ async def linked_proposal(token: str, matching: Matching) -> LinkedProposal:
 async def answer_through_link(token: str, body: LinkAnswerIn, matching: Matching) -> PairOut:
     """Give the answer the link stands for; a side answers once (409 after that, or once the proposal lapsed)."""
     pair, _ = await matching.answer_by_link(token, body.reason or None)
-    return PairOut.of(pair)
+    return PairOut.of_pair(pair)
 
 
 _PAGE = """<!doctype html><html lang="en"><meta charset="utf-8"><title>AIMMS mentoring</title>
@@ -468,7 +433,7 @@ class ConcernReceipt(BaseModel):
     status: Literal["received"] = "received"
 
 
-class ConcernOut(BaseModel):
+class ConcernOut(View):
     """A concern as coordinators read it."""
 
     concern_id: str
@@ -482,10 +447,6 @@ class ConcernOut(BaseModel):
     closed_at: datetime | None
     outcome: str | None
     note: str | None
-
-    @classmethod
-    def of(cls, concern: concerns.Concern) -> "ConcernOut":
-        return cls.model_validate(concern, from_attributes=True)
 
 
 class OutcomeIn(BaseModel):
@@ -537,7 +498,7 @@ async def close_concern(
 @router.post("/pairs/{pair_id}/resume", response_model=PairOut, tags=["safeguarding"], responses=problem_responses(404))
 async def resume(pair_id: str, matching: Matching, caller: Principal = require(ADMIN)) -> PairOut:
     """Resume a paused pair (MatchResumed); whatever fell due meanwhile happens now."""
-    return PairOut.of(await matching.resume(pair_id))
+    return PairOut.of_pair(await matching.resume(pair_id))
 
 
 # -- meetings

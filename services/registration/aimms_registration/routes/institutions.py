@@ -6,12 +6,10 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 
 from aimms_registration import use_cases
-from aimms_registration.domain.credentials import Credential
-from aimms_registration.domain.institutions import Institution
 from aimms_registration.routes.deps import IdempotencyKey, Slug, Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
 from aimms_shared.errors import Missing
-from aimms_shared.http import problem_responses
+from aimms_shared.http import View, problem_responses
 
 router = APIRouter(tags=["institutions"])
 
@@ -30,7 +28,7 @@ class InstitutionIn(BaseModel):
     )
 
 
-class InstitutionOut(BaseModel):
+class InstitutionOut(View):
     """An institution as the platform knows it."""
 
     institution_id: str
@@ -39,17 +37,6 @@ class InstitutionOut(BaseModel):
     contact_email: str
     registration_url: str | None
     active: bool
-
-    @classmethod
-    def of(cls, i: Institution) -> "InstitutionOut":
-        return cls(
-            institution_id=i.institution_id,
-            name=i.name,
-            email_domains=list(i.email_domains),
-            contact_email=i.contact_email,
-            registration_url=i.registration_url,
-            active=i.active,
-        )
 
 
 class InstitutionSummary(BaseModel):
@@ -70,7 +57,7 @@ class CredentialIn(BaseModel):
     scopes: list[str] = Field(min_length=1, description="Portal: participants:write participants:read profiles:read")
 
 
-class CredentialOut(BaseModel):
+class CredentialOut(View):
     """A credential, without its secret."""
 
     client_id: str
@@ -79,17 +66,6 @@ class CredentialOut(BaseModel):
     scopes: list[str]
     created_at: datetime
     revoked_at: datetime | None
-
-    @classmethod
-    def of(cls, c: Credential) -> "CredentialOut":
-        return cls(
-            client_id=c.client_id,
-            name=c.name,
-            institution_id=c.institution_id,
-            scopes=list(c.scopes),
-            created_at=c.created_at,
-            revoked_at=c.revoked_at,
-        )
 
 
 class IssuedCredential(CredentialOut):
@@ -118,7 +94,7 @@ async def onboard_institution(
         institution, credential, secret = await use_cases.onboard_institution(store, **body.model_dump(mode="json"))
         out = OnboardedOut(
             institution=InstitutionOut.of(institution),
-            credential=IssuedCredential(**CredentialOut.of(credential).model_dump(), client_secret=secret),
+            credential=IssuedCredential.of(credential, client_secret=secret),
         )
         return 201, out.model_dump(mode="json"), None
 
@@ -187,7 +163,7 @@ async def create_credential(
 
     async def run() -> tuple[int, dict, None]:
         credential, secret = await use_cases.create_credential(store, **body.model_dump())
-        out = IssuedCredential(**CredentialOut.of(credential).model_dump(), client_secret=secret)
+        out = IssuedCredential.of(credential, client_secret=secret)
         return 201, out.model_dump(mode="json"), None
 
     return await store.idempotency.run(caller.client_id, idempotency_key, body.model_dump(mode="json"), run)
@@ -202,7 +178,7 @@ async def create_credential(
 async def rotate_credential(client_id: str, store: Store, caller: Principal = require(ADMIN)) -> IssuedCredential:
     """A new secret for the credential (shown once); the old secret stops working at once."""
     credential, secret = await use_cases.rotate_credential(store, client_id)
-    return IssuedCredential(**CredentialOut.of(credential).model_dump(), client_secret=secret)
+    return IssuedCredential.of(credential, client_secret=secret)
 
 
 @router.delete(

@@ -17,7 +17,7 @@ from aimms_registration.domain.participants import AGE_BANDS, Participant, Profi
 from aimms_registration.routes.deps import IdempotencyKey, Slug, Store
 from aimms_shared.auth import ADMIN, PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
 from aimms_shared.errors import RuleBroken
-from aimms_shared.http import problem_responses
+from aimms_shared.http import View, problem_responses
 from aimms_shared.ratelimit import rate_limit
 
 router = APIRouter(tags=["participants"])
@@ -140,7 +140,7 @@ class ConsentOut(BaseModel):
     withdrawn_at: datetime | None = None
 
 
-class ParticipantOut(BaseModel):
+class ParticipantOut(View):
     """A participant as her institution's portal sees her (no special category data)."""
 
     participant_id: str
@@ -167,13 +167,12 @@ class ParticipantOut(BaseModel):
     excluded_from_evaluation: str | None = Field(description="Why coordinators left her out of the evaluation.")
 
     @classmethod
-    def of(cls, p: Participant) -> "ParticipantOut":
-        # Her record's fields, and her profile's (never the special category answers it does not list).
-        fields = {name: getattr(p, name) if hasattr(p, name) else getattr(p.profile, name) for name in cls.model_fields}
-        return cls.model_validate(fields, from_attributes=True)
+    def of_participant(cls, p: Participant) -> "ParticipantOut":
+        """Her record's fields and her profile's (never the special category answers, which it does not list)."""
+        return cls.of(p, p.profile)
 
 
-class MentorProfileOut(BaseModel):
+class MentorProfileOut(View):
     """A mentor's published profile, visible to portals of every institution."""
 
     participant_id: str
@@ -290,7 +289,11 @@ async def register_participant(
 
     async def run() -> tuple[int, dict[str, Any], str]:
         participant = await use_cases.register_participant(store, registration)
-        return 201, ParticipantOut.of(participant).model_dump(mode="json"), participant.participant_id
+        return (
+            201,
+            ParticipantOut.of_participant(participant).model_dump(mode="json"),
+            participant.participant_id,
+        )
 
     return await store.idempotency.run(caller.client_id, idempotency_key, body.model_dump(mode="json"), run)
 
@@ -302,7 +305,7 @@ async def list_participants(
     """The institution's participants (administrators: everyone's)."""
     institution_id = None if caller.is_admin else caller.institution_id
     found = await store.participants(institution_id=institution_id, programme_id=programme_id)
-    return [ParticipantOut.of(p) for p in found]
+    return [ParticipantOut.of_participant(p) for p in found]
 
 
 @router.get("/participants/{participant_id}", response_model=ParticipantOut, responses=problem_responses(404))
@@ -310,7 +313,7 @@ async def get_participant(
     participant_id: str, store: Store, caller: Principal = require(PARTICIPANTS_READ, participant=True)
 ) -> ParticipantOut:
     """One participant of the institution (or herself)."""
-    return ParticipantOut.of(await use_cases.participant_for(store, caller, participant_id))
+    return ParticipantOut.of_participant(await use_cases.participant_for(store, caller, participant_id))
 
 
 @router.patch(
@@ -325,7 +328,7 @@ async def update_participant(
     """Change her profile, contact details, capacity or optional answers (ParticipantProfileUpdated…)."""
     changes = body.model_dump(exclude_unset=True, mode="json")
     updated = await use_cases.update_participant(store, caller, participant_id, changes)
-    return ParticipantOut.of(updated)
+    return ParticipantOut.of_participant(updated)
 
 
 @router.post(
@@ -339,7 +342,7 @@ async def withdraw_participant(
 ) -> ParticipantOut:
     """She withdraws from the programme (ParticipantWithdrawn)."""
     reason = body.reason if body else None
-    return ParticipantOut.of(await use_cases.withdraw_participant(store, caller, participant_id, reason))
+    return ParticipantOut.of_participant(await use_cases.withdraw_participant(store, caller, participant_id, reason))
 
 
 @router.put(
@@ -351,7 +354,9 @@ async def set_evaluation_consent(
     participant_id: str, body: EvaluationConsentIn, store: Store, caller: Principal = require(PARTICIPANTS_WRITE)
 ) -> ParticipantOut:
     """She gives or withdraws consent to the evaluation (EvaluationParticipationChanged)."""
-    return ParticipantOut.of(await use_cases.set_evaluation_consent(store, caller, participant_id, body.version))
+    return ParticipantOut.of_participant(
+        await use_cases.set_evaluation_consent(store, caller, participant_id, body.version)
+    )
 
 
 @router.put(
@@ -364,7 +369,7 @@ async def exclude_from_evaluation(
 ) -> ParticipantOut:
     """Coordinators leave her out of the evaluation, or include her again (EvaluationParticipationChanged)."""
     reason = (body.reason or "") if body.excluded else None
-    return ParticipantOut.of(await use_cases.exclude_from_evaluation(store, caller, participant_id, reason))
+    return ParticipantOut.of_participant(await use_cases.exclude_from_evaluation(store, caller, participant_id, reason))
 
 
 @router.delete("/participants/{participant_id}", status_code=204, responses=problem_responses(404, 409))
@@ -391,18 +396,4 @@ async def mentor_profiles(
     """Published mentor profiles of a programme, from every institution (a participant: her programme's)."""
     await use_cases.programme_for(store, caller, programme_id)
     mentors = await store.participants(institution_id=None, programme_id=programme_id, published_mentors_only=True)
-    return [
-        MentorProfileOut(
-            participant_id=m.participant_id,
-            programme_id=m.programme_id,
-            institution_id=m.institution_id,
-            name=m.name,
-            job_title=m.profile.job_title,
-            seniority=m.profile.seniority,
-            pathway=m.profile.pathway,
-            research_interests=list(m.profile.research_interests),
-            offers=m.profile.offers,
-            mentor_capacity=m.profile.mentor_capacity,
-        )
-        for m in mentors
-    ]
+    return [MentorProfileOut.of(m, m.profile) for m in mentors]

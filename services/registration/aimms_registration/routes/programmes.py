@@ -11,7 +11,7 @@ from aimms_registration.routes.deps import Slug, Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
 from aimms_shared.contracts.registration import MatchingPolicy
 from aimms_shared.errors import Missing
-from aimms_shared.http import problem_responses
+from aimms_shared.http import View, problem_responses
 
 router = APIRouter(tags=["programmes"])
 
@@ -77,16 +77,12 @@ class ProgrammeIn(ProgrammeSettings):
     programme_id: Slug
 
 
-class ProgrammeOut(ProgrammeSettings):
+class ProgrammeOut(ProgrammeSettings, View):
     """A programme."""
 
     model_config = ConfigDict(extra="ignore", from_attributes=True)
 
     programme_id: str
-
-    @classmethod
-    def of(cls, p: Programme) -> "ProgrammeOut":
-        return cls.model_validate(p)
 
 
 @router.post("/programmes", status_code=201, response_model=ProgrammeOut, responses=problem_responses(409, 422))
