@@ -2,7 +2,7 @@
 
 import time
 import uuid
-from typing import Any, Self
+from typing import Any
 
 import structlog
 from fastapi import Depends, FastAPI, Request
@@ -23,19 +23,6 @@ CORRELATION_ID_HEADER = "X-Correlation-ID"
 
 log = structlog.get_logger(__name__)
 UNMATCHED = "unmatched"  # the route of a request no route matched (its path is not logged either)
-
-
-class View(BaseModel):
-    """A response body read off domain objects by field name: the one way a route answers with one."""
-
-    @classmethod
-    def of(cls, *sources: object, **values: Any) -> Self:
-        """Each field from `values`, else from the first source with an attribute of that name."""
-        for name in cls.model_fields:
-            source = next((s for s in sources if hasattr(s, name)), None)
-            if name not in values and source is not None:
-                values[name] = getattr(source, name)
-        return cls.model_validate(values, from_attributes=True)  # nested domain objects too
 
 
 class Problem(BaseModel):

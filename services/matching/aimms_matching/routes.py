@@ -17,7 +17,8 @@ from aimms_matching.use_cases import Matchmaker
 from aimms_shared.auth import ADMIN, PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
 from aimms_shared.contracts.matching import Side
 from aimms_shared.errors import DomainError
-from aimms_shared.http import View, from_state, problem_responses
+from aimms_shared.http import from_state, problem_responses
+from aimms_shared.mapping import carried_over
 
 router = APIRouter()
 
@@ -25,7 +26,7 @@ router = APIRouter()
 Store = Annotated[MatchingStore, from_state("store")]
 
 
-class Profile(View):
+class Profile(BaseModel):
     """What matching knows of a participant's profile (never her name or contact details)."""
 
     participant_id: str
@@ -83,7 +84,9 @@ async def directory(
         ):
             continue
         capacity, remaining = mentor.mentor_capacity or 0, mentor.places_left
-        entries.append(DirectoryEntry.of(mentor, capacity=capacity, remaining_capacity=remaining, full=remaining <= 0))
+        entries.append(
+            carried_over(DirectoryEntry, mentor, capacity=capacity, remaining_capacity=remaining, full=remaining <= 0)
+        )
     return entries
 
 
@@ -141,7 +144,7 @@ class RoundReport(BaseModel):
     residual: dict[str, Any] = Field(description="Quality of the round over places left after it.")
 
 
-class PairOut(View):
+class PairOut(BaseModel):
     """A proposal, or the partnership it became, with why it was proposed."""
 
     pair_id: str
@@ -174,7 +177,7 @@ class PairOut(View):
 
     @classmethod
     def of_pair(cls, pair: Pair) -> "PairOut":
-        return cls.of(pair, pair.explanation, meetings_recorded=len(pair.meetings))
+        return carried_over(cls, pair, pair.explanation, meetings_recorded=len(pair.meetings))
 
 
 class AnswerIn(BaseModel):
@@ -243,7 +246,7 @@ class ManualProposalIn(BaseModel):
 async def waiting(programme_id: str, matching: Matching, caller: Principal = require(ADMIN)) -> list[WaitingOut]:
     """Mentees still waiting for a proposal, longest waiting first, each with why."""
     return [
-        WaitingOut.of(w.mentee, w, explanation=rules.WAITING_REASONS[w.reason])
+        carried_over(WaitingOut, w.mentee, w, explanation=rules.WAITING_REASONS[w.reason])
         for w in await matching.waiting(programme_id)
     ]
 
@@ -369,7 +372,10 @@ async def linked_proposal(token: str, matching: Matching) -> LinkedProposal:
     """The proposal behind an emailed answer link, for a page to show before she confirms (the link is the key)."""
     pair, side, action, other = await matching.proposal_by_link(token)
     return LinkedProposal(
-        side=side, action=action, proposal=PairOut.of_pair(pair), proposed=Profile.of(other) if other else None
+        side=side,
+        action=action,
+        proposal=PairOut.of_pair(pair),
+        proposed=carried_over(Profile, other) if other else None,
     )
 
 
@@ -433,7 +439,7 @@ class ConcernReceipt(BaseModel):
     status: Literal["received"] = "received"
 
 
-class ConcernOut(View):
+class ConcernOut(BaseModel):
     """A concern as coordinators read it."""
 
     concern_id: str
@@ -479,7 +485,7 @@ async def list_concerns(
     programme_id: str, store: Store, open_only: bool = True, caller: Principal = require(ADMIN)
 ) -> list[ConcernOut]:
     """The programme's concerns, newest first (open ones only, unless asked)."""
-    return [ConcernOut.of(c) for c in await store.concerns(programme_id, open_only)]
+    return [carried_over(ConcernOut, c) for c in await store.concerns(programme_id, open_only)]
 
 
 @router.post(
@@ -492,7 +498,7 @@ async def close_concern(
     concern_id: str, body: OutcomeIn, matching: Matching, caller: Principal = require(ADMIN)
 ) -> ConcernOut:
     """Close a concern: no action, the pair paused (MatchPaused) or the pair ended (MatchEnded, `coordinators`)."""
-    return ConcernOut.of(await matching.close_concern(concern_id, body.outcome, body.note))
+    return carried_over(ConcernOut, await matching.close_concern(concern_id, body.outcome, body.note))
 
 
 @router.post("/pairs/{pair_id}/resume", response_model=PairOut, tags=["safeguarding"], responses=problem_responses(404))

@@ -9,7 +9,8 @@ from aimms_registration import use_cases
 from aimms_registration.routes.deps import IdempotencyKey, Slug, Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
 from aimms_shared.errors import Missing
-from aimms_shared.http import View, problem_responses
+from aimms_shared.http import problem_responses
+from aimms_shared.mapping import carried_over
 
 router = APIRouter(tags=["institutions"])
 
@@ -28,7 +29,7 @@ class InstitutionIn(BaseModel):
     )
 
 
-class InstitutionOut(View):
+class InstitutionOut(BaseModel):
     """An institution as the platform knows it."""
 
     institution_id: str
@@ -57,7 +58,7 @@ class CredentialIn(BaseModel):
     scopes: list[str] = Field(min_length=1, description="Portal: participants:write participants:read profiles:read")
 
 
-class CredentialOut(View):
+class CredentialOut(BaseModel):
     """A credential, without its secret."""
 
     client_id: str
@@ -93,8 +94,8 @@ async def onboard_institution(
     async def run() -> tuple[int, dict, None]:
         institution, credential, secret = await use_cases.onboard_institution(store, **body.model_dump(mode="json"))
         out = OnboardedOut(
-            institution=InstitutionOut.of(institution),
-            credential=IssuedCredential.of(credential, client_secret=secret),
+            institution=carried_over(InstitutionOut, institution),
+            credential=carried_over(IssuedCredential, credential, client_secret=secret),
         )
         return 201, out.model_dump(mode="json"), None
 
@@ -120,7 +121,7 @@ async def get_institution(
     institution = await store.institution(institution_id)
     if institution is None or not caller.may_act_for(institution_id):
         raise Missing("institution_id", "own-institution", f"no institution '{institution_id}' visible to you")
-    return InstitutionOut.of(institution)
+    return carried_over(InstitutionOut, institution)
 
 
 @router.post(
@@ -128,7 +129,7 @@ async def get_institution(
 )
 async def suspend_institution(institution_id: str, store: Store, caller: Principal = require(ADMIN)) -> InstitutionOut:
     """Suspend an institution: no one registers through it, and its portal gets no tokens."""
-    return InstitutionOut.of(await use_cases.set_institution_active(store, institution_id, False))
+    return carried_over(InstitutionOut, await use_cases.set_institution_active(store, institution_id, False))
 
 
 @router.delete(
@@ -138,7 +139,7 @@ async def reactivate_institution(
     institution_id: str, store: Store, caller: Principal = require(ADMIN)
 ) -> InstitutionOut:
     """Re-activate a suspended institution."""
-    return InstitutionOut.of(await use_cases.set_institution_active(store, institution_id, True))
+    return carried_over(InstitutionOut, await use_cases.set_institution_active(store, institution_id, True))
 
 
 @router.get("/credentials", response_model=list[CredentialOut], tags=["credentials"])
@@ -146,7 +147,7 @@ async def list_credentials(
     store: Store, institution_id: str | None = None, caller: Principal = require(ADMIN)
 ) -> list[CredentialOut]:
     """An institution's portal credentials (no institution: the administrators'); never secrets."""
-    return [CredentialOut.of(c) for c in await store.credentials_of(institution_id)]
+    return [carried_over(CredentialOut, c) for c in await store.credentials_of(institution_id)]
 
 
 @router.post(
@@ -163,7 +164,7 @@ async def create_credential(
 
     async def run() -> tuple[int, dict, None]:
         credential, secret = await use_cases.create_credential(store, **body.model_dump())
-        out = IssuedCredential.of(credential, client_secret=secret)
+        out = carried_over(IssuedCredential, credential, client_secret=secret)
         return 201, out.model_dump(mode="json"), None
 
     return await store.idempotency.run(caller.client_id, idempotency_key, body.model_dump(mode="json"), run)
@@ -178,7 +179,7 @@ async def create_credential(
 async def rotate_credential(client_id: str, store: Store, caller: Principal = require(ADMIN)) -> IssuedCredential:
     """A new secret for the credential (shown once); the old secret stops working at once."""
     credential, secret = await use_cases.rotate_credential(store, client_id)
-    return IssuedCredential.of(credential, client_secret=secret)
+    return carried_over(IssuedCredential, credential, client_secret=secret)
 
 
 @router.delete(
@@ -186,4 +187,4 @@ async def rotate_credential(client_id: str, store: Store, caller: Principal = re
 )
 async def revoke_credential(client_id: str, store: Store, caller: Principal = require(ADMIN)) -> CredentialOut:
     """Revoke a credential: no more tokens (issued ones expire within their short lifetime)."""
-    return CredentialOut.of(await use_cases.revoke_credential(store, client_id))
+    return carried_over(CredentialOut, await use_cases.revoke_credential(store, client_id))

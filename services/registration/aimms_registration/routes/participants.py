@@ -17,7 +17,8 @@ from aimms_registration.domain.participants import AGE_BANDS, Participant, Profi
 from aimms_registration.routes.deps import IdempotencyKey, Slug, Store
 from aimms_shared.auth import ADMIN, PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
 from aimms_shared.errors import RuleBroken
-from aimms_shared.http import View, problem_responses
+from aimms_shared.http import problem_responses
+from aimms_shared.mapping import carried_over
 from aimms_shared.ratelimit import rate_limit
 
 router = APIRouter(tags=["participants"])
@@ -140,7 +141,7 @@ class ConsentOut(BaseModel):
     withdrawn_at: datetime | None = None
 
 
-class ParticipantOut(View):
+class ParticipantOut(BaseModel):
     """A participant as her institution's portal sees her (no special category data)."""
 
     participant_id: str
@@ -169,10 +170,10 @@ class ParticipantOut(View):
     @classmethod
     def of_participant(cls, p: Participant) -> "ParticipantOut":
         """Her record's fields and her profile's (never the special category answers, which it does not list)."""
-        return cls.of(p, p.profile)
+        return carried_over(cls, p, p.profile)
 
 
-class MentorProfileOut(View):
+class MentorProfileOut(BaseModel):
     """A mentor's published profile, visible to portals of every institution."""
 
     participant_id: str
@@ -396,4 +397,4 @@ async def mentor_profiles(
     """Published mentor profiles of a programme, from every institution (a participant: her programme's)."""
     await use_cases.programme_for(store, caller, programme_id)
     mentors = await store.participants(institution_id=None, programme_id=programme_id, published_mentors_only=True)
-    return [MentorProfileOut.of(m, m.profile) for m in mentors]
+    return [carried_over(MentorProfileOut, m, m.profile) for m in mentors]

@@ -11,7 +11,8 @@ from aimms_registration.routes.deps import Slug, Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
 from aimms_shared.contracts.registration import MatchingPolicy
 from aimms_shared.errors import Missing
-from aimms_shared.http import View, problem_responses
+from aimms_shared.http import problem_responses
+from aimms_shared.mapping import carried_over
 
 router = APIRouter(tags=["programmes"])
 
@@ -77,7 +78,7 @@ class ProgrammeIn(ProgrammeSettings):
     programme_id: Slug
 
 
-class ProgrammeOut(ProgrammeSettings, View):
+class ProgrammeOut(ProgrammeSettings):
     """A programme."""
 
     model_config = ConfigDict(extra="ignore", from_attributes=True)
@@ -89,7 +90,7 @@ class ProgrammeOut(ProgrammeSettings, View):
 async def create_programme(body: ProgrammeIn, store: Store, caller: Principal = require(ADMIN)) -> ProgrammeOut:
     """Create a programme (ProgrammeOpened); no code change, no restart."""
     settings = ProgrammeSettings.model_validate(body.model_dump(exclude={"programme_id"}))
-    return ProgrammeOut.of(await use_cases.create_programme(store, settings.to_domain(body.programme_id)))
+    return carried_over(ProgrammeOut, await use_cases.create_programme(store, settings.to_domain(body.programme_id)))
 
 
 @router.put("/programmes/{programme_id}", response_model=ProgrammeOut, responses=problem_responses(404, 409, 422))
@@ -97,13 +98,13 @@ async def update_programme(
     programme_id: str, body: ProgrammeSettings, store: Store, caller: Principal = require(ADMIN)
 ) -> ProgrammeOut:
     """Change a programme's settings, e.g. close registration (ProgrammeUpdated)."""
-    return ProgrammeOut.of(await use_cases.update_programme(store, body.to_domain(programme_id)))
+    return carried_over(ProgrammeOut, await use_cases.update_programme(store, body.to_domain(programme_id)))
 
 
 @router.get("/programmes", response_model=list[ProgrammeOut])
 async def list_programmes(store: Store, caller: Principal = require(PROFILES_READ)) -> list[ProgrammeOut]:
     """Every programme, for portals' registration forms."""
-    return [ProgrammeOut.of(p) for p in await store.programmes()]
+    return [carried_over(ProgrammeOut, p) for p in await store.programmes()]
 
 
 @router.get("/programmes/{programme_id}", response_model=ProgrammeOut, responses=problem_responses(404))
@@ -111,7 +112,7 @@ async def get_programme(
     programme_id: str, store: Store, caller: Principal = require(PROFILES_READ, participant=True)
 ) -> ProgrammeOut:
     """One programme (a participant: her own)."""
-    return ProgrammeOut.of(await use_cases.programme_for(store, caller, programme_id))
+    return carried_over(ProgrammeOut, await use_cases.programme_for(store, caller, programme_id))
 
 
 class PublicProgramme(BaseModel):
