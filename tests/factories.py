@@ -2,7 +2,24 @@
 
 from typing import Any
 
+from aimms_registration.domain import programmes
+from aimms_registration.domain.programmes import EligibilityStatement, Programme
 from aimms_shared.contracts.registration import InterestExpressed
+
+
+def aimms_programme() -> Programme:
+    """The AIMMS scheme's programme as registration defines it: women, mentors and mentees, three places at most."""
+    return programmes.define(
+        Programme(
+            programme_id="aimms-mentoring",
+            name="AIMMS Mentoring",
+            eligibility=(EligibilityStatement("woman", "I am a woman."),),
+            roles_offered=("mentor", "mentee"),
+            seniority_scale=("Lecturer", "Senior lecturer", "Professor"),
+            max_mentor_capacity=3,
+            sensitive_fields=("age_band",),
+        )
+    )
 
 
 def interest_expressed(**overrides: Any) -> InterestExpressed:

@@ -17,23 +17,14 @@ from aimms_shared.contracts.registration import (
 )
 from aimms_shared.errors import Missing, RuleBroken, StateConflict
 from aimms_shared.principal import PARTICIPANTS_READ, SELF, Principal
+from tests.factories import aimms_programme
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 KEY = b"background-token-key-for-tests-!"
 SCHOOL, _ = institutions.onboard(
     "demo-university", "Demo University Medical School", ["Demo-University.ac.uk"], "m@demo-university.ac.uk", None
 )
-AIMMS = programmes.define(
-    Programme(
-        programme_id="aimms-mentoring",
-        name="AIMMS Mentoring",
-        eligibility=(EligibilityStatement("woman", "I am a woman."),),
-        roles_offered=("mentor", "mentee"),
-        seniority_scale=("Lecturer", "Senior lecturer", "Professor"),
-        max_mentor_capacity=3,
-        sensitive_fields=("age_band",),
-    )
-)
+AIMMS = aimms_programme()
 PROFILE = Profile(
     job_title="Senior lecturer",
     seniority="Senior lecturer",

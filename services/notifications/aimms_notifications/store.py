@@ -46,6 +46,21 @@ _NOTIFICATION_FIELDS = tuple(Notification.__dataclass_fields__)
 LOG_LIMIT = 500
 
 
+def pending_doc(
+    notification: Notification, message_id: str, details_deadline: datetime, now: datetime, lease: timedelta
+) -> dict[str, Any]:
+    """A new notification as stored: pending, claimed by its creator for `lease`, empty fields left out."""
+    return {k: v for k, v in asdict(notification).items() if v is not None and k != "notification_id"} | {
+        "_id": notification.notification_id,
+        "message_id": message_id,
+        "status": PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "details_deadline": details_deadline,
+        SEND_DUE: now + lease,
+    }
+
+
 def as_notification(doc: dict[str, Any]) -> Notification:
     """The notification a stored document records."""
     return Notification(**{"notification_id": doc["_id"]} | {k: doc[k] for k in _NOTIFICATION_FIELDS[1:] if k in doc})
@@ -100,16 +115,7 @@ class NotificationStore:
     ) -> dict[str, Any] | None:
         """Record a notification to send, already claimed by the caller for `lease`; the stored document,
         or None if it was already recorded (a redelivery)."""
-        now = utcnow()
-        doc = {k: v for k, v in asdict(notification).items() if v is not None and k != "notification_id"} | {
-            "_id": notification.notification_id,
-            "message_id": message_id,
-            "status": PENDING,
-            "attempts": 0,
-            "created_at": now,
-            "details_deadline": details_deadline,
-            SEND_DUE: now + lease,
-        }
+        doc = pending_doc(notification, message_id, details_deadline, utcnow(), lease)
         try:
             await self._inserts.insert(doc)
         except DuplicateKeyError:
