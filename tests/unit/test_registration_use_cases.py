@@ -156,6 +156,8 @@ async def test_a_portal_gets_a_token_for_the_scopes_it_asks_for_and_no_more() ->
     portal = await principal_of(token)
     assert (portal.client_id, portal.institution_id, portal.scopes) == (client_id, SCHOOL, frozenset(everything))
     assert everything == (PARTICIPANTS_WRITE, PARTICIPANTS_READ, PROFILES_READ) and reading == (PARTICIPANTS_READ,)
+    _, named_twice = await use_cases.issue_token(store, ISSUER, client_id, secret, [PARTICIPANTS_READ] * 2)
+    assert named_twice == (PARTICIPANTS_READ,)
     with pytest.raises(RuleBroken) as refused:
         await use_cases.issue_token(store, ISSUER, client_id, secret, [PARTICIPANTS_READ, ADMIN])
     assert refused.value.extra["rule"] == "granted-scopes"
@@ -523,6 +525,7 @@ async def test_a_withdrawn_participant_is_kept_but_changes_nothing_more() -> Non
     withdrawn = await use_cases.withdraw_participant(store, PORTAL, pid, "moved abroad")
 
     kept = store.participants_by_id[pid]
+    assert withdrawn == kept and kept.version == amina.version + 1
     assert (kept.status, kept.withdrawal_reason, kept.withdrawn_at) == (
         "withdrawn",
         "moved abroad",

@@ -120,8 +120,9 @@ async def issue_token(
         institution = await store.institution(credential.institution_id)
         if institution is None or not institution.active:
             raise Unauthenticated("the credential's institution is suspended")
-    scopes = credential.scopes if not requested else tuple(s for s in requested if s in credential.scopes)
-    if requested and len(scopes) != len(set(requested)):
+    asked = tuple(dict.fromkeys(requested or ()))  # a scope named twice is asked for once
+    scopes = tuple(s for s in asked if s in credential.scopes) if asked else credential.scopes
+    if asked and len(scopes) != len(asked):
         raise RuleBroken("scope", "granted-scopes", f"this client may ask for: {' '.join(credential.scopes)}")
     return issuer.issue(credential.client_id, credential.institution_id, scopes), scopes
 
@@ -283,6 +284,10 @@ async def exclude_from_evaluation(
     )
 
 
+def _one(change: tuple[Participant, Event]) -> tuple[Participant, list[Event]]:
+    return change[0], [change[1]]
+
+
 async def _change_participant(
     store: RegistrationStore,
     caller: Principal,
@@ -300,10 +305,10 @@ async def withdraw_participant(
     store: RegistrationStore, caller: Principal, participant_id: str, reason: str | None
 ) -> Participant:
     """She leaves the programme (ParticipantWithdrawn)."""
-    participant = await participant_for(store, caller, participant_id)
-    withdrawn, event = participants.withdraw(participant, reason, now=utcnow())
-    await store.save_participant(withdrawn, _entries([event], participant.institution_id))
-    return withdrawn
+    now = utcnow()
+    return await _change_participant(
+        store, caller, participant_id, lambda p: _one(participants.withdraw(p, reason, now=now))
+    )
 
 
 async def erase_participant(store: RegistrationStore, caller: Principal, participant_id: str) -> None:
