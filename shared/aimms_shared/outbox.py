@@ -85,7 +85,7 @@ class Outbox:
     """How a store writes the events it raises beside its change, and gets them published.
 
     A store writes a new aggregate with `insert`, and appends events to one with `update` (its
-    operators from `push`) or `save_aggregate`. With the relay of a running service, the written
+    operators from `push`) or `save`. With the relay of a running service, the written
     document is left out of searches for `handover_grace` and handed to that relay, which publishes at
     once. Without a relay (a script seeding data), documents are due at once, for a running
     service's relay to find.
@@ -150,27 +150,28 @@ class Outbox:
         if self._relay is not None:
             self._relay.hand_over(collection, document)
 
-    async def save_aggregate(
+    async def save(
         self,
         collection: AsyncCollection,
-        aggregate_id: str,
+        document: dict[str, Any],
         *,
         expected_version: int,
-        changes: dict[str, Any],
         events: Sequence[OutboxEntry] = (),
     ) -> None:
-        """Apply `changes` and append `events` in one write, only if nobody saved since we read it.
+        """Store a changed aggregate `document` (by its `_id`) and append `events` in one write, only if
+        nobody saved since we read it.
 
         Every aggregate document carries a `version`; the write matches on the version that was read
         and increments it, so of two concurrent decisions on the same state only the first is stored.
         """
-        query = {"_id": aggregate_id, "version": expected_version}
+        changes = {name: value for name, value in document.items() if name not in ("_id", "version")}
+        query = {"_id": document["_id"], "version": expected_version}
         update: dict[str, Any] = self.push(events) if events else {"$set": {}}
         update["$set"] |= changes
         update["$inc"] = {"version": 1}
         saved = await self.update(collection, query, update) if events else await _updated(collection, query, update)
         if not saved:
-            raise ConcurrentUpdate(f"{collection.name} {aggregate_id} is no longer at version {expected_version}")
+            raise ConcurrentUpdate(f"{collection.name} {document['_id']} is no longer at version {expected_version}")
 
     def _due(self) -> datetime:
         due = utcnow() + self._handover_grace if self._relay is not None else utcnow()

@@ -27,16 +27,16 @@ async def test_a_change_and_its_events_are_saved_together_and_stale_writers_are_
     aggregates = client[namespace]["aggregates"]
     await aggregates.insert_one({"_id": "a-1", "version": 1, "status": "pending", OUTBOX: []})
     try:
-        await Outbox().save_aggregate(
-            aggregates, "a-1", expected_version=1, changes={"status": "sent"}, events=[sent_event("a-1")]
+        await Outbox().save(
+            aggregates, {"_id": "a-1", "status": "sent"}, expected_version=1, events=[sent_event("a-1")]
         )
         saved = await aggregates.find_one({"_id": "a-1"})
         assert (saved["status"], saved["version"], len(saved[OUTBOX])) == ("sent", 2, 1)
         assert OUTBOX_DUE in saved
 
         with pytest.raises(ConcurrentUpdate):  # a writer that read version 1 decides too late
-            await Outbox().save_aggregate(
-                aggregates, "a-1", expected_version=1, changes={"status": "failed"}, events=[sent_event("a-1")]
+            await Outbox().save(
+                aggregates, {"_id": "a-1", "status": "failed"}, expected_version=1, events=[sent_event("a-1")]
             )
         unchanged = await aggregates.find_one({"_id": "a-1"})
         assert (unchanged["status"], unchanged["version"], len(unchanged[OUTBOX])) == ("sent", 2, 1)

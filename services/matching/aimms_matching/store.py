@@ -267,12 +267,8 @@ class MatchingStore:
 
     async def save_pair(self, pair: Pair, expected_version: int, events: list[OutboxEntry]) -> Pair:
         """Store a changed pair and its events, if nobody changed it meanwhile; schedule its next step."""
-        changes = _pair_doc(pair)
-        del changes["_id"], changes["version"]
-        changes[DUE] = pair.next_due()
-        await self._outbox.save_aggregate(
-            self._pairs, pair.pair_id, expected_version=expected_version, changes=changes, events=events
-        )
+        doc = _pair_doc(pair) | {DUE: pair.next_due()}
+        await self._outbox.save(self._pairs, doc, expected_version=expected_version, events=events)
         return replace(pair, version=expected_version + 1)
 
     async def pair(self, pair_id: str) -> Pair | None:
@@ -347,9 +343,7 @@ class MatchingStore:
 
     async def add_concern(self, concern: Concern, events: list[OutboxEntry]) -> None:
         """Store a new concern with the alert to the coordinators, in one write."""
-        doc = asdict(concern) | {"_id": concern.concern_id}
-        del doc["concern_id"]
-        await self._outbox.insert(self._concerns, doc, events)
+        await self._outbox.insert(self._concerns, _concern_doc(concern), events)
 
     async def concern(self, concern_id: str) -> Concern | None:
         doc = await self._concerns.find_one({"_id": concern_id}, {"outbox": 0, "outbox_due": 0})
@@ -363,11 +357,7 @@ class MatchingStore:
 
     async def save_concern(self, concern: Concern, expected_version: int) -> None:
         """Store the coordinators' decision, if nobody decided meanwhile."""
-        changes = asdict(concern)
-        del changes["concern_id"], changes["version"]
-        await self._outbox.save_aggregate(
-            self._concerns, concern.concern_id, expected_version=expected_version, changes=changes, events=[]
-        )
+        await self._outbox.save(self._concerns, _concern_doc(concern), expected_version=expected_version)
 
     async def save_round(self, report: dict[str, Any]) -> None:
         """A round's report."""
@@ -421,6 +411,12 @@ def _pair(doc: dict[str, Any]) -> Pair:
             ),
         }
     )
+
+
+def _concern_doc(concern: Concern) -> dict[str, Any]:
+    doc = asdict(concern) | {"_id": concern.concern_id}
+    del doc["concern_id"]
+    return doc
 
 
 def _concern(doc: dict[str, Any]) -> Concern:

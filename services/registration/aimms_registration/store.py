@@ -92,14 +92,7 @@ class RegistrationStore:
     async def save_institution(self, institution: Institution, events: list[OutboxEntry]) -> None:
         """Store a changed institution with its events, if nobody changed it meanwhile."""
         doc = _institution_doc(institution)
-        del doc["_id"], doc["version"]
-        await self._outbox.save_aggregate(
-            self._institutions,
-            institution.institution_id,
-            expected_version=institution.version,
-            changes=doc,
-            events=events,
-        )
+        await self._outbox.save(self._institutions, doc, expected_version=institution.version, events=events)
         self._recent_institutions.forget(institution.institution_id)
 
     # -- programmes
@@ -127,10 +120,7 @@ class RegistrationStore:
     async def save_programme(self, programme: Programme, events: list[OutboxEntry]) -> None:
         """Store a changed programme with its events, if nobody changed it meanwhile."""
         doc = _programme_doc(programme)
-        del doc["_id"], doc["version"]
-        await self._outbox.save_aggregate(
-            self._programmes, programme.programme_id, expected_version=programme.version, changes=doc, events=events
-        )
+        await self._outbox.save(self._programmes, doc, expected_version=programme.version, events=events)
         self._recent_programmes.forget(programme.programme_id)
 
     # -- credentials
@@ -225,14 +215,7 @@ class RegistrationStore:
     async def save_participant(self, participant: Participant, events: list[OutboxEntry]) -> None:
         """Store a changed participant with her events, if nobody changed her record meanwhile."""
         doc = self._participant_doc(participant)
-        del doc["_id"], doc["version"]
-        await self._outbox.save_aggregate(
-            self._participants,
-            participant.participant_id,
-            expected_version=participant.version,
-            changes=doc,
-            events=events,
-        )
+        await self._outbox.save(self._participants, doc, expected_version=participant.version, events=events)
 
     async def erase_participant(self, participant: Participant, events: list[OutboxEntry]) -> None:
         """Delete everything personal; keep only ids and status (for counts) and the outgoing events."""

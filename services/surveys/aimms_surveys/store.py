@@ -187,16 +187,8 @@ class SurveysStore:
 
     async def save_invitation(self, invitation: Invitation, expected_version: int, events: list[OutboxEntry]) -> None:
         """Store a changed invitation and its events, if nobody changed it meanwhile; schedule its next step."""
-        changes = _invitation_doc(invitation)
-        del changes["_id"], changes["version"]
-        changes[DUE] = invitation.next_due()
-        await self._outbox.save_aggregate(
-            self._invitations,
-            invitation.invitation_id,
-            expected_version=expected_version,
-            changes=changes,
-            events=events,
-        )
+        doc = _invitation_doc(invitation) | {DUE: invitation.next_due()}
+        await self._outbox.save(self._invitations, doc, expected_version=expected_version, events=events)
 
     async def use_invitation(self, invitation_id: str, now: datetime) -> bool:
         """Mark it answered, if still open and unexpired: of two racing submissions only one wins.
