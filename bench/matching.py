@@ -59,15 +59,9 @@ from aimms_matching.domain.engine import (
     mentor_priority_key,
     score_pair,
 )
+from aimms_registration.demo import SENIORITY
 
-SENIORITY_SCALE = (
-    "PhD student",
-    "Postdoctoral researcher",
-    "Lecturer",
-    "Senior lecturer",
-    "Associate professor",
-    "Professor",
-)
+SENIORITY_SCALE = SENIORITY  # the demo's ladder, PhD student to professor
 MENTEE_SENIORITY_WEIGHTS = (30, 30, 20, 13, 7, 0)  # nobody is more senior than a professor to mentor her
 MENTOR_SENIORITY_WEIGHTS = (0, 6, 16, 26, 27, 25)
 INSTITUTIONS = (

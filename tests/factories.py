@@ -4,7 +4,7 @@ from typing import Any
 
 from aimms_registration.domain import programmes
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
-from aimms_shared.contracts.registration import InterestExpressed
+from aimms_shared.contracts.registration import InterestExpressed, ProgrammeOpened
 
 
 def aimms_programme() -> Programme:
@@ -35,3 +35,20 @@ def interest_expressed(**overrides: Any) -> InterestExpressed:
         "registration_url": "https://portal.demo-university.ac.uk/aimms",
     }
     return InterestExpressed(**(fields | overrides))
+
+
+def programme_opened(**overrides: Any) -> ProgrammeOpened:
+    """A ProgrammeOpened for AIMMS Mentoring as registration announces it; override any field."""
+    fields = {
+        "programme_id": "aimms-mentoring",
+        "name": "AIMMS Mentoring",
+        "roles_offered": ["mentor", "mentee"],
+        "default_mentor_capacity": 1,
+        "max_mentor_capacity": 3,
+        "seniority_scale": ["Lecturer", "Professor"],
+        "mentor_more_senior": True,
+        "term": "P6M",
+        "follow_up_after": "P6M",
+        "open_for_registration": True,
+    }
+    return ProgrammeOpened(**(fields | overrides))

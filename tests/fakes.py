@@ -31,6 +31,7 @@ from aimms_notifications.store import (
     SEND_DUE,
     SENT,
     pending_doc,
+    requeued,
 )
 from aimms_registration.domain.credentials import Credential
 from aimms_registration.domain.institutions import Institution
@@ -541,14 +542,7 @@ class FakeNotificationStore:
         doc = self.notifications.get(retried.notification_id)
         if doc is None or doc["status"] != FAILED or "purged_at" in doc:
             return False
-        doc |= {
-            "status": PENDING,
-            SEND_DUE: now,
-            "attempts": retried.attempts,
-            "detail_checks": retried.detail_checks,
-            "details_deadline": retried.details_deadline,
-            "retried_at": now,
-        }
+        doc |= requeued(retried, now)
         _drop(doc, "failed_at", "waiting_for", "waiting_due")  # last_error stays, as history
         return True
 

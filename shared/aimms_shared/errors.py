@@ -33,6 +33,19 @@ class Conflict(DomainError):
     title = "Conflict with the current state"
 
 
+class LinkUnusable(DomainError):
+    """A single-use link that cannot be used (410): unknown, used or expired get one answer, so nobody
+    learns whether a link existed. A kind of link says what to do instead in `advice`."""
+
+    status = 410
+    code = "link-unusable"
+    title = "This link cannot be used"
+    advice = ""
+
+    def __init__(self) -> None:
+        super().__init__(self.advice)
+
+
 class RuleBroken(DomainError):
     """A value breaks a rule of the scheme (422), naming the field and the rule."""
 

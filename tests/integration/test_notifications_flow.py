@@ -22,9 +22,9 @@ from aimms_notifications.store import PROGRAMMES, NotificationStore
 from aimms_notifications.templates import day
 from aimms_shared.contracts import matching as m
 from aimms_shared.contracts.notifications import DELIVERIES
-from aimms_shared.contracts.registration import InstitutionOnboarded, ParticipantContact, ProgrammeOpened
+from aimms_shared.contracts.registration import InstitutionOnboarded, ParticipantContact
 from aimms_shared.events import Envelope, Event, in_namespace, wrap
-from tests.factories import interest_expressed
+from tests.factories import interest_expressed, programme_opened
 
 from .conftest import (
     Infrastructure,
@@ -252,18 +252,7 @@ def address(pid: str, namespace: str) -> str:
 def read_models(namespace: str, people: dict[str, str]) -> list[Event]:
     """What registration would have published: the programme, the institution, everyone's contact."""
     return [
-        ProgrammeOpened(
-            programme_id="aimms-mentoring",
-            name="AIMMS Mentoring",
-            roles_offered=["mentor", "mentee"],
-            default_mentor_capacity=1,
-            max_mentor_capacity=3,
-            seniority_scale=["Lecturer", "Professor"],
-            mentor_more_senior=True,
-            term="P6M",
-            follow_up_after="P6M",
-            open_for_registration=True,
-        ),
+        programme_opened(),
         InstitutionOnboarded(institution_id="northgate", name="Northgate School of Medicine", email_domains=[]),
         *(
             ParticipantContact(
@@ -374,17 +363,14 @@ async def test_a_welcome_waits_for_its_programme_and_is_worded_from_it(
     infra = infrastructure
     app = create_notifications(service_settings(NotificationsSettings, infra, namespace))
     email = f"dean.{namespace}@demo-university.ac.uk"
-    reverse = ProgrammeOpened(
+    reverse = programme_opened(
         programme_id="reverse-mentoring",
         name="Reverse Mentoring",
-        roles_offered=["mentor", "mentee"],
-        default_mentor_capacity=1,
         max_mentor_capacity=1,
         seniority_scale=["Student", "Dean"],
         mentor_more_senior=False,
         term="P4M",
         follow_up_after="P3M",
-        open_for_registration=True,
         audience="students under-represented in medicine and the senior staff they mentor",
         description="Reverse Mentoring pairs students, as mentors, with senior staff of the medical school.",
     )

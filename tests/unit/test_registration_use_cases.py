@@ -558,7 +558,7 @@ async def test_erasure_leaves_only_ids_here_and_tombstones_her_contact_record() 
     assert remains is not None and remains["status"] == "erased"
     assert not {"name", "email", "profile", "sensitive", "consents"} & remains.keys()
     assert await store.interest_of(AIMMS.programme_id, AMINA) is None
-    with pytest.raises(page_links.LinkUnusable):
+    with pytest.raises(page_links.PageLinkUnusable):
         await use_cases.open_page(store, ISSUER, secret_in(link["url"]))
     assert store.page_links_by_id == {}  # gone, not only refused: they name her
     assert store.event_types() == ["ParticipantErased", "tombstone"]
@@ -650,9 +650,9 @@ async def test_each_active_registration_under_her_address_gets_a_link_that_opens
     )
     assert acting.may_act_for(SCHOOL, in_aimms.participant_id)
     assert not acting.may_act_for(SCHOOL, in_postgraduate.participant_id)
-    with pytest.raises(page_links.LinkUnusable):
+    with pytest.raises(page_links.PageLinkUnusable):
         await use_cases.open_page(store, ISSUER, secret_in(link["url"]))
-    with pytest.raises(page_links.LinkUnusable):
+    with pytest.raises(page_links.PageLinkUnusable):
         await use_cases.open_page(store, ISSUER, "never-issued")
 
 
@@ -686,5 +686,5 @@ async def test_an_expired_link_or_one_whose_registration_was_withdrawn_opens_not
     await use_cases.withdraw_participant(store, PORTAL, next(p for p in links if p != in_aimms.participant_id), None)
 
     for secret in links.values():
-        with pytest.raises(page_links.LinkUnusable):
+        with pytest.raises(page_links.PageLinkUnusable):
             await use_cases.open_page(store, ISSUER, secret)

@@ -7,7 +7,7 @@ import pytest
 
 from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
 from aimms_surveys.domain import invitations
-from aimms_surveys.domain.invitations import LinkUnusable, SurveyPolicy
+from aimms_surveys.domain.invitations import SurveyLinkUnusable, SurveyPolicy
 
 T0 = datetime(2025, 1, 31, 9, 0, tzinfo=UTC)
 DEFAULT_POLICY = SurveyPolicy()
@@ -77,9 +77,9 @@ def test_only_an_open_unexpired_invitation_can_be_answered() -> None:
     invitation, _ = issued()
     invitation.check_answerable(T0 + timedelta(days=1))
     for status in ("answered", "voided", "expired"):
-        with pytest.raises(LinkUnusable):
+        with pytest.raises(SurveyLinkUnusable):
             replace(invitation, status=status).check_answerable(T0)
-    with pytest.raises(LinkUnusable) as caught:
+    with pytest.raises(SurveyLinkUnusable) as caught:
         invitation.check_answerable(invitation.expires_at)
     assert caught.value.status == 410 and "already answered" in caught.value.detail
 

@@ -61,6 +61,18 @@ def pending_doc(
     }
 
 
+def requeued(retried: Delivery, now: datetime) -> dict[str, Any]:
+    """What a coordinator's retry sets on a failed notification: pending, due at once, fresh patience."""
+    return {
+        "status": PENDING,
+        SEND_DUE: now,
+        "attempts": retried.attempts,
+        "detail_checks": retried.detail_checks,
+        "details_deadline": retried.details_deadline,
+        "retried_at": now,
+    }
+
+
 def as_notification(doc: dict[str, Any]) -> Notification:
     """The notification a stored document records."""
     return Notification(**{"notification_id": doc["_id"]} | {k: doc[k] for k in _NOTIFICATION_FIELDS[1:] if k in doc})
@@ -189,17 +201,7 @@ class NotificationStore:
         """
         result = await self._notifications.update_one(
             {"_id": retried.notification_id, "status": FAILED, "purged_at": {"$exists": False}},
-            {
-                "$set": {
-                    "status": PENDING,
-                    SEND_DUE: now,
-                    "attempts": retried.attempts,
-                    "detail_checks": retried.detail_checks,
-                    "details_deadline": retried.details_deadline,
-                    "retried_at": now,
-                },
-                "$unset": {"failed_at": "", "waiting_for": "", "waiting_due": ""},
-            },
+            {"$set": requeued(retried, now), "$unset": {"failed_at": "", "waiting_for": "", "waiting_due": ""}},
         )
         return result.matched_count == 1
 

@@ -23,6 +23,7 @@ from aimms_shared.contracts.matching import (
 )
 from aimms_shared.errors import DomainError, Missing, StateConflict
 from aimms_shared.events import Envelope
+from aimms_shared.mapping import carried_over
 from aimms_shared.mongo import utcnow
 
 PRODUCER = "notifications"
@@ -117,16 +118,7 @@ async def record_institution(store: NotificationStore, institution_id: str, name
 
 async def proposal_opened(store: NotificationStore, event: MatchProposed, envelope: Envelope) -> None:
     """A proposal awaits both sides' answers."""
-    await store.open_proposal(
-        digest.OpenProposal(
-            pair_id=event.pair_id,
-            programme_id=event.programme_id,
-            mentee_id=event.mentee_id,
-            mentor_id=event.mentor_id,
-            proposed_at=envelope.occurred_at,
-            reply_by=event.reply_by,
-        )
-    )
+    await store.open_proposal(carried_over(digest.OpenProposal, event, proposed_at=envelope.occurred_at))
 
 
 async def proposal_reminded(store: NotificationStore, event: MatchProposalReminder, envelope: Envelope) -> None:

@@ -144,7 +144,7 @@ async def open_page(store: RegistrationStore, issuer: TokenIssuer, secret: str) 
     link = await store.use_page_link(page_links.link_id(secret), utcnow())
     participant = await store.participant(link.participant_id) if link else None
     if participant is None or participant.status != "active":
-        raise page_links.LinkUnusable()
+        raise page_links.PageLinkUnusable()
     pid = participant.participant_id
     return issuer.issue(f"participant:{pid}", participant.institution_id, (SELF,), participant_id=pid), participant
 

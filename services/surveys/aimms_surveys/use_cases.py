@@ -16,7 +16,7 @@ from aimms_shared.errors import Missing
 from aimms_shared.mongo import utcnow
 from aimms_shared.outbox import ConcurrentUpdate, outbox_entries
 from aimms_surveys.domain import invitations, reports
-from aimms_surveys.domain.invitations import Invitation, LinkUnusable, SurveyPolicy
+from aimms_surveys.domain.invitations import Invitation, SurveyLinkUnusable, SurveyPolicy
 from aimms_surveys.domain.questionnaires import Questionnaire, QuestionnaireDraft, validate_answers
 from aimms_surveys.store import SurveysStore
 
@@ -157,13 +157,13 @@ class Surveys:
     async def _answerable(self, token: str) -> tuple[Invitation, Questionnaire]:
         invitation = await self._store.invitation_by_token(invitations.token_hash(token))
         if invitation is None:
-            raise LinkUnusable()
+            raise SurveyLinkUnusable()
         invitation.check_answerable(utcnow())
         questionnaire = await self._store.questionnaire(
             invitation.programme_id, invitation.wave, invitation.questionnaire_version
         )
         if questionnaire is None:  # a definition is never deleted; treat a gap like any unusable link
-            raise LinkUnusable()
+            raise SurveyLinkUnusable()
         return invitation, questionnaire
 
     async def questionnaire_for(self, token: str) -> dict[str, Any]:
@@ -177,7 +177,7 @@ class Surveys:
         valid = validate_answers(questionnaire, invitation.role, answers)
         now = utcnow()
         if not await self._store.use_invitation(invitation.invitation_id, now):
-            raise LinkUnusable()
+            raise SurveyLinkUnusable()
         completed = SurveyCompleted(
             programme_id=invitation.programme_id,
             wave=invitation.wave,

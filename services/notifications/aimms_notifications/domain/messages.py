@@ -284,11 +284,8 @@ def survey_invitation(event: SurveyInvitationIssued | SurveyReminderIssued, enve
             SURVEY_REMINDER if isinstance(event, SurveyReminderIssued) else SURVEY_INVITATION,
             programme_id=event.programme_id,
             recipient_id=event.participant_id,
-            wave=event.wave,
-            role=event.role,
-            link=event.link,
-            expires_at=event.expires_at,
             reminder=getattr(event, "reminder", 0),
+            **event.model_dump(include={"wave", "role", "link", "expires_at"}),
         )
     ]
 

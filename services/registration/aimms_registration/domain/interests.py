@@ -7,6 +7,7 @@ from aimms_registration.domain.institutions import SCHEME, Institution, member_f
 from aimms_registration.domain.programmes import Programme
 from aimms_shared.contracts.registration import InterestExpressed
 from aimms_shared.errors import Missing, StateConflict
+from aimms_shared.mapping import carried_over
 
 
 @dataclass(frozen=True)
@@ -78,13 +79,10 @@ def express_interest(
         expressed_at=now,
         declared_institution=submission.declared_institution,
     )
-    event = InterestExpressed(
-        interest_id=interest.interest_id,
-        name=interest.name,
-        email=interest.email,
-        institution_id=institution.institution_id,
+    event = carried_over(
+        InterestExpressed,
+        interest,
         institution_name=institution.name,
-        programme_id=programme.programme_id,
         programme_name=programme.name,
         registration_url=institution.registration_url,
     )

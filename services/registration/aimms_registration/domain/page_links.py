@@ -12,25 +12,19 @@ from datetime import datetime, timedelta
 
 from aimms_registration.domain.participants import Participant
 from aimms_shared.contracts.registration import ParticipantLinkIssued
-from aimms_shared.errors import DomainError
+from aimms_shared.errors import LinkUnusable
 
 LIFETIME = timedelta(hours=24)
 # At most one link per registration this often: typing an address again and again sends nothing new.
 RESEND_AFTER = timedelta(minutes=2)
 
 
-class LinkUnusable(DomainError):
-    """Unknown, used or expired: one answer for all, so nobody learns whether a link existed."""
-
-    status = 410
+class PageLinkUnusable(LinkUnusable):
     code = "page-link-unusable"
-    title = "This link cannot be used"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "This link to your programme's page cannot be used: it was already opened, or has expired. "
-            "Ask for a new one with your email address."
-        )
+    advice = (
+        "This link to your programme's page cannot be used: it was already opened, or has expired. "
+        "Ask for a new one with your email address."
+    )
 
 
 @dataclass(frozen=True)

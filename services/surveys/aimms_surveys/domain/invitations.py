@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from aimms_shared.contracts.registration import IsoDuration, Role
 from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued, Wave
 from aimms_shared.durations import parse
-from aimms_shared.errors import DomainError
+from aimms_shared.errors import LinkUnusable
 from aimms_shared.events import Event
 
 Status = Literal["open", "answered", "voided", "expired"]
@@ -44,18 +44,13 @@ class SurveyPolicy(BaseModel):
     )
 
 
-class LinkUnusable(DomainError):
-    """Unknown, used, voided or expired: one answer for all, so nobody learns whether a token existed."""
-
-    status = 410
+class SurveyLinkUnusable(LinkUnusable):
     code = "survey-link-unusable"
     title = "This survey link cannot be used"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "This survey link cannot be used: it is not valid, was already answered, or has expired. "
-            "If you have not answered yet, ask your scheme coordinator for a new link."
-        )
+    advice = (
+        "This survey link cannot be used: it is not valid, was already answered, or has expired. "
+        "If you have not answered yet, ask your scheme coordinator for a new link."
+    )
 
 
 def new_token() -> tuple[str, str]:
@@ -113,7 +108,7 @@ class Invitation:
     def check_answerable(self, now: datetime) -> None:
         """Refuse a link that can no longer be answered."""
         if self.status != "open" or now >= self.expires_at:
-            raise LinkUnusable()
+            raise SurveyLinkUnusable()
 
 
 def link(public_url: str, token: str) -> str:
