@@ -4,8 +4,9 @@ Only features FerretDB 1.24 supports are used (no transactions, change streams o
 """
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import InsertOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -13,6 +14,8 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
 # Writes sent by one bulk_write at most.
 WRITE_BATCH = 100
+
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -23,6 +26,20 @@ def utcnow() -> datetime:
 def as_utc(value: datetime) -> datetime:
     """A datetime read back from the store, made timezone-aware."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def from_document(target: type[T], doc: dict[str, Any], id_field: str | None = None, **overrides: Any) -> T:
+    """A frozen dataclass from a stored (or embedded) document: `_id` as `id_field`, like-named keys (lists
+    as tuples, datetimes as aware UTC), plus `overrides` for the fields stored in another form."""
+    names = {f.name for f in dataclasses.fields(target)} - overrides.keys()  # type: ignore[arg-type]
+    values = {name: _as_read(doc[name]) for name in names if name in doc}
+    return target(**values | ({id_field: doc["_id"]} if id_field else {}), **overrides)
+
+
+def _as_read(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(value)
+    return as_utc(value) if isinstance(value, datetime) else value
 
 
 async def claim_due(collection: AsyncCollection, field: str, lease: timedelta, limit: int) -> list[dict[str, Any]]:

@@ -32,3 +32,22 @@ def test_an_override_wins_over_a_like_named_field() -> None:
         carried_over(Record, Announced(participant_id="p", roles=[]), joined="x", participant_id="q").participant_id
         == "q"
     )
+
+
+def test_a_stored_document_becomes_its_dataclass_with_its_id_tuples_and_aware_times() -> None:
+    from datetime import UTC, datetime
+
+    from aimms_shared.mongo import from_document
+
+    @dataclass(frozen=True)
+    class Kept:
+        kept_id: str
+        tags: tuple[str, ...]
+        at: datetime
+        note: str = "default"
+
+    naive = datetime(2026, 12, 6, 9, 0)
+    kept = from_document(Kept, {"_id": "k-1", "tags": ["a", "b"], "at": naive, "stray": 1}, "kept_id")
+
+    assert kept == Kept("k-1", ("a", "b"), naive.replace(tzinfo=UTC))
+    assert from_document(Kept, {"_id": "k-2", "tags": [], "at": naive}, "kept_id", note="given").note == "given"

@@ -6,7 +6,7 @@ never reads registration's database. Places are held by conditional single-docum
 mentor's load never passes her capacity, however many requests race for the last place.
 """
 
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,7 @@ from aimms_matching.domain.ideas import Idea
 from aimms_matching.domain.pairs import OPEN_STATES, Explanation, Meeting, Pair, Timing
 from aimms_matching.domain.rules import Member, ProgrammeRules
 from aimms_shared.contracts.registration import MatchingPolicy
-from aimms_shared.mongo import as_utc, claim_due, utcnow
+from aimms_shared.mongo import as_utc, claim_due, from_document, utcnow
 from aimms_shared.outbox import Outbox, OutboxEntry
 
 PREFERENCES = "preferences"
@@ -42,18 +42,6 @@ _PROFILE_FIELDS = (
     "profile_published",
     "background_matching",
     "background_token",
-)
-_PAIR_TIMES = (
-    "created_at",
-    "proposed_at",
-    "reply_by",
-    "started_at",
-    "trial_ends_at",
-    "follow_up_at",
-    "term_ends_at",
-    "term_reply_by",
-    "ended_at",
-    "paused_at",
 )
 
 
@@ -98,16 +86,8 @@ class MatchingStore:
         doc = await self._programmes.find_one({"_id": programme_id})
         if doc is None:
             return None
-        names = {f.name for f in fields(ProgrammeRules)}
-        kept = {k: v for k, v in doc.items() if k in names}
-        return ProgrammeRules(
-            **kept
-            | {
-                "programme_id": doc["_id"],
-                "seniority_scale": tuple(doc["seniority_scale"]),
-                "matching": MatchingPolicy.model_validate(doc.get("matching", {})),
-            }
-        )
+        matching = MatchingPolicy.model_validate(doc.get("matching", {}))
+        return from_document(ProgrammeRules, doc, "programme_id", matching=matching)
 
     async def mark_rounds_begun(self, programme_id: str, at: datetime) -> None:
         """From the first round on, newcomers and declined mentees are matched one by one."""
@@ -370,17 +350,7 @@ class MatchingStore:
 
 
 def _member(doc: dict[str, Any]) -> Member:
-    names = {f.name for f in fields(Member)}
-    kept = {k: v for k, v in doc.items() if k in names}
-    return Member(
-        **kept
-        | {
-            "participant_id": doc["_id"],
-            "roles": tuple(doc["roles"]),
-            "research_interests": tuple(doc["research_interests"]),
-            "joined_at": as_utc(doc["joined_at"]) if doc.get("joined_at") else None,
-        }
-    )
+    return from_document(Member, doc, "participant_id")
 
 
 def _pair_doc(pair: Pair) -> dict[str, Any]:
@@ -393,23 +363,15 @@ def _pair_doc(pair: Pair) -> dict[str, Any]:
 
 
 def _pair(doc: dict[str, Any]) -> Pair:
-    names = {f.name for f in fields(Pair)}
-    kept = {k: v for k, v in doc.items() if k in names}
-    times: dict[str, datetime | None] = {name: as_utc(doc[name]) if doc.get(name) else None for name in _PAIR_TIMES}
-    explanation = doc["explanation"] | {"shared_interests": tuple(doc["explanation"]["shared_interests"])}
-    return Pair(
-        **kept
-        | times
-        | {
-            "pair_id": doc["_id"],
-            "explanation": Explanation(**explanation),
-            "timing": Timing(**doc["timing"]),
-            "extend_votes": tuple(doc.get("extend_votes", ())),
-            "meetings": tuple(
-                Meeting(**m | {"held_on": date.fromisoformat(m["held_on"]), "recorded_at": as_utc(m["recorded_at"])})
-                for m in doc.get("meetings", ())
-            ),
-        }
+    return from_document(
+        Pair,
+        doc,
+        "pair_id",
+        explanation=from_document(Explanation, doc["explanation"]),
+        timing=from_document(Timing, doc["timing"]),
+        meetings=tuple(
+            from_document(Meeting, m, held_on=date.fromisoformat(m["held_on"])) for m in doc.get("meetings", ())
+        ),
     )
 
 
@@ -420,6 +382,4 @@ def _concern_doc(concern: Concern) -> dict[str, Any]:
 
 
 def _concern(doc: dict[str, Any]) -> Concern:
-    times = {name: as_utc(doc[name]) if doc.get(name) else None for name in ("raised_at", "closed_at")}
-    kept = {f.name: doc[f.name] for f in fields(Concern) if f.name in doc and f.name != "concern_id"}
-    return Concern(**kept | times | {"concern_id": doc["_id"]})
+    return from_document(Concern, doc, "concern_id")

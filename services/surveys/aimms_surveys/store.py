@@ -10,7 +10,7 @@ its response and item, and decrypted only to compute reports.
 import json
 import uuid
 from collections.abc import Collection
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 from aimms_shared.contracts.registration import Role
 from aimms_shared.contracts.surveys import Wave
 from aimms_shared.crypto import FieldCipher
-from aimms_shared.mongo import as_utc, claim_due
+from aimms_shared.mongo import claim_due, from_document
 from aimms_shared.outbox import Outbox, OutboxEntry
 from aimms_surveys.domain.invitations import Invitation, SurveyPolicy
 from aimms_surveys.domain.questionnaires import Answer, Questionnaire, QuestionnaireDraft
@@ -32,7 +32,6 @@ RESPONSES = "responses"
 OUTBOX_COLLECTIONS = (INVITATIONS, RESPONSES)
 DUE = "due"
 SEALED = "sealed_answers"
-_TIMES = ("issued_at", "expires_at")
 
 
 class SurveysStore:
@@ -318,7 +317,4 @@ def _invitation_doc(invitation: Invitation) -> dict[str, Any]:
 
 
 def _invitation(doc: dict[str, Any]) -> Invitation:
-    names = {f.name for f in fields(Invitation)}
-    kept = {k: v for k, v in doc.items() if k in names}
-    invitation = Invitation(**kept | {"invitation_id": doc["_id"], "token_hashes": tuple(doc.get("token_hashes", ()))})
-    return replace(invitation, **{name: as_utc(doc[name]) for name in _TIMES})
+    return from_document(Invitation, doc, "invitation_id")
