@@ -254,7 +254,7 @@ def test_coordinators_can_exclude_a_consenting_participant_from_the_evaluation_w
 
 def test_a_withdrawn_participant_cannot_change_or_withdraw_again() -> None:
     participant, _ = register()
-    withdrawn, event = participants.withdraw(participant, "moved abroad", now=NOW)
+    withdrawn, [event] = participants.withdraw(participant, "moved abroad", now=NOW)
     assert withdrawn.status == "withdrawn" and event.reason == "moved abroad"
     with pytest.raises(StateConflict):
         participants.withdraw(withdrawn, None, now=NOW)

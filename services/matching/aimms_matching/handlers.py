@@ -27,13 +27,9 @@ def subscriptions(store: MatchingStore, matchmaker: Matchmaker) -> Subscriptions
     async def keep_capacity(event: reg.MentorCapacityChanged, envelope: Envelope) -> None:
         await use_cases.capacity_changed(store, event)
 
-    @table.on(reg.ParticipantWithdrawn)
-    async def withdraw(event: reg.ParticipantWithdrawn, envelope: Envelope) -> None:
-        await matchmaker.participant_left(event.participant_id, erased=False)
-
-    @table.on(reg.ParticipantErased)
-    async def erase(event: reg.ParticipantErased, envelope: Envelope) -> None:
-        await matchmaker.participant_left(event.participant_id, erased=True)
+    @table.on(reg.ParticipantWithdrawn, reg.ParticipantErased)
+    async def left(event: reg.ParticipantWithdrawn | reg.ParticipantErased, envelope: Envelope) -> None:
+        await matchmaker.participant_left(event.participant_id, erased=isinstance(event, reg.ParticipantErased))
 
     # Matching reacts to its own events so each reaction survives a crash (the outbox delivers them).
     @table.on(m.MentorPreferencesSubmitted)

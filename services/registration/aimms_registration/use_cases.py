@@ -269,23 +269,16 @@ async def set_evaluation_consent(
     store: RegistrationStore, caller: Principal, participant_id: str, version: str | None
 ) -> Participant:
     """She gives or withdraws consent to the evaluation (EvaluationParticipationChanged when that changes it)."""
-    now = utcnow()
-    return await _change_participant(
-        store, caller, participant_id, lambda p: participants.set_evaluation_consent(p, version, now=now)
-    )
+    decide = partial(participants.set_evaluation_consent, version=version, now=utcnow())
+    return await _change_participant(store, caller, participant_id, decide)
 
 
 async def exclude_from_evaluation(
     store: RegistrationStore, caller: Principal, participant_id: str, reason: str | None
 ) -> Participant:
     """Coordinators leave her out of the evaluation, or include her again (reason None)."""
-    return await _change_participant(
-        store, caller, participant_id, lambda p: participants.exclude_from_evaluation(p, reason)
-    )
-
-
-def _one(change: tuple[Participant, Event]) -> tuple[Participant, list[Event]]:
-    return change[0], [change[1]]
+    decide = partial(participants.exclude_from_evaluation, reason=reason)
+    return await _change_participant(store, caller, participant_id, decide)
 
 
 async def _change_participant(
@@ -305,10 +298,8 @@ async def withdraw_participant(
     store: RegistrationStore, caller: Principal, participant_id: str, reason: str | None
 ) -> Participant:
     """She leaves the programme (ParticipantWithdrawn)."""
-    now = utcnow()
-    return await _change_participant(
-        store, caller, participant_id, lambda p: _one(participants.withdraw(p, reason, now=now))
-    )
+    decide = partial(participants.withdraw, reason=reason, now=utcnow())
+    return await _change_participant(store, caller, participant_id, decide)
 
 
 async def erase_participant(store: RegistrationStore, caller: Principal, participant_id: str) -> None:

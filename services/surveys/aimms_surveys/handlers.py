@@ -38,12 +38,8 @@ def subscriptions(surveys: Surveys) -> Subscriptions:
     async def keep_evaluation_status(event: reg.EvaluationParticipationChanged, envelope: Envelope) -> None:
         await surveys.evaluation_changed(event.participant_id, event.in_evaluation)
 
-    @table.on(reg.ParticipantWithdrawn)
-    async def void_on_withdrawal(event: reg.ParticipantWithdrawn, envelope: Envelope) -> None:
-        await surveys.participant_left(event.participant_id, erased=False)
-
-    @table.on(reg.ParticipantErased)
-    async def forget_on_erasure(event: reg.ParticipantErased, envelope: Envelope) -> None:
-        await surveys.participant_left(event.participant_id, erased=True)
+    @table.on(reg.ParticipantWithdrawn, reg.ParticipantErased)
+    async def void_on_leaving(event: reg.ParticipantWithdrawn | reg.ParticipantErased, envelope: Envelope) -> None:
+        await surveys.participant_left(event.participant_id, erased=isinstance(event, reg.ParticipantErased))
 
     return table

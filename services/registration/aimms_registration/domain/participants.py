@@ -221,13 +221,11 @@ def update_profile(
     return updated, events
 
 
-def withdraw(
-    participant: Participant, reason: str | None, *, now: datetime
-) -> tuple[Participant, ParticipantWithdrawn]:
+def withdraw(participant: Participant, reason: str | None, *, now: datetime) -> tuple[Participant, list[Event]]:
     """She leaves the programme; her record stays (she may ask for erasure separately)."""
     _require_active(participant)
     withdrawn = replace(participant, status="withdrawn", withdrawn_at=now, withdrawal_reason=reason)
-    return withdrawn, ParticipantWithdrawn(**_ids(participant), reason=reason)
+    return withdrawn, [ParticipantWithdrawn(**_ids(participant), reason=reason)]
 
 
 def set_evaluation_consent(
