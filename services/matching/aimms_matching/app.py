@@ -31,7 +31,7 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
     return create_service_app(
         "matching",
         settings,
-        routers=[routes.router],
+        routers=routes.ROUTERS,
         setup=setup,
         outbox_collections=OUTBOX_COLLECTIONS,
         produces=[

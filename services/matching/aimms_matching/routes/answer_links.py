@@ -1,0 +1,82 @@
+"""Answering a proposal from the email's signed links (API and a plain page)."""
+
+import html
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from aimms_matching.routes.deps import Matching
+from aimms_matching.routes.directory import Profile
+from aimms_matching.routes.pairs import PairOut
+from aimms_shared.contracts.matching import Side
+from aimms_shared.errors import DomainError
+from aimms_shared.http import problem_responses
+from aimms_shared.mapping import carried_over
+
+router = APIRouter(tags=["answer links"])
+
+
+class LinkedProposal(BaseModel):
+    """What an answer link stands for: her side, the answer it gives, the proposal and the other side."""
+
+    side: Side
+    action: Literal["accept", "decline"]
+    proposal: PairOut
+    proposed: Profile | None = Field(description="The other side's profile; null once she left the scheme.")
+
+
+class LinkAnswerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000, description="Why she declines (optional).")
+
+
+@router.get("/answer-links/{token}", response_model=LinkedProposal, responses=problem_responses(404))
+async def linked_proposal(token: str, matching: Matching) -> LinkedProposal:
+    """The proposal behind an emailed answer link, for a page to show before she confirms (the link is the key)."""
+    pair, side, action, other = await matching.proposal_by_link(token)
+    return LinkedProposal(
+        side=side,
+        action=action,
+        proposal=PairOut.of_pair(pair),
+        proposed=carried_over(Profile, other) if other else None,
+    )
+
+
+@router.post("/answer-links/{token}", response_model=PairOut, responses=problem_responses(404, 409, 422))
+async def answer_through_link(token: str, body: LinkAnswerIn, matching: Matching) -> PairOut:
+    """Give the answer the link stands for; a side answers once (409 after that, or once the proposal lapsed)."""
+    pair, _ = await matching.answer_by_link(token, body.reason or None)
+    return PairOut.of_pair(pair)
+
+
+_PAGE = """<!doctype html><html lang="en"><meta charset="utf-8"><title>AIMMS mentoring</title>
+<body style="font-family:sans-serif;max-width:36em;margin:3em auto"><h1>{title}</h1>{body}</body></html>"""
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status)
+
+
+@router.get("/answers/{token}", response_class=HTMLResponse)
+async def answer_page(token: str, matching: Matching) -> HTMLResponse:
+    """The page an email link opens: one button, so a mail scanner following links answers nothing."""
+    _, _, action = matching.links.read(token)
+    reason = '<p><label>Reason (optional)<br><textarea name="reason" rows="3" cols="40"></textarea></label></p>'
+    body = f'<form method="post">{reason if action == "decline" else ""}<button>Confirm: {action}</button></form>'
+    return _page(f"{action.capitalize()} this mentoring proposal", body)
+
+
+@router.post("/answers/{token}", response_class=HTMLResponse)
+async def answer_by_link(token: str, matching: Matching, reason: Annotated[str | None, Form()] = None) -> HTMLResponse:
+    """Record the answer the link stands for; a link works once."""
+    try:
+        _, accepted = await matching.answer_by_link(token, reason or None)
+    except DomainError as exc:
+        if exc.status >= 500:
+            raise
+        return _page("This link cannot be used now", f"<p>{html.escape(str(exc))}</p>", status=exc.status)
+    done = "You accepted the proposal. We will introduce you both" if accepted else "You declined the proposal"
+    return _page("Thank you", f"<p>{done}.</p>")
