@@ -9,6 +9,11 @@ from pydantic import BaseModel
 T = TypeVar("T")
 
 
+def picked(source: object, *names: str) -> dict[str, Any]:
+    """The named attributes of `source`, by name: the ids an aggregate's events all carry."""
+    return {name: getattr(source, name) for name in names}
+
+
 def carried_over(target: type[T], *sources: object, **overrides: Any) -> T:
     """A `target` dataclass or pydantic model from the like-named attributes of the first of `sources` that
     has each, plus `overrides`; fields no source has keep their defaults.

@@ -14,6 +14,7 @@ from aimms_shared.contracts.matching import EndReason, ProposalLinks, Side
 from aimms_shared.durations import after
 from aimms_shared.errors import RuleBroken, StateConflict
 from aimms_shared.events import Event
+from aimms_shared.mapping import picked
 
 State = Literal["held", "proposed", "declined", "mentoring", "ended"]
 SIDES: tuple[Side, Side] = ("mentee", "mentor")
@@ -132,12 +133,7 @@ Change = tuple[Pair, list[Event]]
 
 
 def _ids(pair: Pair) -> dict[str, str]:
-    return {
-        "pair_id": pair.pair_id,
-        "programme_id": pair.programme_id,
-        "mentee_id": pair.mentee_id,
-        "mentor_id": pair.mentor_id,
-    }
+    return picked(pair, "pair_id", "programme_id", "mentee_id", "mentor_id")
 
 
 def _follow_up(pair: Pair, *, still_mentoring: bool) -> ev.SixMonthsElapsed:

@@ -20,6 +20,7 @@ from aimms_shared.contracts.registration import (
 )
 from aimms_shared.errors import RuleBroken, StateConflict
 from aimms_shared.events import Event
+from aimms_shared.mapping import picked
 
 CONSENTS = ("privacy_notice", "code_of_conduct", "confidentiality")
 # Optional: consent to take part in the evaluation, given to a version of its participant information sheet.
@@ -308,11 +309,7 @@ def _require_active(participant: Participant) -> None:
 
 
 def _ids(participant: Participant) -> dict[str, str]:
-    return {
-        "participant_id": participant.participant_id,
-        "programme_id": participant.programme_id,
-        "institution_id": participant.institution_id,
-    }
+    return picked(participant, "participant_id", "programme_id", "institution_id")
 
 
 def _profile_fields(participant: Participant, background_key: bytes) -> dict:

@@ -19,6 +19,7 @@ from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminde
 from aimms_shared.durations import parse
 from aimms_shared.errors import LinkUnusable
 from aimms_shared.events import Event
+from aimms_shared.mapping import picked
 
 Status = Literal["open", "answered", "voided", "expired"]
 
@@ -171,11 +172,4 @@ def tick(
 
 
 def _about(invitation: Invitation) -> dict[str, object]:
-    return {
-        "invitation_id": invitation.invitation_id,
-        "participant_id": invitation.participant_id,
-        "programme_id": invitation.programme_id,
-        "wave": invitation.wave,
-        "role": invitation.role,
-        "expires_at": invitation.expires_at,
-    }
+    return picked(invitation, "invitation_id", "participant_id", "programme_id", "wave", "role", "expires_at")
