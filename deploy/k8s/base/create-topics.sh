@@ -46,6 +46,7 @@ topic matching.preferences 3
 topic matching.pairs 3
 topic matching.concerns 3
 topic matching.waiting 3
+topic matching.circles 3
 topic notifications.deliveries 3
 topic surveys.invitations 3
 topic surveys.responses 3

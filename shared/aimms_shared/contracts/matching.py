@@ -196,3 +196,53 @@ class MenteeUnplaced(Event, topic=WAITING, key="mentee_id"):
     programme_id: str
     institution_id: str
     waiting_url: str = Field(description="The coordinators' page of the programme's waiting mentees.")
+
+
+CIRCLES = Topic("matching.circles")
+CircleRole = Literal["peer", "facilitator"]
+
+
+class CircleMember(BaseModel):
+    """One member of a circle, and what she is told of why she is in it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    participant_id: str
+    institution_id: str
+    role: CircleRole
+    shared_interests: list[str] = Field(description="Her interests that others in the circle hold too.")
+
+
+class _CircleEvent(Event, topic=CIRCLES, key="circle_id"):
+    circle_id: str
+    programme_id: str
+
+
+@contract
+class CircleFormed(_CircleEvent):
+    """A mentoring circle was formed: 4-8 peers of alike career stage and interests, from more than one
+    institution, and a facilitator where one was free. Every member is introduced to the others."""
+
+    members: list[CircleMember] = Field(description="The peers, then the facilitator if there is one.")
+    shared_interests: list[str] = Field(description="Interests two or more of its peers hold.")
+    stages: list[str] = Field(description="The lowest and highest career stage of its peers.")
+    formed_at: AwareDatetime
+    follow_up_at: AwareDatetime
+
+
+@contract
+class CircleMemberLeft(_CircleEvent):
+    """A member left the circle (withdrew or was erased); the others go on."""
+
+    participant_id: str
+    role: CircleRole
+    remaining: list[str] = Field(description="Ids of the members still in the circle.")
+
+
+@contract
+class CircleFollowUpDue(_CircleEvent):
+    """The circle reached the programme's follow-up point: its members are asked how it went."""
+
+    members: list[CircleMember] = Field(description="The members still in the circle.")
+    formed_at: AwareDatetime
+    follow_up_at: AwareDatetime

@@ -19,7 +19,9 @@ INTERESTS = Topic("registration.interests")
 PARTICIPANTS = Topic("registration.participants")
 CONTACTS = Topic("registration.contacts", compacted=True)
 
-Role = Literal["mentor", "mentee"]
+# Pairs programmes offer mentor and mentee; circles programmes, peer and facilitator.
+Role = Literal["mentor", "mentee", "peer", "facilitator"]
+ProgrammeKind = Literal["pairs", "circles"]
 # The scheme's own tenancy: the institution id of people whose university is not onboarded.
 SCHEME_TENANCY = "scheme"
 
@@ -91,6 +93,9 @@ class MatchingPolicy(BaseModel):
 class _ProgrammeState(Event, topic=PROGRAMMES, key="programme_id"):
     programme_id: str
     name: str
+    kind: ProgrammeKind = Field(
+        default="pairs", description="pairs: one mentor to one mentee; circles: 4-8 peers with a facilitator."
+    )
     roles_offered: list[Role]
     default_mentor_capacity: int
     max_mentor_capacity: int
