@@ -403,3 +403,32 @@ def test_the_schemes_tenancy_registers_any_address_and_a_member_only_its_own() -
         background_key=KEY,
     )
     assert participant.institution_id == "scheme"
+
+
+def test_a_circles_programme_offers_peers_and_facilitators_and_a_pairs_programme_mentors_and_mentees() -> None:
+    circles = programmes.define(
+        replace(AIMMS, programme_id="circles", kind="circles", roles_offered=("peer", "facilitator"))
+    )
+    assert programmes.announcement(circles, new=True).kind == "circles"
+
+    with pytest.raises(RuleBroken) as mixed:
+        programmes.define(replace(AIMMS, kind="circles", roles_offered=("peer", "mentor")))
+    assert mixed.value.extra["rule"] == "roles"
+    with pytest.raises(RuleBroken) as unknown:
+        programmes.define(replace(AIMMS, kind="triads"))
+    assert unknown.value.extra["rule"] == "programme-kind"
+    with pytest.raises(RuleBroken):
+        programmes.define(replace(AIMMS, roles_offered=("peer",)))
+
+
+def test_a_peer_registers_in_a_circles_programme_and_no_one_as_a_mentor_there() -> None:
+    circles = programmes.define(
+        replace(AIMMS, programme_id="circles", kind="circles", roles_offered=("peer", "facilitator"))
+    )
+    peer = replace(REGISTRATION, programme_id="circles", role="peer", confirmed_eligibility=("woman",))
+    participant, _ = register(peer, circles)
+    assert participant.roles == ("peer",) and participant.profile.mentor_capacity is None
+
+    with pytest.raises(RuleBroken) as refused:
+        register(replace(peer, role="mentor"), circles)
+    assert refused.value.extra["rule"] == "role-offered"

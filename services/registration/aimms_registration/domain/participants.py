@@ -72,7 +72,7 @@ class Registration:
     email: str
     institution_id: str
     programme_id: str
-    role: str  # mentor | mentee | both
+    role: str  # mentor | mentee | both (pairs); peer | facilitator (circles)
     profile: Profile
     consents: dict[str, str]  # kind -> version
     confirmed_eligibility: tuple[str, ...]

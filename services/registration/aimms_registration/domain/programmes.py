@@ -6,7 +6,8 @@ from aimms_shared.contracts.registration import MatchingPolicy, ProgrammeOpened,
 from aimms_shared.durations import is_duration
 from aimms_shared.errors import RuleBroken
 
-ROLES = ("mentor", "mentee")
+# The roles each kind of programme offers: pairs of mentor and mentee, or circles of peers with a facilitator.
+ROLES_OF_KIND = {"pairs": ("mentor", "mentee"), "circles": ("peer", "facilitator")}
 # Optional demographic questions a programme may ask; ethnicity is always treated as sensitive.
 DEMOGRAPHICS = ("ethnicity", "age_band")
 ALWAYS_SENSITIVE = ("ethnicity",)
@@ -38,6 +39,7 @@ class Programme:
     eligibility: tuple[EligibilityStatement, ...]
     roles_offered: tuple[str, ...]
     seniority_scale: tuple[str, ...]
+    kind: str = "pairs"  # a key of ROLES_OF_KIND
     mentor_more_senior: bool = True
     default_mentor_capacity: int = 1
     max_mentor_capacity: int = 5
@@ -65,8 +67,13 @@ class Programme:
 
 def define(programme: Programme) -> Programme:
     """Check a programme's settings hang together; return it with normalised values."""
-    if not programme.roles_offered or any(r not in ROLES for r in programme.roles_offered):
-        raise RuleBroken("roles_offered", "roles", f"roles are chosen from {', '.join(ROLES)}")
+    roles = ROLES_OF_KIND.get(programme.kind)
+    if roles is None:
+        raise RuleBroken("kind", "programme-kind", f"a programme's kind is one of: {', '.join(ROLES_OF_KIND)}")
+    if not programme.roles_offered or any(r not in roles for r in programme.roles_offered):
+        raise RuleBroken(
+            "roles_offered", "roles", f"a {programme.kind} programme's roles are chosen from {', '.join(roles)}"
+        )
     scale = tuple(level.strip() for level in programme.seniority_scale)
     if not scale or len(set(scale)) != len(scale) or not all(scale):
         raise RuleBroken("seniority_scale", "distinct-levels", "the seniority scale needs distinct, non-empty levels")

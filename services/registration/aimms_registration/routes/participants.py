@@ -105,7 +105,9 @@ class ParticipantIn(ProfileFields):
     email: EmailStr = Field(description="Must be at one of the institution's email domains.")
     programme_id: Slug
     institution_id: Slug | None = Field(default=None, description="Default: the portal's own institution.")
-    role: Literal["mentor", "mentee", "both"]
+    role: Literal["mentor", "mentee", "both", "peer", "facilitator"] = Field(
+        description="A pairs programme: mentor, mentee or both; a circles programme: peer or facilitator."
+    )
     consents: ConsentsIn
     confirmed_eligibility: list[Slug] = Field(default_factory=list, description="Ids of the programme's statements.")
     ethnicity: str | None = Field(default=None, max_length=200, description="Optional; stored encrypted.")

@@ -9,7 +9,7 @@ from aimms_registration import use_cases
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
 from aimms_registration.routes.deps import Slug, Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
-from aimms_shared.contracts.registration import MatchingPolicy
+from aimms_shared.contracts.registration import MatchingPolicy, ProgrammeKind, Role
 from aimms_shared.errors import Missing
 from aimms_shared.http import problem_responses
 from aimms_shared.mapping import carried_over
@@ -24,9 +24,7 @@ class Statement(BaseModel):
 
     statement_id: Slug
     text: str = Field(min_length=3, max_length=500)
-    roles: list[Literal["mentor", "mentee"]] = Field(
-        default_factory=list, description="The roles that confirm it; empty: every role."
-    )
+    roles: list[Role] = Field(default_factory=list, description="The roles that confirm it; empty: every role.")
 
 
 class ProgrammeSettings(BaseModel):
@@ -36,7 +34,14 @@ class ProgrammeSettings(BaseModel):
 
     name: str = Field(min_length=2, max_length=200)
     eligibility: list[Statement] = Field(default_factory=list, max_length=20)
-    roles_offered: list[Literal["mentor", "mentee"]] = Field(min_length=1, max_length=2)
+    kind: ProgrammeKind = Field(
+        default="pairs", description="pairs: mentor and mentee; circles: 4-8 peers with a facilitator."
+    )
+    roles_offered: list[Role] = Field(
+        min_length=1,
+        max_length=2,
+        description="A pairs programme: mentor, mentee; a circles programme: peer, facilitator.",
+    )
     seniority_scale: list[str] = Field(
         min_length=1, max_length=20, description="Levels from most junior to most senior."
     )
