@@ -14,6 +14,7 @@ from pymongo.errors import DuplicateKeyError
 
 from aimms_matching.domain.concerns import Concern
 from aimms_matching.domain.ideas import Idea
+from aimms_matching.domain.mentoring_circles import MentoringCircle
 from aimms_matching.domain.pairs import OPEN_STATES, Pair
 from aimms_matching.domain.rules import Member, ProgrammeRules
 from aimms_notifications.domain.compose import Contact
@@ -61,6 +62,8 @@ class FakeMatchingStore:
     concerns_by_id: dict[str, Concern] = field(default_factory=dict)
     unplaced: set[tuple[str, str]] = field(default_factory=set)  # (mentee, wait) already announced
     ideas_recorded: list[Idea] = field(default_factory=list)
+    circles_by_id: dict[str, MentoringCircle] = field(default_factory=dict)
+    rounds_running: set[str] = field(default_factory=set)
     events: list[OutboxEntry] = field(default_factory=list)  # every outbox entry written, in order
 
     # -- programmes
@@ -240,6 +243,43 @@ class FakeMatchingStore:
         if self.concerns_by_id[concern.concern_id].version != expected_version:
             raise ConcurrentUpdate(f"concern {concern.concern_id} is no longer at version {expected_version}")
         self.concerns_by_id[concern.concern_id] = replace(concern, version=expected_version + 1)
+
+    # -- circles
+
+    async def claim_round(self, programme_id: str, lease: timedelta) -> bool:
+        if programme_id in self.rounds_running:
+            return False
+        self.rounds_running.add(programme_id)
+        return True
+
+    async def release_round(self, programme_id: str) -> None:
+        self.rounds_running.discard(programme_id)
+
+    async def in_circles(self, programme_id: str) -> set[str]:
+        return {pid for c in self.circles_by_id.values() if c.programme_id == programme_id for pid in c.member_ids}
+
+    async def add_circle(self, circle: MentoringCircle, events: list[OutboxEntry]) -> None:
+        self.circles_by_id[circle.circle_id] = circle
+        self.events += events
+
+    async def save_circle(self, circle: MentoringCircle, expected_version: int, events: list[OutboxEntry]) -> None:
+        if self.circles_by_id[circle.circle_id].version != expected_version:
+            raise ConcurrentUpdate(f"circle {circle.circle_id} is no longer at version {expected_version}")
+        self.circles_by_id[circle.circle_id] = replace(circle, version=expected_version + 1)
+        self.events += events
+
+    async def circle(self, circle_id: str) -> MentoringCircle | None:
+        return self.circles_by_id.get(circle_id)
+
+    async def circles(self, programme_id: str) -> list[MentoringCircle]:
+        return [c for c in self.circles_by_id.values() if c.programme_id == programme_id]
+
+    async def circles_of(self, participant_id: str) -> list[MentoringCircle]:
+        return [c for c in self.circles_by_id.values() if participant_id in c.member_ids]
+
+    async def claim_due_circles(self, lease: timedelta, limit: int) -> list[MentoringCircle]:
+        now = utcnow()
+        return [c for c in self.circles_by_id.values() if (due := c.next_due()) is not None and due <= now][:limit]
 
     # -- rounds
 

@@ -345,19 +345,21 @@ async def register(
     at: str = "demo-university",
     capacity: int = 2,
     interests: tuple[str, ...] = ("global health",),
+    programme: str = "aimms-mentoring",
+    confirmed: tuple[str, ...] = ("woman", "ethnic-minority", "academic-medicine"),
 ) -> str:
     """Register someone through her institution's portal; return her participant id."""
     body: dict[str, Any] = {
         "name": who.title(),
         "email": f"{who}.{scheme.platform.namespace}@{at}.ac.uk",
-        "programme_id": "aimms-mentoring",
+        "programme_id": programme,
         "role": role,
         "job_title": seniority,
         "seniority": seniority,
         "pathway": "clinical",
         "research_interests": list(interests),
         "consents": {"privacy_notice": "1", "code_of_conduct": "1", "confidentiality": "1"},
-        "confirmed_eligibility": ["woman", "ethnic-minority", "academic-medicine"],
+        "confirmed_eligibility": list(confirmed),
     }
     if role in ("mentor", "both"):
         body |= {"offers": "grant writing", "mentor_capacity": capacity, "publish_profile": True}

@@ -16,6 +16,7 @@ from pymongo.errors import DuplicateKeyError
 
 from aimms_matching.domain.concerns import Concern
 from aimms_matching.domain.ideas import Idea
+from aimms_matching.domain.mentoring_circles import CircleMember, MentoringCircle
 from aimms_matching.domain.pairs import OPEN_STATES, Explanation, Meeting, Pair, Timing
 from aimms_matching.domain.rules import Member, ProgrammeRules
 from aimms_shared.contracts.registration import MatchingPolicy
@@ -26,7 +27,8 @@ PREFERENCES = "preferences"
 PAIRS = "pairs"
 CONCERNS = "concerns"
 UNPLACED = "unplaced"
-OUTBOX_COLLECTIONS = (PREFERENCES, PAIRS, CONCERNS, UNPLACED)
+CIRCLES = "circles"
+OUTBOX_COLLECTIONS = (PREFERENCES, PAIRS, CONCERNS, UNPLACED, CIRCLES)
 DUE = "due"
 # Profile fields registration's events set; places held and lifecycle flags are matching's own.
 _PROFILE_FIELDS = (
@@ -59,6 +61,7 @@ class MatchingStore:
         self._concerns = db[CONCERNS]
         self._unplaced = db[UNPLACED]
         self._ideas = db["ideas"]
+        self._circles = db[CIRCLES]
 
     async def ensure_indexes(self) -> None:
         """What the directory, rounds and the scheduler look up."""
@@ -69,6 +72,8 @@ class MatchingStore:
         await self._rounds.create_index([("programme_id", ASCENDING)])
         await self._concerns.create_index([("programme_id", ASCENDING), ("raised_at", DESCENDING)])
         await self._ideas.create_index([("programme_id", ASCENDING)])
+        for name in ("programme_id", "member_ids", DUE):
+            await self._circles.create_index([(name, ASCENDING)])
 
     # -- programmes
 
@@ -339,6 +344,49 @@ class MatchingStore:
         """Store the coordinators' decision, if nobody decided meanwhile."""
         await self._outbox.save(self._concerns, _concern_doc(concern), expected_version=expected_version)
 
+    # -- circles
+
+    async def claim_round(self, programme_id: str, lease: timedelta) -> bool:
+        """Hold the programme's round for `lease`: False while another round of it runs (two rounds at once
+        would put the same peers in two circles). A round that dies lets go when its lease ends."""
+        now = utcnow()
+        free = {"_id": programme_id, "$or": [{"round_until": None}, {"round_until": {"$lt": now}}]}
+        result = await self._programmes.update_one(free, {"$set": {"round_until": now + lease}})
+        return result.modified_count == 1
+
+    async def release_round(self, programme_id: str) -> None:
+        await self._programmes.update_one({"_id": programme_id}, {"$set": {"round_until": None}})
+
+    async def in_circles(self, programme_id: str) -> set[str]:
+        """Members of the programme's circles, facilitators included."""
+        cursor = self._circles.find({"programme_id": programme_id}, {"member_ids": 1})
+        return {pid async for doc in cursor for pid in doc["member_ids"]}
+
+    async def add_circle(self, circle: MentoringCircle, events: list[OutboxEntry]) -> None:
+        """A new circle with its announcement, in one write."""
+        await self._outbox.insert(self._circles, _circle_doc(circle), events)
+
+    async def save_circle(self, circle: MentoringCircle, expected_version: int, events: list[OutboxEntry]) -> None:
+        """A changed circle and its events, if nobody changed it meanwhile; its next step scheduled."""
+        await self._outbox.save(self._circles, _circle_doc(circle), expected_version=expected_version, events=events)
+
+    async def circle(self, circle_id: str) -> MentoringCircle | None:
+        doc = await self._circles.find_one({"_id": circle_id}, {"outbox": 0})
+        return _circle(doc) if doc else None
+
+    async def circles(self, programme_id: str) -> list[MentoringCircle]:
+        """A programme's circles, newest first."""
+        cursor = self._circles.find({"programme_id": programme_id}, {"outbox": 0}).sort("formed_at", DESCENDING)
+        return [_circle(doc) async for doc in cursor]
+
+    async def circles_of(self, participant_id: str) -> list[MentoringCircle]:
+        """The circles she is in."""
+        return [_circle(doc) async for doc in self._circles.find({"member_ids": participant_id}, {"outbox": 0})]
+
+    async def claim_due_circles(self, lease: timedelta, limit: int) -> list[MentoringCircle]:
+        """Circles whose follow-up is due, each leased to this worker."""
+        return [_circle(d) for d in await claim_due(self._circles, DUE, lease, limit)]
+
     async def save_round(self, report: dict[str, Any]) -> None:
         """A round's report."""
         await self._rounds.insert_one(dict(report, _id=report["round_id"]))
@@ -347,6 +395,19 @@ class MatchingStore:
         """A programme's round reports, newest first."""
         cursor = self._rounds.find({"programme_id": programme_id}, {"_id": 0}).sort("ran_at", DESCENDING)
         return await cursor.to_list()
+
+
+def _circle_doc(circle: MentoringCircle) -> dict[str, Any]:
+    doc = asdict(circle)
+    doc["_id"] = doc.pop("circle_id")
+    doc["member_ids"] = list(circle.member_ids)  # what "her circles" and "in circles" look up
+    doc[DUE] = circle.next_due()
+    return doc
+
+
+def _circle(doc: dict[str, Any]) -> MentoringCircle:
+    members = tuple(from_document(CircleMember, m) for m in doc["members"])
+    return from_document(MentoringCircle, doc, "circle_id", members=members)
 
 
 def _member(doc: dict[str, Any]) -> Member:

@@ -10,7 +10,8 @@ from urllib.parse import quote
 
 import structlog
 
-from aimms_matching.domain import concerns, engine, ideas, pairs, rules
+from aimms_matching.domain import circles, concerns, engine, ideas, mentoring_circles, pairs, rules
+from aimms_matching.domain.mentoring_circles import MentoringCircle
 from aimms_matching.domain.pairs import Explanation, Pair
 from aimms_matching.domain.rules import Member, ProgrammeRules
 from aimms_matching.links import Action, AnswerLinks
@@ -123,6 +124,7 @@ class Matchmaker:
         self._store = store
         self.links = links
         self._lease = lease
+        self.circles = Circles(store, lease=lease)
 
     async def _programme(self, programme_id: str) -> ProgrammeRules:
         programme = await self._store.programme(programme_id)
@@ -158,8 +160,11 @@ class Matchmaker:
         return await self._store.save_pair(proposed, held.version, _outbox(held, events))
 
     async def run_round(self, programme_id: str) -> dict[str, Any]:
-        """A cohort round over every waiting mentee and the places still free; pairs in progress stay put."""
+        """A cohort round over every waiting mentee and the places still free; pairs in progress stay put.
+        In a circles programme, the peers not yet in a circle are formed into circles."""
         programme = await self._programme(programme_id)
+        if programme.kind == "circles":
+            return await self.circles.form(programme)
         await self._store.mark_rounds_begun(programme_id, utcnow())  # before reading: choices made later roll
         members = await self._store.members(programme_id)
         mentors = [m for m in members if m.is_published_mentor]
@@ -391,6 +396,7 @@ class Matchmaker:
         """Withdrawn or erased: never offered or matched again, her pairs closed; erased, nothing of her kept."""
         await self._store.deactivate(participant_id)
         await self._close_pairs_of(participant_id)
+        await self.circles.member_left(participant_id)
         if erased:
             await self._store.forget(participant_id)
 
@@ -424,7 +430,9 @@ class Matchmaker:
     # -- the scheduler's steps
 
     async def run_due(self, limit: int = 50) -> int:
-        """Do every step that is due: reminders, expiries, follow-ups, term ends, unfinished holds."""
+        """Do every step that is due: reminders, expiries, follow-ups, term ends, unfinished holds; circles'
+        follow-ups."""
+        circles_due = await self.circles.run_due(limit)
         due = await self._store.claim_due_pairs(self._lease, limit)
         for pair in due:
             if pair.state == "held":
@@ -435,7 +443,7 @@ class Matchmaker:
                 await self._change(pair.pair_id, lambda p, links=links: pairs.tick(p, utcnow(), links))
             except DomainError as exc:  # a state the clock cannot move on: logged, never retried in a loop
                 log.warning("matching.tick_refused", pair_id=pair.pair_id, error=str(exc))
-        return len(due)
+        return len(due) + circles_due
 
     async def _recover(self, held: Pair) -> None:
         """A holder died between holding places and proposing: finish if both places are held, else undo."""
@@ -444,6 +452,99 @@ class Matchmaker:
         else:
             await self._store.release_places(held)
             await self._store.delete_pair(held.pair_id)
+
+
+class Circles:
+    """Mentoring circles: formed from the peers not yet in one, members leaving, the follow-up."""
+
+    def __init__(self, store: MatchingStore, *, lease: timedelta) -> None:
+        self._store = store
+        self._lease = lease
+
+    async def form(self, programme: ProgrammeRules) -> dict[str, Any]:
+        """Every peer not yet in a circle into one of 4-8, with a free facilitator where there is one."""
+        if not await self._store.claim_round(programme.programme_id, self._lease):
+            raise StateConflict("programme_id", "one-round-at-a-time", "a round of this programme is running")
+        try:
+            return await self._form(programme)
+        finally:
+            await self._store.release_round(programme.programme_id)
+
+    async def _form(self, programme: ProgrammeRules) -> dict[str, Any]:
+        taken = await self._store.in_circles(programme.programme_id)
+        free = {
+            m.participant_id: m
+            for m in await self._store.members(programme.programme_id)
+            if m.participant_id not in taken
+        }
+        peers = [mentoring_circles.as_peer(programme, m) for m in free.values() if "peer" in m.roles]
+        facilitators = [
+            circles.Facilitator(m.participant_id, m.institution_id, frozenset(m.research_interests))
+            for m in free.values()
+            if "facilitator" in m.roles
+        ]
+        result = await asyncio.to_thread(circles.form_circles, peers, facilitators)
+        now = utcnow()
+        for circle in result.circles:
+            formed, events = mentoring_circles.formed(str(uuid.uuid4()), programme, circle, result, free, now)
+            await self._store.add_circle(formed, _circle_outbox(formed, events))
+        report = {
+            "round_id": str(uuid.uuid4()),
+            "programme_id": programme.programme_id,
+            "ran_at": now,
+            "kind": "circles",
+            "mentees": len(peers),
+            "mentors": len(facilitators),
+            "proposed": len(peers) - len(result.unplaced),
+            "unmatched": len(result.unplaced),
+            "circles": len(result.circles),
+            "stable": dict(result.quality),
+            "residual": {},
+        }
+        await self._store.save_round(report)
+        log.info("matching.circles", programme_id=programme.programme_id, peers=len(peers), circles=len(result.circles))
+        return report
+
+    async def circle_for(self, caller: Principal, circle_id: str) -> MentoringCircle:
+        """A circle its reader may see: coordinators, a member, or the portal of a member's institution
+        (anyone else is told it does not exist, as for an absent one)."""
+        circle = await self._store.circle(circle_id)
+        if circle is None or not any(caller.may_act_for(m.institution_id, m.participant_id) for m in circle.members):
+            raise Missing("circle_id", "existing-circle", f"no circle '{circle_id}'")
+        return circle
+
+    async def member_left(self, participant_id: str) -> None:
+        """She withdrew or was erased: each circle she is in goes on without her."""
+        for circle in await self._store.circles_of(participant_id):
+            await self._change(circle.circle_id, lambda c: mentoring_circles.leave(c, participant_id))
+
+    async def run_due(self, limit: int) -> int:
+        """Circles at their follow-up point: their members are asked how it went."""
+        due = await self._store.claim_due_circles(self._lease, limit)
+        for circle in due:
+            await self._change(circle.circle_id, lambda c: mentoring_circles.tick(c, utcnow()))
+        return len(due)
+
+    async def _change(
+        self, circle_id: str, decide: Callable[[MentoringCircle], mentoring_circles.Change]
+    ) -> MentoringCircle:
+        """A decision on the circle as it is now; retried when someone else changed it meanwhile."""
+        for _ in range(5):
+            circle = await self._store.circle(circle_id)
+            if circle is None:
+                raise Missing("circle_id", "existing-circle", f"no circle '{circle_id}'")
+            changed, events = decide(circle)
+            try:
+                await self._store.save_circle(changed, circle.version, _circle_outbox(circle, events))
+            except ConcurrentUpdate:
+                continue
+            return replace(changed, version=circle.version + 1)
+        raise ConcurrentUpdate(f"circle {circle_id} keeps changing; try again")
+
+
+def _circle_outbox(circle: MentoringCircle, events: list[Event]) -> list[OutboxEntry]:
+    # A circle spans institutions; its envelope names none (each member's institution is in the event).
+    return outbox_entries(events, producer=PRODUCER)
 
 
 def _quality(programme: ProgrammeRules, quality: engine.RoundQuality) -> dict[str, Any]:

@@ -26,6 +26,7 @@ class ProgrammeRules:
     follow_up_after: str
     matching: MatchingPolicy = MatchingPolicy()
     ideas_for_change: bool = False  # pairs record ideas for change (reverse mentoring)
+    kind: str = "pairs"  # or "circles": 4-8 peers with a facilitator
 
     def rank(self, seniority: str) -> int:
         """A level's position on the scale (0 = most junior); unknown levels count as most junior."""

@@ -3,6 +3,7 @@
 from aimms_matching.routes import (
     answer_links,
     by_hand,
+    circles,
     directory,
     ideas,
     meetings,
@@ -24,4 +25,5 @@ ROUTERS = [
     safeguarding.router,
     meetings.router,
     ideas.router,
+    circles.router,
 ]

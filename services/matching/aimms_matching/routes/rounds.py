@@ -1,7 +1,7 @@
 """Cohort rounds and their quality reports."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,10 +21,12 @@ class RoundReport(BaseModel):
     round_id: str
     programme_id: str
     ran_at: datetime
-    mentees: int = Field(description="Mentees waiting when the round ran.")
-    mentors: int
-    proposed: int
+    kind: Literal["pairs", "circles"] = Field(default="pairs", description="The programme's kind.")
+    mentees: int = Field(description="Mentees waiting when the round ran (circles: peers not yet in a circle).")
+    mentors: int = Field(description="Published mentors (circles: facilitators not yet facilitating).")
+    proposed: int = Field(description="Pairs proposed (circles: peers placed in a circle).")
     unmatched: int
+    circles: int | None = Field(default=None, description="Circles formed (a circles programme).")
     stable: dict[str, Any] = Field(description="Quality of the mentee-optimal stable round.")
     residual: dict[str, Any] = Field(description="Quality of the round over places left after it.")
 
