@@ -454,6 +454,10 @@ class FakeRegistrationStore:
     async def interest_of(self, programme_id: str, email: str) -> dict[str, Any] | None:
         key = (programme_id, email_key(email))
         interest = next((i for i in self.interests_by_id.values() if (i.programme_id, i.email_key) == key), None)
+        return None if interest is None else await self.interest(interest.interest_id)
+
+    async def interest(self, interest_id: str) -> dict[str, Any] | None:
+        interest = self.interests_by_id.get(interest_id)
         if interest is None:
             return None
         fields = {k: v for k, v in asdict(interest).items() if k != "interest_id"}
@@ -500,9 +504,11 @@ class FakeRegistrationStore:
             "version": stored.version + 1,
         }
         self.events += events
-        her_interest = (stored.programme_id, email_key(stored.email))  # as the real store: under her current address
-        self.interests_by_id = {
-            k: i for k, i in self.interests_by_id.items() if (i.programme_id, i.email_key) != her_interest
+        her_interest = (stored.programme_id, email_key(stored.email))  # the one she registered after, and any
+        self.interests_by_id = {  # under her present address
+            k: i
+            for k, i in self.interests_by_id.items()
+            if (i.programme_id, i.email_key) != her_interest and k != stored.interest_id
         }
         self.page_links_by_id = {k: link for k, link in self.page_links_by_id.items() if link.participant_id != pid}
 

@@ -542,6 +542,20 @@ async def test_a_withdrawn_participant_is_kept_but_changes_nothing_more() -> Non
     assert store.event_types() == ["ParticipantWithdrawn"] and store.page_links_by_id == {}
 
 
+async def test_the_interest_she_registered_after_is_exported_and_erased_though_her_address_changed() -> None:
+    store, _ = await scheme()
+    interest_id, _ = await use_cases.express_interest(store, interest())
+    amina = await registered(store)
+    moved = "amina.okafor@demo-university.ac.uk"
+    await use_cases.update_participant(store, PORTAL, amina.participant_id, {"email": moved})
+
+    exported = await use_cases.export_participant(store, PORTAL, amina.participant_id)
+    assert exported["expression_of_interest"]["_id"] == interest_id
+
+    await use_cases.erase_participant(store, PORTAL, amina.participant_id)
+    assert interest_id not in store.interests_by_id and await store.interest_of(AIMMS.programme_id, AMINA) is None
+
+
 async def test_erasure_leaves_only_ids_here_and_tombstones_her_contact_record() -> None:
     store, _ = await scheme()
     await use_cases.express_interest(store, interest())

@@ -172,10 +172,14 @@ class RegistrationStore:
         return interest.interest_id, True
 
     async def interest_of(self, programme_id: str, email: str) -> dict[str, Any] | None:
-        """Her expression of interest in a programme, if any (for subject access)."""
+        """The expression of interest made with this address in a programme, if any."""
         return await self._interests.find_one(
             {"programme_id": programme_id, "email_key": email_key(email)}, {"outbox": 0, "outbox_due": 0}
         )
+
+    async def interest(self, interest_id: str) -> dict[str, Any] | None:
+        """An expression of interest (for her subject access export)."""
+        return await self._interests.find_one({"_id": interest_id}, {"outbox": 0, "outbox_due": 0})
 
     # -- participants
 
@@ -231,8 +235,14 @@ class RegistrationStore:
         query = {"_id": participant.participant_id, "version": participant.version}
         if not await self._outbox.update(self._participants, query, update):
             raise StateConflict("participant_id", "concurrent-update", "her record changed meanwhile; retry")
+        # The interest she registered after, and any under her present address in the programme.
         await self._interests.delete_many(
-            {"programme_id": participant.programme_id, "email_key": email_key(participant.email)}
+            {
+                "$or": [
+                    {"_id": participant.interest_id},
+                    {"programme_id": participant.programme_id, "email_key": email_key(participant.email)},
+                ]
+            }
         )
         await self.idempotency.forget_subject(participant.participant_id)
         await self._page_links.delete_many({"participant_id": participant.participant_id})
@@ -297,6 +307,7 @@ class RegistrationStore:
             "withdrawn_at": p.withdrawn_at,
             "withdrawal_reason": p.withdrawal_reason,
             "excluded_from_evaluation": p.excluded_from_evaluation,
+            "interest_id": p.interest_id,
             "version": p.version,
         }
 
@@ -321,6 +332,7 @@ class RegistrationStore:
             withdrawn_at=doc.get("withdrawn_at"),
             withdrawal_reason=doc.get("withdrawal_reason"),
             excluded_from_evaluation=doc.get("excluded_from_evaluation"),
+            interest_id=doc.get("interest_id"),
             version=doc["version"],
         )
 

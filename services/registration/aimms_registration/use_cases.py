@@ -214,6 +214,8 @@ async def register_participant(store: RegistrationStore, registration: Registrat
         now=utcnow(),
         background_key=store.background_key,
     )
+    interest = await store.interest_of(participant.programme_id, participant.email)
+    participant = replace(participant, interest_id=interest["_id"] if interest else None)
     await store.add_participant(participant, _entries(events, participant.institution_id))
     return participant
 
@@ -316,7 +318,7 @@ async def export_participant(store: RegistrationStore, caller: Principal, partic
     stored = await store.raw_participant(participant_id) or {}
     return {
         "participant": stored | {"sensitive": participant.sensitive},
-        "expression_of_interest": await store.interest_of(participant.programme_id, participant.email),
+        "expression_of_interest": await store.interest(participant.interest_id) if participant.interest_id else None,
         "exported_at": utcnow(),
     }
 

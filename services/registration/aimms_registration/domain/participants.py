@@ -99,6 +99,9 @@ class Participant:
     withdrawal_reason: str | None = None
     # Coordinators may leave someone out of the evaluation (the pilot left out committee members).
     excluded_from_evaluation: str | None = None  # the reason, when excluded
+    # The expression of interest she registered after: her export shows it and her erasure deletes it,
+    # whatever address she uses later.
+    interest_id: str | None = None
     version: int = 1
 
     @property
