@@ -23,9 +23,11 @@ test: install tools browser infra
 unit: install
 	$(BIN)/pytest tests/unit tests/component
 
-## ruff, and the import contracts of pyproject.toml (services independent, shared imports no service, domain pure).
+## ruff, the import contracts of pyproject.toml (services independent, shared imports no service, domain pure),
+## and known vulnerabilities of the installed dependencies (our own editable packages are not on PyPI).
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
+	$(BIN)/pip-audit --local --skip-editable --progress-spinner off
 
 infra: install
 	$(AIMMS) local start
