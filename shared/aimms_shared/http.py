@@ -4,6 +4,7 @@ import time
 import uuid
 from typing import Any
 
+import httpx
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -133,6 +134,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
 
+async def on_behalf_of_the_caller(request: httpx.Request) -> None:
+    """httpx request hook of a service calling another for someone (the portal): the call carries her
+    correlation id and her address, so rate limits and logs see her, not the portal."""
+    if (address := context.client_address.get()) is not None:
+        request.headers["X-Forwarded-For"] = address
+    if (correlation_id := context.correlation_id.get()) is not None:
+        request.headers[CORRELATION_ID_HEADER] = correlation_id
+
+
 class RequestContextMiddleware:
     """Binds request and correlation ids to logs and raised events; records latency; logs each request.
 
@@ -165,6 +175,7 @@ class RequestContextMiddleware:
             await send(message)
 
         token = context.correlation_id.set(correlation_id)
+        client = context.client_address.set(scope["client"][0] if scope.get("client") else None)
         started = time.perf_counter()
         try:
             with structlog.contextvars.bound_contextvars(request_id=request_id, correlation_id=correlation_id):
@@ -174,6 +185,7 @@ class RequestContextMiddleware:
                     self._record(scope, status, time.perf_counter() - started)
         finally:
             context.correlation_id.reset(token)
+            context.client_address.reset(client)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         """The access line and the latency metric, both by route template: never the path or query."""

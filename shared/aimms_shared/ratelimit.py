@@ -1,6 +1,7 @@
 """Rate limits for the routes anyone may call (tokens, emailed links, the scheme's own page).
 
-A token bucket per caller (her network address) and route: `burst` requests at once, refilled at
+A token bucket per caller (her network address: behind the gateway or the portal, the one they name
+in X-Forwarded-For, which uvicorn reads from trusted proxies only) and route: `burst` requests at once, refilled at
 `per_minute`. Beyond it the request is refused with 429 and Retry-After, as problem+json. Buckets
 live in each replica's memory, so N replicas allow up to N times the rate: a bound against floods
 and guessing, not an exact quota.
@@ -68,3 +69,9 @@ def rate_limit(name: str, per_minute: float, burst: int) -> Any:
             raise RateLimited(wait)
 
     return Depends(check)
+
+
+def emailed_link_limit() -> Any:
+    """The bound on routes whose only credential is an emailed link's token: plenty for a person (the
+    page, her answer, a few corrections), far too little for trying tokens or flooding."""
+    return rate_limit("emailed-links", per_minute=30, burst=20)

@@ -29,3 +29,22 @@ def test_a_caller_has_a_burst_then_waits_for_the_bucket_to_refill_and_others_are
 def test_a_refusal_is_a_429_with_retry_after() -> None:
     refused = RateLimited(7)
     assert (refused.status, refused.retry_after, refused.code) == (429, 7, "rate-limited")
+
+
+async def test_a_call_made_for_someone_carries_her_address_and_correlation_id() -> None:
+    import httpx
+
+    from aimms_shared import context
+    from aimms_shared.http import on_behalf_of_the_caller
+
+    request = httpx.Request("GET", "http://surveys/surveys/t")
+    await on_behalf_of_the_caller(request)
+    assert "X-Forwarded-For" not in request.headers  # outside a request: nobody to speak for
+
+    address, correlation = context.client_address.set("203.0.113.7"), context.correlation_id.set("c-1")
+    try:
+        await on_behalf_of_the_caller(request)
+    finally:
+        context.client_address.reset(address)
+        context.correlation_id.reset(correlation)
+    assert (request.headers["X-Forwarded-For"], request.headers["X-Correlation-ID"]) == ("203.0.113.7", "c-1")

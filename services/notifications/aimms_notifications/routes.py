@@ -17,6 +17,7 @@ from aimms_notifications.store import NotificationStore
 from aimms_shared.auth import ADMIN, Principal, require
 from aimms_shared.errors import DomainError, RuleBroken
 from aimms_shared.http import from_state, problem_responses
+from aimms_shared.ratelimit import emailed_link_limit
 
 router = APIRouter(tags=["deliveries"])
 
@@ -210,7 +211,9 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status)
 
 
-@router.get("/opt-out/{token}", response_class=HTMLResponse, tags=["opt-out links"])
+@router.get(
+    "/opt-out/{token}", response_class=HTMLResponse, tags=["opt-out links"], dependencies=[emailed_link_limit()]
+)
 async def opt_out_page(token: str, links: Links) -> HTMLResponse:
     """The page an email's opt-out link opens: one button, so a mail scanner following links changes nothing."""
     try:
@@ -225,7 +228,9 @@ async def opt_out_page(token: str, links: Links) -> HTMLResponse:
     return _page(f"Stop {_WHAT}", body)
 
 
-@router.post("/opt-out/{token}", response_class=HTMLResponse, tags=["opt-out links"])
+@router.post(
+    "/opt-out/{token}", response_class=HTMLResponse, tags=["opt-out links"], dependencies=[emailed_link_limit()]
+)
 async def opt_out(token: str, store: Store, links: Links) -> HTMLResponse:
     """Opt out of reminders and digests: the page's button, or a mail client's one-click POST (RFC 8058)."""
     try:

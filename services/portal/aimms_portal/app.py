@@ -27,7 +27,7 @@ from aimms_portal.apis import (
 )
 from aimms_portal.settings import PortalSettings
 from aimms_portal.use_cases import Coordinators, Joining, MyProgramme, Proposals, Questionnaires
-from aimms_shared.http import RequestContextMiddleware
+from aimms_shared.http import RequestContextMiddleware, on_behalf_of_the_caller
 from aimms_shared.logging import configure_logging
 from aimms_shared.metrics import Metrics
 
@@ -70,7 +70,11 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         async with AsyncExitStack() as stack:
             clients = {
                 name: await stack.enter_async_context(
-                    httpx.AsyncClient(base_url=url, timeout=settings.api_timeout_seconds)
+                    httpx.AsyncClient(
+                        base_url=url,
+                        timeout=settings.api_timeout_seconds,
+                        event_hooks={"request": [on_behalf_of_the_caller]},
+                    )
                 )
                 for name, url in urls.items()
             }

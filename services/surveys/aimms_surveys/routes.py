@@ -12,6 +12,7 @@ from aimms_shared.contracts.surveys import Wave
 from aimms_shared.errors import Missing
 from aimms_shared.http import from_state, problem_responses
 from aimms_shared.mongo import utcnow
+from aimms_shared.ratelimit import emailed_link_limit
 from aimms_surveys.domain import reports
 from aimms_surveys.domain.invitations import SurveyPolicy
 from aimms_surveys.domain.questionnaires import Questionnaire, QuestionnaireDraft
@@ -56,7 +57,7 @@ class QuestionnaireSummary(BaseModel):
     items: int
 
 
-@router.get("/surveys/{token}", tags=["answering"], responses=GONE)
+@router.get("/surveys/{token}", tags=["answering"], responses=GONE, dependencies=[emailed_link_limit()])
 async def questionnaire_by_link(token: str, surveys: Service) -> dict[str, Any]:
     """The questionnaire her link stands for, with only the items and options her role is asked."""
     return await surveys.questionnaire_for(token)
@@ -68,6 +69,7 @@ async def questionnaire_by_link(token: str, surveys: Service) -> dict[str, Any]:
     response_model=Recorded,
     tags=["answering"],
     responses=GONE | problem_responses(422),
+    dependencies=[emailed_link_limit()],
 )
 async def answer_by_link(token: str, body: AnswersIn, surveys: Service) -> Recorded:
     """Her answers, taken whole or not at all; stored without anything that could identify her."""

@@ -14,8 +14,9 @@ from aimms_shared.contracts.matching import Side
 from aimms_shared.errors import DomainError
 from aimms_shared.http import problem_responses
 from aimms_shared.mapping import carried_over
+from aimms_shared.ratelimit import emailed_link_limit
 
-router = APIRouter(tags=["answer links"])
+router = APIRouter(tags=["answer links"], dependencies=[emailed_link_limit()])
 
 
 class LinkedProposal(BaseModel):
