@@ -293,7 +293,8 @@ class FakeMatchingStore:
 
 @dataclass
 class FakeSurveysStore:
-    """SurveysStore's behaviour for invitations, evaluation status and departures (no responses or reports)."""
+    """SurveysStore's behaviour for invitations, evaluation status, departures and seeded questionnaires (no
+    responses or reports)."""
 
     questionnaires: dict[tuple[str, str], list[Questionnaire]] = field(default_factory=dict)  # by programme, wave
     policies: dict[str, SurveyPolicy] = field(default_factory=dict)
@@ -302,6 +303,14 @@ class FakeSurveysStore:
     invitations: dict[str, Invitation] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     events: list[OutboxEntry] = field(default_factory=list)
+
+    async def seed_questionnaire(self, questionnaire: Questionnaire) -> bool:
+        versions = self.questionnaires.setdefault((questionnaire.programme_id, questionnaire.wave), [])
+        if any(q.version == questionnaire.version for q in versions):
+            return False
+        versions.append(questionnaire)
+        versions.sort(key=lambda q: q.version)
+        return True
 
     async def latest_questionnaire(self, programme_id: str, wave: str) -> Questionnaire | None:
         versions = self.questionnaires.get((programme_id, wave), [])

@@ -1,17 +1,31 @@
 """Questionnaires as data: the shipped AIMMS definitions, and how answers are checked against them."""
 
+import re
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from aimms_surveys.domain.questionnaires import AnswersRejected, Questionnaire, validate_answers
-from aimms_surveys.use_cases import shipped_questionnaires
+from aimms_shared.errors import RuleBroken
+from aimms_surveys.domain.questionnaires import (
+    AnswersRejected,
+    Questionnaire,
+    QuestionnaireDraft,
+    QuestionnaireTemplate,
+    validate_answers,
+)
+from aimms_surveys.use_cases import shipped_questionnaires, shipped_templates
 
 
 def shipped(wave: str) -> Questionnaire:
     [questionnaire] = [q for q in shipped_questionnaires() if q.wave == wave]
     return questionnaire
+
+
+def shipped_template(wave: str) -> QuestionnaireTemplate:
+    """The circles programmes' questionnaire for a wave."""
+    [template] = [t for t in shipped_templates() if (t.kind, t.wave) == ("circles", wave)]
+    return template
 
 
 def refused(questionnaire: Questionnaire, role: str, answers: dict[str, Any]) -> list[tuple[str, str]]:
@@ -87,6 +101,80 @@ def test_the_shipped_follow_up_has_every_table_3_option_for_the_right_roles() ->
         "Increased productivity",
         "Performance at job interviews",
     ]
+
+
+def test_the_circle_questionnaires_speak_of_the_circle_to_its_peers_and_facilitator() -> None:
+    baseline, follow_up = shipped_template("baseline"), shipped_template("follow_up")
+    assert [t.roles for t in (baseline, follow_up)] == [("peer", "facilitator")] * 2
+    words = " ".join(
+        text for t in (baseline, follow_up) for i in t.items for text in (i.text, *(o.label for o in i.options))
+    )
+    assert not re.search(r"\bment(ee|or)s?\b", words, re.IGNORECASE) and "circle" in words
+    by_id = {i.id: i for i in follow_up.items}
+    assert by_id["circle_satisfaction"].kind == "stars"
+    assert (by_id["meetings_attended"].kind, by_id["meeting_frequency"].kind) == ("number", "single_choice")
+    assert (by_id["would_recommend"].kind, by_id["would_recommend"].scale()) == ("number", (0, 10))
+    assert (by_id["facilitator_helpful"].roles, by_id["peers_supported_each_other"].roles) == (
+        ("peer",),
+        ("facilitator",),
+    )
+    # An 'Other' wherever the pairs' questionnaires have one, and in what helped the circle.
+    with_other = {i.id for t in (baseline, follow_up) for i in t.items if any(o.other for o in i.options)}
+    assert with_other == {"want_from_circle", "what_helped", "personal_development", "professional_development"}
+    personal = by_id["personal_development"]
+    assert {o.label for o in personal.options_for("facilitator")} - {o.label for o in personal.options_for("peer")} == {
+        "Listening skills",
+        "Facilitation skills",
+    }
+    assert by_id["ethnicity"].sensitive
+
+
+def test_a_kinds_template_becomes_version_1_of_a_programmes_questionnaire() -> None:
+    questionnaire = shipped_template("follow_up").for_programme("peer-circles")
+    assert (questionnaire.programme_id, questionnaire.wave, questionnaire.version) == ("peer-circles", "follow_up", 1)
+    assert questionnaire.roles == ("peer", "facilitator")
+
+
+def test_a_peer_and_a_facilitator_answer_their_own_views_of_the_circle_follow_up() -> None:
+    follow_up = shipped_template("follow_up").for_programme("peer-circles")
+    peer = {i["id"] for i in follow_up.view_for("peer")["items"]}
+    facilitator = {i["id"] for i in follow_up.view_for("facilitator")["items"]}
+    assert peer ^ facilitator == {"facilitator_helpful", "peers_supported_each_other"}
+
+    answers = validate_answers(
+        follow_up,
+        "peer",
+        {
+            "circle_satisfaction": 4,
+            "meeting_frequency": "monthly",
+            "facilitator_helpful": 5,
+            "what_helped": {"value": ["facilitator", "other"], "text": "Meeting in person once"},
+            "would_recommend": 0,
+        },
+    )
+    assert answers["what_helped"] == {"value": ["facilitator", "other"], "text": "Meeting in person once"}
+    assert refused(follow_up, "facilitator", {"facilitator_helpful": 5, "would_recommend": 11}) == [
+        ("answers.facilitator_helpful", "asked-of-role"),
+        ("answers.would_recommend", "in-range"),
+    ]
+
+
+def test_a_revision_changes_who_answers_a_wave_only_by_naming_them() -> None:
+    circle = shipped_template("baseline").for_programme("peer-circles")
+    general = tuple(i for i in circle.items if i.roles is None and all(o.roles is None for o in i.options))
+
+    with pytest.raises(RuleBroken) as caught:  # as a coordinator might post it: mentee and mentor by default
+        QuestionnaireDraft(title="Ours", items=general).check_revises(circle)
+    assert (caught.value.extra["field"], caught.value.status) == ("roles", 422)
+    QuestionnaireDraft(title="Ours", roles=("peer", "facilitator"), items=circle.items).check_revises(circle)
+    QuestionnaireDraft(title="Peers only", roles=("peer",), items=general).check_revises(circle)
+    QuestionnaireDraft(title="Ours", items=general).check_revises(shipped("baseline"))  # a pairs wave, as before
+
+
+def test_a_role_that_does_not_answer_a_questionnaire_is_asked_nothing() -> None:
+    pairs = shipped("baseline")
+    assert pairs.items_for("peer") == () and pairs.view_for("peer")["items"] == []
+    assert refused(pairs, "peer", {"job_title": "Lecturer"}) == [("answers.job_title", "asked-of-role")]
 
 
 def test_a_complete_valid_response_is_normalised() -> None:
@@ -195,6 +283,21 @@ def test_a_role_sees_only_its_items_and_options() -> None:
                 }
             ]
         },
+        # An item for a role that does not answer the questionnaire would never be asked.
+        {"roles": ["peer", "facilitator"], "items": [{"id": "q", "kind": "yes_no", "text": "Q", "roles": ["mentor"]}]},
+        {
+            "roles": ["peer", "facilitator"],
+            "items": [
+                {
+                    "id": "q",
+                    "kind": "single_choice",
+                    "text": "Q",
+                    "options": [{"id": "a", "label": "A"}, {"id": "b", "label": "B", "roles": ["mentee"]}],
+                }
+            ],
+        },
+        {"roles": ["peer", "peer"], "items": [{"id": "q", "kind": "yes_no", "text": "Q"}]},
+        {"roles": [], "items": [{"id": "q", "kind": "yes_no", "text": "Q"}]},
     ],
 )
 def test_a_malformed_definition_is_refused(broken: dict[str, Any]) -> None:

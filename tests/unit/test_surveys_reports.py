@@ -6,6 +6,7 @@ from typing import Any
 
 from aimms_surveys.domain.reports import Response, programme_report, report_csv
 from aimms_surveys.use_cases import shipped_questionnaires
+from tests.unit.test_surveys_questionnaires import shipped_template
 
 QUESTIONNAIRES = {q.wave: [q] for q in shipped_questionnaires()}
 
@@ -115,3 +116,45 @@ def test_the_csv_has_the_figures_and_no_free_text() -> None:
     yes = next(r for r in rows if r["item_id"] == "career_more_challenging" and r["option"] == "yes")
     assert (yes["role"], yes["measure"], yes["value"]) == ("mentee", "count", "2")
     assert any(r["role"] == "mentor" and r["measure"] == "suppressed" for r in rows)
+
+
+def test_a_circles_programme_reports_peers_and_facilitators_side_by_side_and_suppresses_a_small_group() -> None:
+    circles = {wave: [shipped_template(wave).for_programme("peer-circles")] for wave in ("baseline", "follow_up")}
+    peers = [follow_up("peer", circle_satisfaction=s, would_recommend=r) for s, r in ((5, 10), (4, 9), (4, 6), (3, 8))]
+    facilitators = [follow_up("facilitator", circle_satisfaction=2, peers_supported_each_other=1)] * 2
+    invited = {("follow_up", "peer"): 5, ("follow_up", "facilitator"): 2}
+
+    report = programme_report("peer-circles", circles, invited, peers + facilitators, 3)
+
+    roles = report["waves"]["follow_up"]["roles"]
+    assert list(roles) == ["peer", "facilitator"] and list(report["waves"]["baseline"]["roles"]) == list(roles)
+    assert roles["peer"] == {"invited": 5, "responses": 4, "response_rate": 80.0, "suppressed": False}
+    assert roles["facilitator"] == {"invited": 2, "responses": 2, "response_rate": 100.0, "suppressed": True}
+    satisfaction = item(report, "follow_up", "circle_satisfaction", "peer")
+    assert (satisfaction["answered"], satisfaction["mean"]) == (4, 4.0)
+    recommend = item(report, "follow_up", "would_recommend", "peer")
+    assert (recommend["median"], recommend["min"], recommend["max"]) == (8.5, 6, 10)
+    assert item(report, "follow_up", "circle_satisfaction", "facilitator") == {"suppressed": True}
+    by_id = {i["id"]: i["roles"] for i in report["waves"]["follow_up"]["items"]}
+    assert list(by_id["facilitator_helpful"]) == ["peer"]  # asked of peers only
+    assert by_id["peers_supported_each_other"] == {"facilitator": {"suppressed": True}}
+    rows = list(csv.DictReader(io.StringIO(report_csv(report))))
+    assert {r["role"] for r in rows} == {"peer", "facilitator"}
+    suppressed = {(r["role"], r["item_id"]) for r in rows if r["measure"] == "suppressed" and r["wave"] == "follow_up"}
+    assert ("facilitator", "circle_satisfaction") in suppressed and "peer" not in {role for role, _ in suppressed}
+
+
+def test_three_facilitators_are_reported_beside_the_peers() -> None:
+    circles = {"follow_up": [shipped_template("follow_up").for_programme("peer-circles")]}
+    responses = [follow_up("peer", meeting_frequency="monthly")] * 3 + [
+        follow_up("facilitator", meeting_frequency=f) for f in ("monthly", "monthly", "less-than-monthly")
+    ]
+
+    report = programme_report("peer-circles", circles, {}, responses, 3)
+
+    frequency = {
+        role: {o["id"]: o["count"] for o in item(report, "follow_up", "meeting_frequency", role)["options"]}
+        for role in ("peer", "facilitator")
+    }
+    assert (frequency["peer"]["monthly"], frequency["facilitator"]["monthly"]) == (3, 2)
+    assert frequency["facilitator"]["less-than-monthly"] == 1

@@ -11,7 +11,7 @@ from aimms_shared.service import Runtime, create_service_app
 from aimms_surveys import handlers, routes
 from aimms_surveys.settings import SurveysSettings
 from aimms_surveys.store import OUTBOX_COLLECTIONS, SurveysStore
-from aimms_surveys.use_cases import Surveys, seed_questionnaires, shipped_questionnaires
+from aimms_surveys.use_cases import Surveys, seed_questionnaires, shipped_questionnaires, shipped_templates
 
 
 def create_app(settings: SurveysSettings | None = None) -> FastAPI:
@@ -27,6 +27,7 @@ def create_app(settings: SurveysSettings | None = None) -> FastAPI:
             store,
             public_url=settings.public_url,
             lease=timedelta(seconds=settings.lease_seconds),
+            templates=shipped_templates(),
         )
         app.state.store, app.state.surveys = store, surveys
         runtime.run_in_background(lambda: poll_due("surveys", surveys.run_due, settings.scheduler_poll_seconds))

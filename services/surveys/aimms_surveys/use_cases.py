@@ -2,22 +2,27 @@
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
-from aimms_shared.contracts.registration import Role
+from aimms_shared.contracts.registration import ProgrammeKind, Role
 from aimms_shared.contracts.surveys import SurveyCompleted, Wave
 from aimms_shared.errors import Missing
 from aimms_shared.mongo import utcnow
 from aimms_shared.outbox import ConcurrentUpdate, outbox_entries
 from aimms_surveys.domain import invitations, reports
-from aimms_surveys.domain.invitations import Invitation, SurveyLinkUnusable, SurveyPolicy
-from aimms_surveys.domain.questionnaires import Questionnaire, QuestionnaireDraft, validate_answers
+from aimms_surveys.domain.invitations import Invitation, Invitee, SurveyLinkUnusable, SurveyPolicy
+from aimms_surveys.domain.questionnaires import (
+    Questionnaire,
+    QuestionnaireDraft,
+    QuestionnaireTemplate,
+    validate_answers,
+)
 from aimms_surveys.store import SurveysStore
 
 PRODUCER = "surveys"
@@ -25,10 +30,22 @@ DEFINITIONS = Path(__file__).parent / "definitions"
 
 log = structlog.get_logger(__name__)
 
+Definition = TypeVar("Definition", bound=QuestionnaireDraft)
+
+
+def _shipped(model: type[Definition], directory: Path) -> list[Definition]:
+    return [model.model_validate(json.loads(path.read_text())) for path in sorted(directory.glob("*.json"))]
+
 
 def shipped_questionnaires(directory: Path = DEFINITIONS) -> list[Questionnaire]:
     """The default definitions shipped as data files (the AIMMS baseline and six-month questionnaires)."""
-    return [Questionnaire.model_validate(json.loads(path.read_text())) for path in sorted(directory.glob("*.json"))]
+    return _shipped(Questionnaire, directory)
+
+
+def shipped_templates(directory: Path = DEFINITIONS / "kinds") -> list[QuestionnaireTemplate]:
+    """The questionnaires each programme of a kind starts with, shipped as data files (circles' baseline and
+    follow-up)."""
+    return _shipped(QuestionnaireTemplate, directory)
 
 
 async def seed_questionnaires(store: SurveysStore, questionnaires: list[Questionnaire]) -> None:
@@ -44,15 +61,32 @@ _outbox = partial(outbox_entries, producer=PRODUCER)  # events raised here, read
 class Surveys:
     """Invitations, answers and reports, stored with the events they raise."""
 
-    def __init__(self, store: SurveysStore, *, public_url: str, lease: timedelta) -> None:
+    def __init__(
+        self,
+        store: SurveysStore,
+        *,
+        public_url: str,
+        lease: timedelta,
+        templates: Sequence[QuestionnaireTemplate],
+    ) -> None:
         self._store = store
         self._public_url = public_url
         self._lease = lease
+        self._templates = templates
 
     # -- coordinators' settings
 
+    async def programme_announced(self, programme_id: str, kind: ProgrammeKind) -> None:
+        """ProgrammeOpened/Updated: a programme without questionnaires of its own gets its kind's, so a circles
+        programme is evaluated with no definition written for it (a coordinator's revision is kept)."""
+        of_its_kind = [t.for_programme(programme_id) for t in self._templates if t.kind == kind]
+        await seed_questionnaires(self._store, of_its_kind)
+
     async def revise_questionnaire(self, programme_id: str, wave: Wave, draft: QuestionnaireDraft) -> Questionnaire:
         """A new version of a wave's questionnaire; invitations issued from now on get it."""
+        current = await self._store.latest_questionnaire(programme_id, wave)
+        if current is not None:
+            draft.check_revises(current)
         return await self._store.add_questionnaire(programme_id, wave, draft)
 
     async def set_policy(self, programme_id: str, policy: SurveyPolicy) -> SurveyPolicy:
@@ -75,6 +109,9 @@ class Surveys:
         questionnaire = await self._store.latest_questionnaire(programme_id, wave)
         if questionnaire is None:
             log.info("surveys.no_questionnaire", programme_id=programme_id, wave=wave)
+            return False
+        if role not in questionnaire.roles:  # a link to a form with nothing for her to answer helps nobody
+            log.info("surveys.role_not_asked", programme_id=programme_id, wave=wave, role=role)
             return False
         policy = await self._store.policy(programme_id)
         token = invitations.new_token()
@@ -121,18 +158,24 @@ class Surveys:
             await self._store.void_open_invitations(participant_id)
         await self._store.settle_owed(participant_id, owed)
 
-    async def pair_started(
-        self, programme_id: str, pair: Mapping[Role, tuple[str, str | None]], *, trigger: str
-    ) -> None:
-        """MentoringStarted (baseline, if the programme sends it then) or SixMonthsElapsed (follow-up)."""
+    async def mentoring_reached(self, programme_id: str, invitees: Iterable[Invitee], *, trigger: str) -> None:
+        """A pair started or a circle formed (MentoringStarted, CircleFormed: the baseline, if the programme sends
+        it then), or either reached its follow-up point (SixMonthsElapsed, CircleFollowUpDue: the follow-up)."""
         policy = await self._store.policy(programme_id)
         if trigger == "mentoring_started" and policy.baseline_on != "mentoring_started":
             return
         if trigger == "follow_up" and not policy.follow_up:
             return
         wave: Wave = "follow_up" if trigger == "follow_up" else "baseline"
-        for role, (participant_id, institution_id) in pair.items():
-            await self.invite(participant_id, programme_id, wave, role, institution_id)
+        for invitee in invitees:
+            await self.invite(invitee.participant_id, programme_id, wave, invitee.role, invitee.institution_id)
+
+    async def circle_reached(self, programme_id: str, members: Iterable[Invitee], *, trigger: str) -> None:
+        """CircleFormed or CircleFollowUpDue: each member is asked as a pair's sides are, in her role. A circle says
+        its programme is a circles programme, so the circle questionnaires are adopted here too: the programme's
+        ProgrammeOpened is on another topic, may be read after the circle, or be gone with the topic's retention."""
+        await self.programme_announced(programme_id, "circles")
+        await self.mentoring_reached(programme_id, members, trigger=trigger)
 
     async def registered(
         self, participant_id: str, programme_id: str, roles: list[Role], institution_id: str, *, in_evaluation: bool

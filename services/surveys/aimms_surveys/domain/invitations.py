@@ -74,6 +74,15 @@ def _repeat(start: datetime, duration: str, times: int) -> datetime:
 
 
 @dataclass(frozen=True)
+class Invitee:
+    """A member of a pair or a circle whom the evaluation asks, in the role she has in it."""
+
+    participant_id: str
+    role: Role
+    institution_id: str | None = None  # None where the event does not say (SixMonthsElapsed)
+
+
+@dataclass(frozen=True)
 class Invitation:
     """One participant asked, in one role, to answer one wave of a programme's questionnaire."""
 

@@ -1,10 +1,12 @@
 """Questionnaires as data, and the rules an answer must meet; pure, no I/O.
 
 A questionnaire is one wave (baseline or follow-up) of a programme's evaluation, in a numbered
-version. Its items and options say which roles see them, so the mentor and mentee versions the
-scheme speaks of are two views of one definition, and their answers line up item by item in the
-reports (the paper's tables put the roles side by side). A revision is a new version; a response
-keeps the version it answered.
+version. It names the roles that answer it (mentee and mentor for pairs, peer and facilitator for
+circles); its items and options say which of them see them, so the versions the scheme speaks of
+per role are views of one definition, and their answers line up item by item in the reports (the
+paper's tables put the roles side by side). A revision is a new version; a response keeps the
+version it answered. A programme kind's template is the questionnaire each programme of that kind
+starts with.
 """
 
 from collections.abc import Mapping
@@ -12,11 +14,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aimms_shared.contracts.registration import Role
+from aimms_shared.contracts.registration import ProgrammeKind, Role
 from aimms_shared.contracts.surveys import Wave
-from aimms_shared.errors import DomainError
+from aimms_shared.errors import DomainError, RuleBroken
 
-ROLES: tuple[Role, Role] = ("mentee", "mentor")
+# Who answers a questionnaire that names nobody: definitions were written for pairs before circles.
+PAIR_ROLES: tuple[Role, ...] = ("mentee", "mentor")
 WAVES: tuple[Wave, Wave] = ("baseline", "follow_up")
 
 ItemKind = Literal[
@@ -38,8 +41,14 @@ class Option(BaseModel):
 
     id: str = Slug
     label: str = Field(min_length=1, max_length=300)
-    roles: tuple[Role, ...] = Field(default=ROLES, min_length=1, description="Who is offered this option.")
+    roles: tuple[Role, ...] | None = Field(
+        default=None, min_length=1, description="Who is offered this option; none named: everyone asked the item."
+    )
     other: bool = Field(default=False, description="Choosing it invites a free-text 'please specify'.")
+
+    def offered_to(self, role: Role) -> bool:
+        """Whether a role asked the item is offered this option."""
+        return self.roles is None or role in self.roles
 
 
 class Item(BaseModel):
@@ -51,7 +60,9 @@ class Item(BaseModel):
     kind: ItemKind
     text: str = Field(min_length=1, max_length=1000)
     required: bool = False
-    roles: tuple[Role, ...] = Field(default=ROLES, min_length=1, description="Who is asked this item.")
+    roles: tuple[Role, ...] | None = Field(
+        default=None, min_length=1, description="Who is asked this item; none named: everyone who answers."
+    )
     options: tuple[Option, ...] = ()
     comment: str | None = Field(
         default=None, max_length=300, description="Prompt of an optional free-text part (explanation, 'other')."
@@ -76,9 +87,13 @@ class Item(BaseModel):
             raise ValueError(f"item {self.id}: min is above max")
         return self
 
+    def asks(self, role: Role) -> bool:
+        """Whether a role that answers the questionnaire is asked this item."""
+        return self.roles is None or role in self.roles
+
     def options_for(self, role: Role) -> tuple[Option, ...]:
         """The options this role is offered."""
-        return tuple(o for o in self.options if role in o.roles)
+        return tuple(o for o in self.options if o.offered_to(role))
 
     def scale(self) -> tuple[int, int] | None:
         """The whole numbers a numeric item accepts, or None for other kinds."""
@@ -94,6 +109,9 @@ class QuestionnaireDraft(BaseModel):
 
     title: str = Field(min_length=1, max_length=300)
     introduction: str = Field(default="", max_length=4000)
+    roles: tuple[Role, ...] = Field(
+        default=PAIR_ROLES, min_length=1, description="Who answers it, in the order reports set them side by side."
+    )
     items: tuple[Item, ...] = Field(min_length=1, max_length=200)
 
     @model_validator(mode="after")
@@ -101,11 +119,28 @@ class QuestionnaireDraft(BaseModel):
         ids = [i.id for i in self.items]
         if len(set(ids)) != len(ids):
             raise ValueError("item ids must be distinct")
-        for role in ROLES:
+        if len(set(self.roles)) != len(self.roles):
+            raise ValueError("roles must be distinct")
+        named = {r for i in self.items for r in (i.roles or ())} | {
+            r for i in self.items for o in i.options for r in (o.roles or ())
+        }
+        if strangers := sorted(named - set(self.roles)):  # an item for them would never be asked
+            raise ValueError(f"items name roles that do not answer this questionnaire: {', '.join(strangers)}")
+        for role in self.roles:
             for item in self.items:
-                if role in item.roles and item.kind in CHOICE_KINDS and len(item.options_for(role)) < 2:
+                if item.asks(role) and item.kind in CHOICE_KINDS and len(item.options_for(role)) < 2:
                     raise ValueError(f"item {item.id} offers the {role} fewer than two options")
         return self
+
+    def check_revises(self, current: "QuestionnaireDraft") -> None:
+        """Refuse to change who answers a wave by leaving `roles` out: a circle's revision that named none would
+        be answered by mentee and mentor, and its peers asked nothing."""
+        if "roles" not in self.model_fields_set and self.roles != current.roles:
+            raise RuleBroken(
+                "roles",
+                "roles-named",
+                f"this wave is answered by {', '.join(current.roles)}: name the roles that answer the revision",
+            )
 
 
 class Questionnaire(QuestionnaireDraft):
@@ -120,8 +155,8 @@ class Questionnaire(QuestionnaireDraft):
         return frozenset(i.id for i in self.items if i.sensitive)
 
     def items_for(self, role: Role) -> tuple[Item, ...]:
-        """The items this role is asked, in order."""
-        return tuple(i for i in self.items if role in i.roles)
+        """The items this role is asked, in order (none when the role does not answer this questionnaire)."""
+        return tuple(i for i in self.items if i.asks(role)) if role in self.roles else ()
 
     def view_for(self, role: Role) -> dict[str, Any]:
         """What a respondent in `role` is shown: her items with her options only."""
@@ -144,6 +179,17 @@ class Questionnaire(QuestionnaireDraft):
             "introduction": self.introduction,
             "items": items,
         }
+
+
+class QuestionnaireTemplate(QuestionnaireDraft):
+    """A wave's questionnaire for every programme of one kind, so a new programme needs no definition of its own."""
+
+    kind: ProgrammeKind
+    wave: Wave
+
+    def for_programme(self, programme_id: str) -> Questionnaire:
+        """Version 1 of the programme's questionnaire for this wave; its coordinators may revise it."""
+        return Questionnaire(**self.model_dump(exclude={"kind"}), programme_id=programme_id, version=1)
 
 
 class AnswersRejected(DomainError):
@@ -177,11 +223,12 @@ def validate_answers(questionnaire: Questionnaire, role: Role, submitted: Mappin
     def refuse(item_id: str, rule: str, message: str) -> None:
         errors.append({"field": f"answers.{item_id}", "rule": rule, "message": message})
 
-    by_id = {item.id: item for item in questionnaire.items}
+    known = {item.id for item in questionnaire.items}
+    asked = {item.id for item in questionnaire.items_for(role)}
     for item_id in submitted:
-        if item_id not in by_id:
+        if item_id not in known:
             refuse(item_id, "known-item", "this questionnaire has no such item")
-        elif role not in by_id[item_id].roles and submitted[item_id] is not None:
+        elif item_id not in asked and submitted[item_id] is not None:
             refuse(item_id, "asked-of-role", f"this item is not asked of a {role}")
 
     answers: dict[str, Answer] = {}

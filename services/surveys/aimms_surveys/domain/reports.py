@@ -1,9 +1,10 @@
 """The evaluation's tables, computed from anonymous responses; pure, no I/O.
 
 Per wave and role: invitations sent, responses and the response rate; per item, counts and
-percentages per option (the shape of the paper's Tables 1-3, roles side by side), yes/no splits
-with their explanations, and mean, median and distribution for scales. Any role's breakdown with
-fewer respondents than the programme's threshold is suppressed whole, so nobody can be singled out.
+percentages per option (the shape of the paper's Tables 1-3, roles side by side: mentee and mentor,
+or peer and facilitator, as the questionnaire names them), yes/no splits with their explanations,
+and mean, median and distribution for scales. Any role's breakdown with fewer respondents than the
+programme's threshold is suppressed whole, so nobody can be singled out.
 Free text is listed in alphabetical order, never in submission order and without metadata.
 """
 
@@ -20,7 +21,6 @@ from aimms_shared.contracts.surveys import Wave
 from aimms_surveys.domain.questionnaires import (
     AGREEMENT_LABELS,
     CHOICE_KINDS,
-    ROLES,
     WAVES,
     Answer,
     Item,
@@ -105,11 +105,17 @@ def _items_in_order(versions: Sequence[Questionnaire]) -> list[Item]:
     return list(seen.values())
 
 
+def _roles_in_order(versions: Sequence[Questionnaire]) -> list[Role]:
+    """Every role any version asks, as the newest version orders them, older ones after."""
+    return list(dict.fromkeys(role for q in sorted(versions, key=lambda q: -q.version) for role in q.roles))
+
+
 def wave_report(versions: Sequence[Questionnaire], groups: Mapping[Role, Group], min_cell_size: int) -> dict[str, Any]:
     """One wave's tables: the roles side by side, small groups suppressed."""
+    order = _roles_in_order(versions)
     roles: dict[str, Any] = {}
     shown: dict[Role, list[Response]] = {}
-    for role in ROLES:
+    for role in order:
         group = groups.get(role, Group())
         n = len(group.responses)
         suppressed = n < min_cell_size
@@ -124,7 +130,7 @@ def wave_report(versions: Sequence[Questionnaire], groups: Mapping[Role, Group],
     items = []
     for item in _items_in_order(versions):
         per_role: dict[str, Any] = {}
-        for role in item.roles:
+        for role in filter(item.asks, order):
             if role not in shown:
                 per_role[role] = {"suppressed": True}
                 continue
@@ -149,7 +155,10 @@ def programme_report(
     for wave in WAVES:
         if not versions.get(wave):
             continue
-        groups = {role: Group(invited.get((wave, role), 0), by_group.get((wave, role), [])) for role in ROLES}
+        groups = {
+            role: Group(invited.get((wave, role), 0), by_group.get((wave, role), []))
+            for role in _roles_in_order(versions[wave])
+        }
         waves[wave] = wave_report(versions[wave], groups, min_cell_size)
     return {
         "programme_id": programme_id,
