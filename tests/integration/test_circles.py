@@ -5,6 +5,7 @@ matching run in-process on the real broker, store and SMTP sink.
 """
 
 import json
+from email.message import EmailMessage
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -12,7 +13,7 @@ from pymongo import AsyncMongoClient
 from aimms_shared.contracts.matching import CIRCLES
 from aimms_shared.events import in_namespace
 
-from .conftest import Infrastructure, Scheme, bearer, eventually, read_topic, register
+from .conftest import Infrastructure, Scheme, bearer, eventually, mails_to, read_topic, register
 from .test_page_links import problem
 
 pytestmark = pytest.mark.integration
@@ -46,7 +47,7 @@ async def test_a_circles_programme_forms_circles_that_go_on_when_a_member_leaves
             interests=("global health", "stroke"),
         )  # fmt: skip
 
-    peers = [await join(f"peer{i}", "peer", ("demo-university", "northgate")[i % 2]) for i in range(6)]
+    peers = [await join(who, "peer", at) for who, at in _people()[:6]]
     facilitator = await join("facil", "facilitator", "northgate", "Professor")
     refused = await registration.post(
         "/participants",
@@ -80,11 +81,21 @@ async def test_a_circles_programme_forms_circles_that_go_on_when_a_member_leaves
     assert (await matching.get(f"/circles/{circle['circle_id']}")).status_code == 200
     [formed] = await read_topic(infrastructure, in_namespace(CIRCLES.name, namespace), expect=1)
     assert "peer0" not in formed.value.decode() and "@" not in formed.value.decode()
+    # Each member is introduced to the others by email: their names, schools and addresses.
+    addresses = {who: f"{who}.{namespace}@{at}.ac.uk" for who, at in _people()}
+    peer1 = await eventually(lambda: _mail(infrastructure, addresses["peer1"], "Introducing your mentoring circle"))
+    text = peer1.get_body(("plain",)).get_content()
+    assert "Peer0" in text and addresses["peer2"] in text and "Facil" in text and "Northgate" in text
+    assert addresses["peer1"] not in text  # she is not listed among the others
+    await eventually(lambda: _mail(infrastructure, addresses["facil"], "The mentoring circle you facilitate"))
 
     # A peer withdraws: the circle goes on without her, and says so once.
     assert (await registration.post(f"/participants/{peers[0]}/withdrawal", json={})).status_code == 200
     left = await eventually(lambda: _circle_without(matching, admin, peers[0]), timeout=30)
     assert left["left"] == [peers[0]] and len(left["members"]) == 6
+    news = await eventually(lambda: _mail(infrastructure, addresses["peer3"], "Peer0 has left"), timeout=30)
+    assert "Peer0" in news["Subject"]
+    assert _mail(infrastructure, addresses["peer0"], "has left") is None  # nothing to her who left
 
     # The follow-up point comes: its members still in it are asked how it went.
     records = await read_topic(infrastructure, in_namespace(CIRCLES.name, namespace), expect=3, timeout=30)
@@ -92,6 +103,15 @@ async def test_a_circles_programme_forms_circles_that_go_on_when_a_member_leaves
     assert events == ["CircleFormed", "CircleMemberLeft", "CircleFollowUpDue"]
     follow_up = json.loads(records[2].value)["payload"]
     assert sorted(m["participant_id"] for m in follow_up["members"]) == sorted([*peers[1:], facilitator])
+
+
+def _people() -> list[tuple[str, str]]:
+    """Six peers from two schools, then the facilitator."""
+    return [(f"peer{i}", ("demo-university", "northgate")[i % 2]) for i in range(6)] + [("facil", "northgate")]
+
+
+def _mail(infrastructure: Infrastructure, address: str, subject: str) -> EmailMessage | None:
+    return next((m for m in mails_to(infrastructure, address) if subject in m["Subject"]), None)
 
 
 async def _count(members, programme_id: str, expected: int) -> bool:  # type: ignore[no-untyped-def]

@@ -33,11 +33,19 @@ KNOWN = Known(
     contacts={
         MENTEE: Contact(MENTEE, "aimms-mentoring", "demo-university", "Dr Amina Okafor", "amina@demo-university.ac.uk"),
         MENTOR: Contact(MENTOR, "aimms-mentoring", "northgate", "Prof Priya Raman", "priya@northgate.ac.uk"),
+        # The rest of a circle (with the two above: Priya facilitates it).
+        "p-ngozi": Contact("p-ngozi", "aimms-mentoring", "northgate", "Dr Ngozi Adeyemi", "ngozi@northgate.ac.uk"),
+        "p-sara": Contact("p-sara", "aimms-mentoring", "riverside", "Dr Sara Haddad", "sara.haddad@riverside.ac.uk"),
+        "p-mei": Contact("p-mei", "aimms-mentoring", "demo-university", "Dr Mei Lin", "mei.lin@demo-university.ac.uk"),
     },
     erased=frozenset(),
     withdrawn=frozenset(),
     programme=Programme("aimms-mentoring", "AIMMS Mentoring", term="P6M", trial_period="P1M"),
-    institutions={"demo-university": "Demo University Medical School", "northgate": "Northgate School of Medicine"},
+    institutions={
+        "demo-university": "Demo University Medical School",
+        "northgate": "Northgate School of Medicine",
+        "riverside": "Riverside Medical School",
+    },
 )
 
 
@@ -76,6 +84,43 @@ def proposed(**overrides: Any) -> m.MatchProposed:
         "mentor_links": LINKS["mentor"],
     }
     return m.MatchProposed(**(fields | overrides))
+
+
+# A circle of four peers from three institutions, facilitated by Priya; what each shares with the others.
+PEERS = {
+    MENTEE: ["global health", "maternal medicine"],
+    "p-ngozi": ["global health"],
+    "p-sara": ["maternal medicine"],
+    "p-mei": ["global health"],
+}
+CIRCLE = {"circle_id": "circle-1", "programme_id": "aimms-mentoring"}
+
+
+def circle_member(participant_id: str, role: m.CircleRole, shared_interests: list[str] | None = None) -> m.CircleMember:
+    institution_id = KNOWN.contacts[participant_id].institution_id
+    return m.CircleMember(
+        participant_id=participant_id, institution_id=institution_id, role=role, shared_interests=shared_interests or []
+    )
+
+
+def circle_formed(*, facilitator: str | None = MENTOR, **overrides: Any) -> m.CircleFormed:
+    """A CircleFormed as matching raises it: the peers, then the facilitator if one was free."""
+    members = [circle_member(pid, "peer", interests) for pid, interests in PEERS.items()]
+    if facilitator is not None:
+        members.append(circle_member(facilitator, "facilitator"))
+    fields = CIRCLE | {
+        "members": members,
+        "shared_interests": ["global health", "maternal medicine"],
+        "stages": ["Lecturer", "Senior lecturer"],
+        "formed_at": NOW,
+        "follow_up_at": NOW + timedelta(days=182),
+    }
+    return m.CircleFormed(**(fields | overrides))
+
+
+def member_left(participant_id: str = "p-sara", role: m.CircleRole = "peer") -> m.CircleMemberLeft:
+    remaining = [pid for pid in [*PEERS, MENTOR] if pid != participant_id]
+    return m.CircleMemberLeft(**CIRCLE, participant_id=participant_id, role=role, remaining=remaining)
 
 
 TERM_END = NOW + timedelta(days=182)
@@ -122,6 +167,10 @@ EVENTS: list[Event] = [
     m.MatchEnded(**PAIR, reason="coordinators", stage="mentoring"),
     m.MatchPaused(**PAIR),
     m.MatchResumed(**PAIR),
+    circle_formed(),
+    circle_formed(facilitator=None, stages=["Lecturer", "Lecturer"]),
+    member_left(),
+    member_left(MENTOR, "facilitator"),
     ParticipantLinkIssued(
         participant_id=MENTEE,
         programme_id="aimms-mentoring",

@@ -14,7 +14,8 @@ from aimms_shared.contracts import surveys as s
 from aimms_shared.events import Envelope, Event
 from aimms_shared.mapping import carried_over
 
-# Which messages each event causes (domain functions: event, envelope -> notifications).
+# Which messages each event causes (domain functions: event, envelope -> notifications). CircleFollowUpDue
+# causes none: surveys sends that questionnaire itself.
 MESSAGES = {
     reg.InterestExpressed: lambda e, env: [messages.welcome(e, env)],
     reg.ParticipantRegistered: messages.registered,
@@ -29,6 +30,8 @@ MESSAGES = {
     m.MatchEnded: messages.match_ended,
     m.MatchPaused: messages.match_paused,
     m.MatchResumed: messages.match_resumed,
+    m.CircleFormed: messages.circle_formed,
+    m.CircleMemberLeft: messages.circle_member_left,
     s.SurveyInvitationIssued: messages.survey_invitation,
     s.SurveyReminderIssued: messages.survey_invitation,
 }

@@ -98,7 +98,10 @@ async def erase(store: NotificationStore, participant_id: str) -> int:
 async def withdraw(store: NotificationStore, participant_id: str) -> int:
     """She left the programme: nothing more goes to her; how many pending messages were cancelled."""
     await store.mark_withdrawn(participant_id)
-    return await store.cancel_pending_to(participant_id, "recipient withdrew")
+    cancelled = await store.cancel_pending_to(participant_id, "recipient withdrew")
+    # An introduction to her circle that waited for her details now goes out without her.
+    await store.wake_waiting(f"participant:{participant_id}")
+    return cancelled
 
 
 async def record_programme(store: NotificationStore, programme: compose.Programme, as_of: datetime) -> int:

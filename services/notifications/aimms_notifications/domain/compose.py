@@ -3,6 +3,8 @@
 Domain events name participants only by id: names and addresses come from the contacts read model
 when the message is sent (`compose`), so a message to someone whose details have not arrived yet
 waits for them (`Waiting`), and one to someone erased or withdrawn is cancelled (`Cancelled`).
+The others a message names wait the same way: a partner erased meanwhile is called by her part,
+never her name; a circle's member erased or withdrawn meanwhile is left out of it.
 """
 
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from typing import Any
 from aimms_notifications.domain.messages import (
     CONCERN_RAISED,
     DIGEST,
+    MEMBERS,
     MENTEE_UNPLACED,
     WELCOME,
     Notification,
@@ -135,10 +138,12 @@ def compose(note: Notification, known: Known) -> Ready | Waiting | Cancelled | S
                 return Waiting([f"programme:{note.programme_id}"])
             context |= programme_context(known.programme)
         return Ready(note.recipient_email, note.recipient_name, note.institution_id, context)
-    missing = [f"participant:{pid}" for pid in (note.recipient_id, note.partner_id) if _awaited(pid, known)]
+    members = [m for m in note.context.get(MEMBERS, []) if _still_in(m["participant_id"], known)]
+    named = [note.recipient_id, note.partner_id, *(m["participant_id"] for m in members)]
+    missing = [f"participant:{pid}" for pid in named if _awaited(pid, known)]
     if known.programme is None:
         missing.append(f"programme:{note.programme_id}")
-    people = [known.contacts[p] for p in (note.recipient_id, note.partner_id) if p in known.contacts]
+    people = [known.contacts[p] for p in named if p in known.contacts]
     missing += [f"institution:{c.institution_id}" for c in people if c.institution_id not in known.institutions]
     if missing:
         return Waiting(sorted(set(missing)))
@@ -151,22 +156,44 @@ def compose(note: Notification, known: Known) -> Ready | Waiting | Cancelled | S
     )
     if note.partner_id is not None:
         partner = known.contacts.get(note.partner_id)  # None: she was erased meanwhile
-        side = note.context.get("side", "mentee")
-        context |= {
-            "partner_name": partner.name if partner else f"your {other(side)}",
-            "partner_email": partner.email if partner else None,
-            "partner_institution_name": known.institutions[partner.institution_id] if partner else None,
-        }
+        details = _reach(partner, known) if partner else _unnamed(note.context)
+        context |= {f"partner_{key}": value for key, value in details.items()}
+    if MEMBERS in note.context:
+        context[MEMBERS] = [m | _reach(known.contacts[m["participant_id"]], known) for m in members]
     return Ready(recipient.email, recipient.name, recipient.institution_id, context)
 
 
+def _reach(contact: Contact, known: Known) -> dict[str, str | None]:
+    """How a message introduces someone it names: her name, address and institution."""
+    return {
+        "name": contact.name,
+        "email": contact.email,
+        "institution_name": known.institutions[contact.institution_id],
+    }
+
+
+def _unnamed(context: dict[str, Any]) -> dict[str, str | None]:
+    """How a message names a partner whose details were erased: by her part, never her name, and no address."""
+    if "side" in context:  # a pair's other side
+        called = f"your {other(context['side'])}"
+    else:  # the member who left a circle
+        called = "your facilitator" if context.get("partner_role") == "facilitator" else "one member"
+    return {"name": called, "email": None, "institution_name": None}
+
+
+def _still_in(participant_id: str, known: Known) -> bool:
+    """A circle's member erased or withdrawn since it formed is no longer introduced (nor waited for)."""
+    return participant_id not in known.erased and participant_id not in known.withdrawn
+
+
 def named_participants(note: Notification) -> list[str]:
-    """Whose details a message needs: recipient and partner, or everyone a digest lists."""
+    """Whose details a message needs: recipient, partner and the rest of her circle, or everyone a digest lists."""
     if note.template == DIGEST:
         pairs = {pid for row in note.context.get("awaiting", []) for pid in (row["mentee_id"], row["mentor_id"])}
         failed = {row["recipient_id"] for row in note.context.get("failed", []) if row["recipient_id"]}
         return sorted(pairs | failed)
-    return [p for p in (note.recipient_id, note.partner_id) if p is not None]
+    members = [m["participant_id"] for m in note.context.get(MEMBERS, [])]
+    return [p for p in (note.recipient_id, note.partner_id, *members) if p is not None]
 
 
 def _awaited(participant_id: str | None, known: Known) -> bool:

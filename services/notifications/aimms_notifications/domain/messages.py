@@ -5,6 +5,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aimms_shared.contracts.matching import (
+    CircleFormed,
+    CircleMember,
+    CircleMemberLeft,
     ConcernRaised,
     MatchDeclined,
     MatchEnded,
@@ -49,6 +52,8 @@ MATCH_PAUSED = "match_paused"
 MATCH_RESUMED = "match_resumed"
 CONCERN_RAISED = "concern_raised"
 MENTEE_UNPLACED = "mentee_unplaced"
+CIRCLE_FORMED = "circle_formed"
+CIRCLE_MEMBER_LEFT = "circle_member_left"
 DIGEST = "coordinator_digest"
 TEMPLATES = (
     WELCOME,
@@ -68,12 +73,14 @@ TEMPLATES = (
     MATCH_RESUMED,
     CONCERN_RAISED,
     MENTEE_UNPLACED,
+    CIRCLE_FORMED,
+    CIRCLE_MEMBER_LEFT,
     DIGEST,
 )
 # Reminders and digests may be refused (an opt-out link in each, and a List-Unsubscribe header);
 # everything else is a step of the procedure and is always sent: proposals, introductions,
 # declines, endings, check-ins, the term's end, the welcome and consent-related mail, and a
-# survey's invitation itself, and a link to her page that she asked for.
+# survey's invitation itself, a link to her page that she asked for, and a circle's introductions and news.
 OPTIONAL = frozenset({PROPOSAL_REMINDER, SURVEY_REMINDER, DIGEST})
 REQUIRED = frozenset(TEMPLATES) - OPTIONAL
 
@@ -98,7 +105,9 @@ class Notification:
     """One message to one person, caused by one event.
 
     A participant is addressed by `recipient_id` (her details are looked up when it is sent); the
-    welcome, sent before anyone registered, by `recipient_email` and `recipient_name`.
+    welcome, sent before anyone registered, by `recipient_email` and `recipient_name`. The others a
+    message names are looked up the same way: one `partner_id` (a pair's other side, or the member
+    who left a circle), or several in `context["members"]` (the rest of her circle, see `MEMBERS`).
     """
 
     notification_id: str
@@ -111,6 +120,11 @@ class Notification:
     institution_id: str | None = None
     partner_id: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
+
+
+# The context key of the others a message to one of several names (a circle's other members), each
+# {"participant_id", "role"}; compose adds their name, address and institution when it is sent.
+MEMBERS = "members"
 
 
 def notification_id(source_event_id: str, recipient: str, template: str) -> str:
@@ -312,6 +326,51 @@ def match_paused(event: MatchPaused, envelope: Envelope) -> list[Notification]:
 def match_resumed(event: MatchResumed, envelope: Envelope) -> list[Notification]:
     """Both sides hear that the pair goes on."""
     return _both(envelope, MATCH_RESUMED, event)
+
+
+def circle_formed(event: CircleFormed, envelope: Envelope) -> list[Notification]:
+    """The circle's introduction, to each member: the others (how to reach them is looked up when it is
+    sent), who facilitates, the interests she shares with them, the stages it spans and the follow-up."""
+    return [
+        _to_participant(
+            envelope,
+            CIRCLE_FORMED,
+            programme_id=event.programme_id,
+            recipient_id=member.participant_id,
+            role=member.role,
+            shared_interests=list(member.shared_interests),
+            circle_interests=list(event.shared_interests),
+            stages=list(event.stages),
+            formed_at=event.formed_at,
+            follow_up_at=event.follow_up_at,
+            **{MEMBERS: _others(event.members, member)},
+        )
+        for member in event.members
+    ]
+
+
+def _others(members: list[CircleMember], member: CircleMember) -> list[dict[str, str]]:
+    """Everyone in the circle but her, as the event lists them (peers, then the facilitator)."""
+    return [
+        m.model_dump(include={"participant_id", "role"}) for m in members if m.participant_id != member.participant_id
+    ]
+
+
+def circle_member_left(event: CircleMemberLeft, envelope: Envelope) -> list[Notification]:
+    """Those still in the circle hear that one member left (named as a partner is) and that it goes on;
+    nothing goes to her who left."""
+    return [
+        _to_participant(
+            envelope,
+            CIRCLE_MEMBER_LEFT,
+            programme_id=event.programme_id,
+            recipient_id=participant_id,
+            partner_id=event.participant_id,
+            partner_role=event.role,
+        )
+        for participant_id in event.remaining
+        if participant_id != event.participant_id
+    ]
 
 
 def concern_raised(event: ConcernRaised, envelope: Envelope, coordinators: tuple[str, ...]) -> list[Notification]:
