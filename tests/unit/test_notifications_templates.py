@@ -646,3 +646,19 @@ def test_a_pause_a_resumption_and_a_closing_by_coordinators_tell_both_sides_noth
         and "coordinators have closed your mentoring" in closed[PRIYA].text
     )
     assert "concern" not in closed[PRIYA].text and "continues where it was" in resumed[AMINA].text
+
+
+def test_a_circles_programmes_welcome_and_registration_speak_of_circles_peers_and_facilitators() -> None:
+    circles = Programme("peer-circles", "Peer Circles", term="P12M", trial_period="P1M", kind="circles")
+    known = Known(KNOWN.contacts, frozenset(), frozenset(), circles, KNOWN.institutions)
+    ids = {"programme_id": "peer-circles"}
+    interest = interest_expressed(**ids, programme_name="Peer Circles")
+    [welcome] = MESSAGES[type(interest)](interest, wrap(interest, producer="test"))
+    peer = rendered_messages(registered(**ids, roles=["peer"]), known)[KNOWN.contacts[MENTEE].email]
+    facilitator = rendered_messages(registered(**ids, participant_id=MENTOR, roles=["facilitator"]), known)
+    for message in (render(welcome, known), peer, facilitator[KNOWN.contacts[MENTOR].email]):
+        for body in (message.text, message.html):
+            assert "circles of four to eight peers" in body
+            assert not [w for w in ("top three", "mentee", "mentor ", "partnership") if w in body], body
+    assert "as a peer" in peer.text and "others in your circle" in peer.text
+    assert "as a facilitator" in facilitator[KNOWN.contacts[MENTOR].email].text

@@ -50,6 +50,7 @@ class Programme:
     mentor_more_senior: bool = True  # False: reverse mentoring, the mentee is the more senior one
     audience: str = ""  # whom it serves, e.g. "women from … working in academic medicine"
     description: str = ""  # the paragraph its welcome opens with
+    kind: str = "pairs"  # or "circles": groups of peers with a facilitator, not pairs
 
 
 def introduction(programme: Programme) -> str:
@@ -70,6 +71,7 @@ def programme_context(programme: Programme) -> dict[str, Any]:
         "programme_term": in_words(programme.term),
         "trial_period": in_words(programme.trial_period),
         "mentor_more_senior": programme.mentor_more_senior,
+        "circles": programme.kind == "circles",
     }
 
 

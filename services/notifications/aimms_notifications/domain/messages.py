@@ -184,6 +184,8 @@ def registered(event: ParticipantRegistered, envelope: Envelope) -> list[Notific
             recipient_id=event.participant_id,
             is_mentor="mentor" in event.roles,
             is_mentee="mentee" in event.roles,
+            is_facilitator="facilitator" in event.roles,
+            role=event.roles[0],  # a circle's member: peer or facilitator
             profile_published=event.profile_published,
             mentor_capacity=event.mentor_capacity,
             research_interests=list(event.research_interests),
