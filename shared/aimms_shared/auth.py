@@ -5,6 +5,7 @@ public keys as a JWKS. Every service verifies tokens locally with those keys, fe
 again only when it meets a key id it does not know, so no call goes back per request.
 """
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -44,6 +45,9 @@ class Unauthenticated(DomainError):
     code = "unauthenticated"
     title = "Authentication required"
 
+    def headers(self) -> dict[str, str]:
+        return super().headers() | {"WWW-Authenticate": 'Bearer error="invalid_token"'}  # RFC 6750
+
 
 class Forbidden(DomainError):
     """The token lacks the scope the route requires."""
@@ -55,6 +59,7 @@ class Forbidden(DomainError):
 
 KeyLoader = Callable[[], Awaitable[dict[str, Any]]]
 VERIFIED_TOKENS = 1024
+UNKNOWN_KEY_REFETCH_SECONDS = 5.0
 
 
 class TokenVerifier:
@@ -69,7 +74,7 @@ class TokenVerifier:
         self._load_jwks = load_jwks
         self._issuer = issuer
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._loaded_at = 0.0
+        self._loaded_at = self._tried_at = -math.inf
         self._refresh_after = refresh_after_seconds
         self._verified: dict[str, tuple[float, str, Principal]] = {}  # token -> (expiry, key id, principal)
 
@@ -108,8 +113,12 @@ class TokenVerifier:
         return principal
 
     async def _key(self, kid: str) -> jwt.PyJWK:
-        stale = time.monotonic() - self._loaded_at > self._refresh_after
-        if kid not in self._keys or stale:
+        now = time.monotonic()
+        # An unknown key id refetches (a rotation), but not more than every few seconds: made-up key ids
+        # must not turn every request into a call to registration.
+        unknown = kid not in self._keys and now - self._tried_at > UNKNOWN_KEY_REFETCH_SECONDS
+        if unknown or now - self._loaded_at > self._refresh_after:
+            self._tried_at = now
             try:
                 jwks = await self._load_jwks()
                 self._keys = {k["kid"]: jwt.PyJWK(k) for k in jwks.get("keys", [])}

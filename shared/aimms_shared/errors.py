@@ -16,6 +16,10 @@ class DomainError(Exception):
         self.detail = detail
         self.extra = extra
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the refusal carries."""
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+
 
 class NotFound(DomainError):
     """Something the request names does not exist."""

@@ -1,15 +1,16 @@
 """HTTP conventions of every service: problem+json errors and per-request context."""
 
+import html
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +20,9 @@ from aimms_shared.errors import DomainError
 from aimms_shared.metrics import Metrics
 
 PROBLEM_JSON = "application/problem+json"
+# Ids people choose for institutions and programmes: lower case, digits and hyphens (safe in a path,
+# a file name and a header).
+Slug = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
 REQUEST_ID_HEADER = "X-Request-ID"
 CORRELATION_ID_HEADER = "X-Correlation-ID"
 
@@ -94,8 +98,35 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+_PAGE = """<!doctype html><html lang="en"><meta charset="utf-8"><title>AIMMS mentoring</title>
+<body style="font-family:sans-serif;max-width:36em;margin:3em auto"><h1>{title}</h1>{body}</body></html>"""
+
+
+def page(title: str, body: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    """A plain page behind an email's link, for a person in her browser (`body` is HTML, already escaped)."""
+    return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status, headers=headers)
+
+
+def _refusal(
+    request: Request,
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    code: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """problem+json; on a route that answers a person with a page, a page saying the same in words."""
+    route = request.scope.get("route")
+    if getattr(route, "response_class", None) is HTMLResponse:
+        return page(title, f"<p>{html.escape(detail)}</p>", status, headers)
+    return problem(status, title, detail, code=code, instance=request.url.path, headers=headers, **extra)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Every error leaves the service as problem+json saying what was wrong."""
+    """Every error leaves the service as problem+json saying what was wrong (as a page where the route
+    answers a person's browser)."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -104,34 +135,22 @@ def install_problem_handlers(app: FastAPI) -> None:
             {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]} for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return problem(
-            422, "The request is invalid", detail, code="validation", instance=request.url.path, errors=errors
-        )
+        return _refusal(request, 422, "The request is invalid", detail, code="validation", errors=errors)
 
     @app.exception_handler(DomainError)
-    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-        return problem(
-            exc.status, exc.title, exc.detail, code=exc.code, instance=request.url.path, headers=headers, **exc.extra
-        )
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        return _refusal(request, exc.status, exc.title, exc.detail, code=exc.code, headers=exc.headers(), **exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
-        return problem(
-            exc.status_code, title, str(exc.detail), code=f"http-{exc.status_code}", instance=request.url.path
-        )
+        return _refusal(request, exc.status_code, title, str(exc.detail), code=f"http-{exc.status_code}")
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("http.unhandled_error")
-        return problem(
-            500,
-            "Internal error",
-            "The service failed; the error is logged with the request id.",
-            code="internal",
-            instance=request.url.path,
-        )
+        detail = "The service failed; the error is logged with the request id."
+        return _refusal(request, 500, "Internal error", detail, code="internal")
 
 
 async def on_behalf_of_the_caller(request: httpx.Request) -> None:

@@ -91,7 +91,8 @@ async def test_her_link_opens_her_own_records_once_and_nobody_elses(
     # Nobody else's, and nothing an institution's portal does.
     problem(await registration.get(f"/participants/{bisi}", headers=herself), 404)
     problem(await registration.get(f"/participants/{bisi}/export", headers=herself), 404)
-    problem(await matching.put(f"/mentees/{bisi}/preferences", json={"choices": [mentor]}, headers=herself), 404)
+    # Another's preferences: answered as for an id matching has not heard of (409), so nothing is learnt of her.
+    problem(await matching.put(f"/mentees/{bisi}/preferences", json={"choices": [mentor]}, headers=herself), 409)
     problem(await matching.get("/directory", params={"programme_id": "other"}, headers=herself), 404)
     problem(await registration.get("/programmes/reverse-mentoring", headers=herself), 404)  # not hers
     problem(

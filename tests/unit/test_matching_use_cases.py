@@ -63,10 +63,13 @@ async def test_choices_for_someone_or_something_not_yet_heard_of_are_asked_again
     assert mentee_unknown.value.status == 409 and mentee_unknown.value.retry_after == 2
 
 
-async def test_an_erased_mentee_or_one_of_another_school_is_not_found() -> None:
+async def test_another_schools_mentee_looks_not_yet_known_like_an_absent_one_and_an_erased_one_is_not_found() -> None:
     store, matchmaker = await scheme(person("e", "mentee", "Lecturer", "south"))
-    with pytest.raises(Missing):
+    with pytest.raises(NotYetKnown) as hers:
         await use_cases.submit_preferences(store, NORTH, "e", [])
+    with pytest.raises(NotYetKnown) as absent:
+        await use_cases.submit_preferences(store, NORTH, "nobody", [])
+    assert (hers.value.status, hers.value.extra) == (absent.value.status, absent.value.extra)
     await matchmaker.participant_left("e", erased=True)
     with pytest.raises(Missing):
         await use_cases.submit_preferences(store, NORTH, "e", [])

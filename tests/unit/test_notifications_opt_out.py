@@ -73,6 +73,8 @@ def test_an_opt_out_link_names_its_subscriber_and_reads_back() -> None:
         lambda t: OptOutLinks(b"x" * 32, "https://x").token("participant:" + MENTEE),  # another key
         lambda t: t.split(".")[0],  # no signature
         lambda t: "%%%." + t.split(".")[1],  # not base64
+        lambda t: "ÖÓ." + t.split(".")[1],  # not ASCII (found by fuzzing: it was a server error)
+        lambda t: "_w." + t.split(".")[1],  # base64 of bytes that are not UTF-8
         lambda t: "",
     ],
 )

@@ -68,3 +68,16 @@ async def test_a_tampered_token_is_refused_even_after_the_genuine_one_was_verifi
     header, claims, signature = token.split(".")
     with pytest.raises(Unauthenticated, match="invalid"):
         await verifier.verify(f"{header}.{claims}.{signature[:-4]}AAAA")
+
+
+async def test_tokens_naming_made_up_keys_do_not_each_make_a_call_to_the_issuer() -> None:
+    genuine, stranger = issuer(), issuer()
+    keys = Keys(genuine)
+    verifier = TokenVerifier(keys.load, issuer="aimms-registration")
+    await verifier.verify(genuine.issue("portal-1", "northgate", ("participants:write",)))
+
+    for n in range(20):  # each signed by a key the issuer never published
+        with pytest.raises(Unauthenticated, match="unknown key") as refused:
+            await verifier.verify(stranger.issue(f"forger-{n}", "northgate", ("participants:write",)))
+    assert keys.loads == 1  # within seconds of the last fetch an unknown key refetches nothing, let alone twenty
+    assert refused.value.headers()["WWW-Authenticate"].startswith("Bearer")

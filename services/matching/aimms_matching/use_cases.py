@@ -75,12 +75,15 @@ async def submit_preferences(
 
 
 async def known_mentee(store: MatchingStore, caller: Principal, mentee_id: str) -> Member:
-    """A participant the caller may act for; one matching has not heard of yet is asked for again shortly."""
+    """A participant the caller may act for; one matching has not heard of yet is asked for again shortly.
+
+    Another institution's participant gets that same answer, so a portal cannot tell that an id it holds
+    is someone's at another school."""
     mentee = await store.member(mentee_id)
-    if mentee is None and not await store.was_erased(mentee_id):
-        raise NotYetKnown("mentee_id", f"participant '{mentee_id}' has not reached matching yet")
-    if mentee is None or not caller.may_act_for(mentee.institution_id, mentee_id):
+    if mentee is None and await store.was_erased(mentee_id):
         raise Missing("mentee_id", "own-institution", f"no participant '{mentee_id}' at your institution")
+    if mentee is None or not caller.may_act_for(mentee.institution_id, mentee_id):
+        raise NotYetKnown("mentee_id", f"participant '{mentee_id}' has not reached matching yet")
     return mentee
 
 

@@ -7,7 +7,6 @@ appears in a URL.
 """
 
 import base64
-import binascii
 
 from aimms_shared.links import InvalidLink, sign, verify
 
@@ -40,7 +39,7 @@ class OptOutLinks:
         encoded, _, signature = token.partition(".")
         try:
             subscriber = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 once decoded
             subscriber = ""
         kind, _, _ = subscriber.partition(":")
         if kind in (PARTICIPANT, ADDRESS) and signature and verify(self._key, signature, _PURPOSE, subscriber):

@@ -1,7 +1,6 @@
 """Notifications' HTTP API: the delivery log and retries, coordinators' digests, reminder preferences and opt-out
 links."""
 
-import html
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -15,8 +14,8 @@ from aimms_notifications.links import OptOutLinks
 from aimms_notifications.settings import NotificationsSettings
 from aimms_notifications.store import NotificationStore
 from aimms_shared.auth import ADMIN, Principal, require
-from aimms_shared.errors import DomainError, RuleBroken
-from aimms_shared.http import from_state, problem_responses
+from aimms_shared.errors import RuleBroken
+from aimms_shared.http import from_state, page, problem_responses
 from aimms_shared.ratelimit import emailed_link_limit
 
 router = APIRouter(tags=["deliveries"])
@@ -202,30 +201,21 @@ async def set_preferences(
 
 # -- the opt-out link in every optional email
 
-_PAGE = """<!doctype html><html lang="en"><meta charset="utf-8"><title>AIMMS mentoring</title>
-<body style="font-family:sans-serif;max-width:36em;margin:3em auto"><h1>{title}</h1>{body}</body></html>"""
 _WHAT = "reminders and daily digests"
-
-
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status)
 
 
 @router.get(
     "/opt-out/{token}", response_class=HTMLResponse, tags=["opt-out links"], dependencies=[emailed_link_limit()]
 )
-async def opt_out_page(token: str, links: Links) -> HTMLResponse:
+async def opt_outpage(token: str, links: Links) -> HTMLResponse:
     """The page an email's opt-out link opens: one button, so a mail scanner following links changes nothing."""
-    try:
-        links.read(token)
-    except DomainError as exc:
-        return _page("This link cannot be used", f"<p>{html.escape(exc.detail)}</p>", status=exc.status)
+    links.read(token)  # a link not valid is refused with a page in words
     body = (
         f"<p>You will still receive every message the mentoring procedure needs (proposals, "
         f"introductions, questionnaires); only {_WHAT} stop.</p>"
         '<form method="post"><button>Stop reminders</button></form>'
     )
-    return _page(f"Stop {_WHAT}", body)
+    return page(f"Stop {_WHAT}", body)
 
 
 @router.post(
@@ -233,9 +223,6 @@ async def opt_out_page(token: str, links: Links) -> HTMLResponse:
 )
 async def opt_out(token: str, store: Store, links: Links) -> HTMLResponse:
     """Opt out of reminders and digests: the page's button, or a mail client's one-click POST (RFC 8058)."""
-    try:
-        subscriber = links.read(token)
-    except DomainError as exc:
-        return _page("This link cannot be used", f"<p>{html.escape(exc.detail)}</p>", status=exc.status)
+    subscriber = links.read(token)
     await use_cases.set_reminders(store, subscriber, reminders=False, by="link")
-    return _page("Done", f"<p>You will receive no more {_WHAT}. Your coordinator can turn them back on.</p>")
+    return page("Done", f"<p>You will receive no more {_WHAT}. Your coordinator can turn them back on.</p>")

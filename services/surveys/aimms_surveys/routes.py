@@ -10,7 +10,7 @@ from aimms_shared.auth import ADMIN, Principal, require
 from aimms_shared.contracts.registration import Role
 from aimms_shared.contracts.surveys import Wave
 from aimms_shared.errors import Missing
-from aimms_shared.http import from_state, problem_responses
+from aimms_shared.http import Slug, from_state, problem_responses
 from aimms_shared.mongo import utcnow
 from aimms_shared.ratelimit import emailed_link_limit
 from aimms_surveys.domain import reports
@@ -154,7 +154,7 @@ async def report(programme_id: str, surveys: Service, caller: Principal = requir
     tags=["reports"],
     responses={200: {"content": {"text/csv": {}}}} | problem_responses(404),
 )
-async def report_csv(programme_id: str, surveys: Service, caller: Principal = require(ADMIN)) -> PlainTextResponse:
+async def report_csv(programme_id: Slug, surveys: Service, caller: Principal = require(ADMIN)) -> PlainTextResponse:
     """The tables as CSV for researchers: figures only, no free text."""
     body = reports.report_csv(await surveys.report(programme_id))
     return PlainTextResponse(

@@ -1,6 +1,5 @@
 """Answering a proposal from the email's signed links (API and a plain page)."""
 
-import html
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form
@@ -11,8 +10,7 @@ from aimms_matching.routes.deps import Matching
 from aimms_matching.routes.directory import Profile
 from aimms_matching.routes.pairs import PairOut
 from aimms_shared.contracts.matching import Side
-from aimms_shared.errors import DomainError
-from aimms_shared.http import problem_responses
+from aimms_shared.http import page, problem_responses
 from aimms_shared.mapping import carried_over
 from aimms_shared.ratelimit import emailed_link_limit
 
@@ -53,31 +51,18 @@ async def answer_through_link(token: str, body: LinkAnswerIn, matching: Matching
     return PairOut.of_pair(pair)
 
 
-_PAGE = """<!doctype html><html lang="en"><meta charset="utf-8"><title>AIMMS mentoring</title>
-<body style="font-family:sans-serif;max-width:36em;margin:3em auto"><h1>{title}</h1>{body}</body></html>"""
-
-
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status)
-
-
 @router.get("/answers/{token}", response_class=HTMLResponse)
 async def answer_page(token: str, matching: Matching) -> HTMLResponse:
     """The page an email link opens: one button, so a mail scanner following links answers nothing."""
     _, _, action = matching.links.read(token)
     reason = '<p><label>Reason (optional)<br><textarea name="reason" rows="3" cols="40"></textarea></label></p>'
     body = f'<form method="post">{reason if action == "decline" else ""}<button>Confirm: {action}</button></form>'
-    return _page(f"{action.capitalize()} this mentoring proposal", body)
+    return page(f"{action.capitalize()} this mentoring proposal", body)
 
 
 @router.post("/answers/{token}", response_class=HTMLResponse)
 async def answer_by_link(token: str, matching: Matching, reason: Annotated[str | None, Form()] = None) -> HTMLResponse:
-    """Record the answer the link stands for; a link works once."""
-    try:
-        _, accepted = await matching.answer_by_link(token, reason or None)
-    except DomainError as exc:
-        if exc.status >= 500:
-            raise
-        return _page("This link cannot be used now", f"<p>{html.escape(str(exc))}</p>", status=exc.status)
+    """Record the answer the link stands for; a link works once (a refusal is a page in words)."""
+    _, accepted = await matching.answer_by_link(token, reason or None)
     done = "You accepted the proposal. We will introduce you both" if accepted else "You declined the proposal"
-    return _page("Thank you", f"<p>{done}.</p>")
+    return page("Thank you", f"<p>{done}.</p>")

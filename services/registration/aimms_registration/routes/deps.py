@@ -3,7 +3,6 @@
 from typing import Annotated
 
 from fastapi import Header
-from pydantic import Field
 
 from aimms_registration.store import RegistrationStore
 from aimms_registration.tokens import TokenIssuer
@@ -21,5 +20,3 @@ IdempotencyKey = Annotated[
         description="Any unique string; a retry with the same key and body returns the first response.",
     ),
 ]
-# Ids people choose for institutions and programmes: lower case, digits and hyphens.
-Slug = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]

@@ -6,10 +6,10 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 
 from aimms_registration import use_cases
-from aimms_registration.routes.deps import IdempotencyKey, Slug, Store
+from aimms_registration.routes.deps import IdempotencyKey, Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
 from aimms_shared.errors import Missing
-from aimms_shared.http import problem_responses
+from aimms_shared.http import Slug, problem_responses
 from aimms_shared.mapping import carried_over
 
 router = APIRouter(tags=["institutions"])

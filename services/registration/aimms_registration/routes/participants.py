@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from aimms_registration import use_cases
 from aimms_registration.domain.interests import InterestSubmission
 from aimms_registration.domain.participants import AGE_BANDS, Participant, Profile, Registration
-from aimms_registration.routes.deps import IdempotencyKey, Slug, Store
+from aimms_registration.routes.deps import IdempotencyKey, Store
 from aimms_shared.auth import ADMIN, PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
 from aimms_shared.errors import RuleBroken
-from aimms_shared.http import problem_responses
+from aimms_shared.http import Slug, problem_responses
 from aimms_shared.mapping import carried_over
 from aimms_shared.ratelimit import rate_limit
 

@@ -7,11 +7,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aimms_registration import use_cases
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
-from aimms_registration.routes.deps import Slug, Store
+from aimms_registration.routes.deps import Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
 from aimms_shared.contracts.registration import MatchingPolicy, ProgrammeKind, Role
 from aimms_shared.errors import Missing
-from aimms_shared.http import problem_responses
+from aimms_shared.http import Slug, problem_responses
 from aimms_shared.mapping import carried_over
 
 router = APIRouter(tags=["programmes"])
