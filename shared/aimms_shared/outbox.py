@@ -13,7 +13,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
@@ -24,6 +24,8 @@ from aimms_shared.events import Envelope, Event, Topic, wrap
 from aimms_shared.mongo import GroupedWrites, claim_due, utcnow
 from aimms_shared.retry import backoff_delay
 from aimms_shared.wakeup import Wakeup
+
+T = TypeVar("T")
 
 OUTBOX = "outbox"
 OUTBOX_DUE = "outbox_due"
@@ -79,6 +81,17 @@ class ConcurrentUpdate(Conflict):
 
     code = "concurrent-update"
     title = "Changed by someone else meanwhile"
+
+
+async def on_latest(attempt: Callable[[], Awaitable[T]], *, what: str, attempts: int = 5) -> T:
+    """Optimistic concurrency: `attempt` loads an aggregate, decides, and saves at the version it read; when
+    someone saved in between (ConcurrentUpdate), it runs again on the newer state."""
+    for _ in range(attempts):
+        try:
+            return await attempt()
+        except ConcurrentUpdate:
+            continue
+    raise ConcurrentUpdate(f"{what} keeps changing; try again")
 
 
 class Outbox:

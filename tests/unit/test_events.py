@@ -100,3 +100,23 @@ def test_no_contract_carries_special_category_data() -> None:
     for event_cls in _CONTRACTS.values():
         fields = " ".join(event_cls.model_fields).lower()
         assert "ethnic" not in fields and "age_band" not in fields, event_cls.__name__
+
+
+async def test_a_decision_is_taken_again_on_the_newer_state_and_given_up_after_a_few_tries() -> None:
+    from aimms_shared.outbox import ConcurrentUpdate, on_latest
+
+    tries: list[int] = []
+
+    async def saved_on_third_try() -> str:
+        tries.append(len(tries))
+        if len(tries) < 3:
+            raise ConcurrentUpdate("someone saved meanwhile")
+        return "saved"
+
+    assert await on_latest(saved_on_third_try, what="pair p-1") == "saved" and len(tries) == 3
+
+    async def never_saved() -> str:
+        raise ConcurrentUpdate("someone saved meanwhile")
+
+    with pytest.raises(ConcurrentUpdate, match="pair p-1 keeps changing"):
+        await on_latest(never_saved, what="pair p-1", attempts=2)

@@ -23,7 +23,7 @@ from aimms_shared.errors import DomainError, Missing, NotYetKnown, RuleBroken, S
 from aimms_shared.events import Envelope, Event
 from aimms_shared.mapping import carried_over
 from aimms_shared.mongo import utcnow
-from aimms_shared.outbox import ConcurrentUpdate, OutboxEntry, outbox_entries
+from aimms_shared.outbox import OutboxEntry, on_latest, outbox_entries
 
 PRODUCER = "matching"
 
@@ -327,19 +327,18 @@ class Matchmaker:
 
     async def _change(self, pair_id: str, decide: Callable[[Pair], pairs.Change]) -> Pair:
         """Apply a decision to the pair as it is now; retried when someone else changed it meanwhile."""
-        for _ in range(5):
+
+        async def attempt() -> Pair:
             pair = await self._store.pair(pair_id)
             if pair is None:
                 raise Missing("pair_id", "existing-pair", f"no pair '{pair_id}'")
             changed, events = decide(pair)
-            try:
-                saved = await self._store.save_pair(changed, pair.version, _outbox(pair, events))
-            except ConcurrentUpdate:
-                continue
+            saved = await self._store.save_pair(changed, pair.version, _outbox(pair, events))
             if not saved.is_open and pair.is_open:
                 await self._store.release_places(saved)
             return saved
-        raise ConcurrentUpdate(f"pair {pair_id} keeps changing; try again")
+
+        return await on_latest(attempt, what=f"pair {pair_id}")
 
     async def pair_for(self, caller: Principal, pair_id: str, side: Side | None = None) -> Pair:
         """A pair the caller may see (acting for `side`, when given)."""
@@ -532,17 +531,16 @@ class Circles:
         self, circle_id: str, decide: Callable[[MentoringCircle], mentoring_circles.Change]
     ) -> MentoringCircle:
         """A decision on the circle as it is now; retried when someone else changed it meanwhile."""
-        for _ in range(5):
+
+        async def attempt() -> MentoringCircle:
             circle = await self._store.circle(circle_id)
             if circle is None:
                 raise Missing("circle_id", "existing-circle", f"no circle '{circle_id}'")
             changed, events = decide(circle)
-            try:
-                await self._store.save_circle(changed, circle.version, _circle_outbox(circle, events))
-            except ConcurrentUpdate:
-                continue
+            await self._store.save_circle(changed, circle.version, _circle_outbox(circle, events))
             return replace(changed, version=circle.version + 1)
-        raise ConcurrentUpdate(f"circle {circle_id} keeps changing; try again")
+
+        return await on_latest(attempt, what=f"circle {circle_id}")
 
 
 def _circle_outbox(circle: MentoringCircle, events: list[Event]) -> list[OutboxEntry]:

@@ -14,7 +14,7 @@ from aimms_shared.contracts.registration import ProgrammeKind, Role
 from aimms_shared.contracts.surveys import SurveyCompleted, Wave
 from aimms_shared.errors import Missing
 from aimms_shared.mongo import utcnow
-from aimms_shared.outbox import ConcurrentUpdate, outbox_entries
+from aimms_shared.outbox import on_latest, outbox_entries
 from aimms_surveys.domain import invitations, reports
 from aimms_surveys.domain.invitations import Invitation, Invitee, SurveyLinkUnusable, SurveyPolicy
 from aimms_surveys.domain.questionnaires import (
@@ -274,7 +274,7 @@ class Surveys:
         return len(due)
 
     async def _tick(self, invitation_id: str) -> None:
-        for _ in range(5):
+        async def attempt() -> None:
             invitation = await self._store.invitation(invitation_id)
             if invitation is None:
                 return
@@ -282,10 +282,6 @@ class Surveys:
             changed, events = invitations.tick(invitation, utcnow(), token, self._public_url)
             if events:
                 await self._store.add_token(token[1], invitation_id)
-            try:
-                await self._store.save_invitation(
-                    changed, invitation.version, _outbox(events, invitation.institution_id)
-                )
-            except ConcurrentUpdate:
-                continue
-            return
+            await self._store.save_invitation(changed, invitation.version, _outbox(events, invitation.institution_id))
+
+        await on_latest(attempt, what=f"invitation {invitation_id}")
