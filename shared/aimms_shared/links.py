@@ -8,6 +8,7 @@ first part, so a signature made for one kind of link never verifies for another.
 import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
 
 from aimms_shared.errors import NotFound
 
@@ -31,3 +32,8 @@ def sign(key: bytes, purpose: str, *parts: str) -> str:
 def verify(key: bytes, signature: str, purpose: str, *parts: str) -> bool:
     """Whether `signature` is `sign(key, purpose, *parts)`, compared in constant time."""
     return hmac.compare_digest(signature.encode(), sign(key, purpose, *parts).encode())
+
+
+def verify_any(keys: Sequence[bytes], signature: str, purpose: str, *parts: str) -> bool:
+    """Whether one of `keys` (the current one, or one a rotation retired) made `signature`."""
+    return any(verify(key, signature, purpose, *parts) for key in keys)

@@ -37,6 +37,20 @@ class ServiceSettings(BaseSettings):
     auth_jwks_url: str | None = Field(default=None, description="e.g. http://registration:8000/.well-known/jwks.json")
 
 
+class LinkSigningSettings(BaseModel):
+    """For services whose emails carry signed links: the key, and keys a rotation retired."""
+
+    # Signs the links in its emails; at least 32 random bytes, kept secret.
+    link_signing_key: SecretStr = Field(min_length=32)
+    # Keys a rotation replaced, comma-separated: links they signed are honoured until those lapse.
+    link_previous_signing_keys: SecretStr = SecretStr("")
+
+    def link_keys(self) -> tuple[bytes, ...]:
+        """The current key, then the retired ones (which only verify)."""
+        retired = self.link_previous_signing_keys.get_secret_value().split(",")
+        return (self.link_signing_key.get_secret_value().encode(), *(k.strip().encode() for k in retired if k.strip()))
+
+
 class FieldEncryptionSettings(BaseModel):
     """For services that keep special category data: its keys, with no default (see aimms_shared.crypto)."""
 

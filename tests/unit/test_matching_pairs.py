@@ -326,3 +326,25 @@ def test_the_coordinators_summary_counts_meetings_never_notes():
     summary = matching_summary([met, started(), proposed()], {})
     assert summary["meetings"] == {"partnerships": 2, "mean": 1.5, "min": 0, "max": 3, "by_count": {"0": 1, "3": 1}}
     assert "private" not in str(summary)
+
+
+def test_after_a_key_rotation_answer_links_already_sent_still_work_until_the_retired_key_is_dropped() -> None:
+    old, new = b"o" * 32, b"n" * 32
+    sent = AnswerLinks(old, "https://aimms.example").token("p1", "mentee", "accept")
+
+    assert AnswerLinks(new, "https://aimms.example", retired=(old,)).read(sent) == ("p1", "mentee", "accept")
+    with pytest.raises(InvalidLink):
+        AnswerLinks(new, "https://aimms.example").read(sent)
+
+
+def test_link_keys_are_the_current_one_then_those_a_rotation_retired() -> None:
+    from aimms_matching.settings import MatchingSettings
+
+    settings = MatchingSettings(
+        link_signing_key="n" * 32,
+        link_previous_signing_keys=" " + "o" * 32 + ", " + "p" * 32,
+        public_url="https://aimms.example",
+        kafka_bootstrap_servers="kafka:9092",
+        mongodb_uri="mongodb://mongo",
+    )
+    assert settings.link_keys() == (b"n" * 32, b"o" * 32, b"p" * 32)

@@ -147,3 +147,14 @@ def test_the_retention_is_an_iso_8601_duration() -> None:
     assert settings().delivery_log_retention == "P90D"
     with pytest.raises(ValueError, match="ISO 8601"):
         settings().model_validate(settings().model_dump() | {"delivery_log_retention": "90 days"})
+
+
+def test_after_a_key_rotation_links_already_sent_still_work_until_the_retired_key_is_dropped() -> None:
+    old, new = b"o" * 32, b"n" * 32
+    sent = OptOutLinks(old, "https://aimms.example").token(f"participant:{MENTEE}")
+
+    rotated = OptOutLinks(new, "https://aimms.example", retired=(old,))
+    assert rotated.read(sent) == f"participant:{MENTEE}"
+    assert rotated.token(f"participant:{MENTEE}") != sent  # new links are signed with the new key
+    with pytest.raises(InvalidLink):
+        OptOutLinks(new, "https://aimms.example").read(sent)

@@ -81,3 +81,21 @@ async def test_tokens_naming_made_up_keys_do_not_each_make_a_call_to_the_issuer(
             await verifier.verify(stranger.issue(f"forger-{n}", "northgate", ("participants:write",)))
     assert keys.loads == 1  # within seconds of the last fetch an unknown key refetches nothing, let alone twenty
     assert refused.value.headers()["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_rotating_the_signing_key_signs_nobody_out() -> None:
+    old_pem, new_pem = new_signing_key_pem(), new_signing_key_pem()
+    before = TokenIssuer(old_pem, issuer="aimms-registration", ttl_seconds=900)
+    token_from_before = before.issue("portal-1", "northgate", ("participants:write",))
+    after = TokenIssuer(new_pem, issuer="aimms-registration", ttl_seconds=900, retired_key_pems=old_pem)
+    keys = Keys(after)
+    verifier = TokenVerifier(keys.load, issuer="aimms-registration")
+
+    assert [k["kid"] for k in after.jwks()["keys"]] == [after.kid, before.kid]
+    assert (await verifier.verify(token_from_before)).client_id == "portal-1"  # issued before the rotation
+    assert (await verifier.verify(after.issue("portal-2", "northgate", ()))).client_id == "portal-2"
+
+    keys.jwks = TokenIssuer(new_pem, issuer="aimms-registration", ttl_seconds=900).jwks()  # the old key dropped
+    fresh = TokenVerifier(keys.load, issuer="aimms-registration")
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        await fresh.verify(token_from_before)

@@ -22,7 +22,8 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
     async def setup(app: FastAPI, runtime: Runtime) -> Subscriptions:
         store = MatchingStore(runtime.db, runtime.outbox)
         await store.ensure_indexes()
-        links = AnswerLinks(settings.link_signing_key.get_secret_value().encode(), settings.public_url)
+        current, *retired = settings.link_keys()
+        links = AnswerLinks(current, settings.public_url, tuple(retired))
         matchmaker = Matchmaker(store, links, lease=timedelta(seconds=settings.lease_seconds))
         app.state.store, app.state.matchmaker = store, matchmaker
         runtime.run_in_background(lambda: poll_due("matching", matchmaker.run_due, settings.scheduler_poll_seconds))

@@ -11,7 +11,7 @@ import hmac
 from typing import Literal
 
 from aimms_shared.contracts.matching import ProposalLinks, Side
-from aimms_shared.links import InvalidLink, sign, verify
+from aimms_shared.links import InvalidLink, sign, verify_any
 
 Action = Literal["accept", "decline"]
 _SIDES = ("mentee", "mentor")
@@ -24,8 +24,9 @@ __all__ = ["Action", "AnswerLinks", "InvalidLink"]
 class AnswerLinks:
     """Issues and reads the links in proposals' emails."""
 
-    def __init__(self, key: bytes, public_url: str) -> None:
+    def __init__(self, key: bytes, public_url: str, retired: tuple[bytes, ...] = ()) -> None:
         self._key = key
+        self._keys = (key, *retired)  # a rotation's retired keys still read the links already sent
         self._base = public_url.rstrip("/")
 
     def pair_token(self, pair_id: str) -> str:
@@ -56,7 +57,7 @@ class AnswerLinks:
         parts = token.split(".")
         if len(parts) == 4 and parts[1] in _SIDES and parts[2] in _ACTIONS:
             pair_id, side, action, signature = parts
-            if verify(self._key, signature, _PURPOSE, pair_id, side, action) or hmac.compare_digest(
+            if verify_any(self._keys, signature, _PURPOSE, pair_id, side, action) or hmac.compare_digest(
                 signature, _legacy_signature(self._key, pair_id, side, action)
             ):
                 return pair_id, side, action  # type: ignore[return-value]

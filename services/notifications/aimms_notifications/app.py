@@ -24,7 +24,8 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         await store.ensure_indexes()
         app.state.store = store
         app.state.settings = settings
-        links = OptOutLinks(settings.link_signing_key.get_secret_value().encode(), settings.public_url)
+        current, *retired = settings.link_keys()
+        links = OptOutLinks(current, settings.public_url, tuple(retired))
         app.state.links = links
         templates = Templates(settings.template_dir)
         deliveries = DeliveryWorker(store, Mailer(settings, max_idle=DELIVERY_CONCURRENCY), templates, settings, links)

@@ -8,7 +8,7 @@ appears in a URL.
 
 import base64
 
-from aimms_shared.links import InvalidLink, sign, verify
+from aimms_shared.links import InvalidLink, sign, verify_any
 
 PARTICIPANT, ADDRESS = "participant", "address"
 _PURPOSE = "opt-out"
@@ -17,8 +17,9 @@ _PURPOSE = "opt-out"
 class OptOutLinks:
     """Issues and reads the opt-out links in optional emails."""
 
-    def __init__(self, key: bytes, public_url: str) -> None:
+    def __init__(self, key: bytes, public_url: str, retired: tuple[bytes, ...] = ()) -> None:
         self._key = key
+        self._keys = (key, *retired)  # a rotation's retired keys still read the links already sent
         self._base = public_url.rstrip("/")
 
     def subscriber_for_address(self, email: str) -> str:
@@ -42,6 +43,6 @@ class OptOutLinks:
         except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 once decoded
             subscriber = ""
         kind, _, _ = subscriber.partition(":")
-        if kind in (PARTICIPANT, ADDRESS) and signature and verify(self._key, signature, _PURPOSE, subscriber):
+        if kind in (PARTICIPANT, ADDRESS) and signature and verify_any(self._keys, signature, _PURPOSE, subscriber):
             return subscriber
         raise InvalidLink("this opt-out link is not valid; ask your coordinator to change your preferences")

@@ -4,10 +4,10 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from aimms_shared.durations import is_duration
-from aimms_shared.settings import ServiceSettings
+from aimms_shared.settings import LinkSigningSettings, ServiceSettings
 
 
-class NotificationsSettings(ServiceSettings):
+class NotificationsSettings(ServiceSettings, LinkSigningSettings):
     """Settings of the notifications service."""
 
     model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_", extra="ignore", frozen=True)
@@ -34,8 +34,6 @@ class NotificationsSettings(ServiceSettings):
     details_recheck_cap_seconds: float = Field(default=60.0, gt=0)
     # A directory of template overrides, searched before the packaged templates (see docs/notifications.md).
     template_dir: str | None = None
-    # Signs the opt-out links in reminders and digests; at least 32 random bytes, kept secret.
-    link_signing_key: SecretStr = Field(min_length=32)
     public_url: str = Field(
         description="Base URL people reach notifications at, for opt-out links, e.g. https://api/notifications"
     )

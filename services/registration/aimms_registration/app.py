@@ -21,6 +21,7 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
         settings.token_signing_key.get_secret_value(),
         issuer=settings.auth_issuer,
         ttl_seconds=settings.token_ttl_seconds,
+        retired_key_pems=settings.token_previous_signing_keys.get_secret_value(),
     )
 
     async def own_keys() -> dict:

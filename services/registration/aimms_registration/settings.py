@@ -15,6 +15,9 @@ class RegistrationSettings(ServiceSettings, FieldEncryptionSettings):
 
     # Ed25519 private key (PEM) that signs access tokens; its public half is served as JWKS.
     token_signing_key: SecretStr
+    # Signing keys a rotation replaced (PEM, one after another): still published in the JWKS, so the
+    # tokens they signed are accepted until they expire. Drop them once a token's lifetime has passed.
+    token_previous_signing_keys: SecretStr = SecretStr("")
     token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
     public_url: str = Field(
         description="Base URL of the participant pages her emailed links open (the portal), e.g. https://host/portal"

@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import json
+import re
 import time
 import uuid
 from typing import Any
@@ -15,21 +16,19 @@ from aimms_shared.auth import ALGORITHM, AUDIENCE
 
 
 class TokenIssuer:
-    """Signs access tokens with the configured Ed25519 key."""
+    """Signs access tokens with the configured Ed25519 key.
 
-    def __init__(self, private_key_pem: str, *, issuer: str, ttl_seconds: int) -> None:
-        key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError("the token signing key must be an Ed25519 private key (PEM)")
-        self._key = key
+    Keys a rotation retired stay in the JWKS, so tokens they signed are accepted until they expire
+    (minutes): the signing key changes without anyone being signed out.
+    """
+
+    def __init__(self, private_key_pem: str, *, issuer: str, ttl_seconds: int, retired_key_pems: str = "") -> None:
+        self._key = _ed25519(private_key_pem)
         self._issuer = issuer
         self.ttl_seconds = ttl_seconds
-        public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        x = base64.urlsafe_b64encode(public).rstrip(b"=").decode()
-        # RFC 7638 thumbprint as key id: the same key always gets the same id.
-        canonical = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"), sort_keys=True)
-        self.kid = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
-        self._jwk = {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": self.kid, "alg": ALGORITHM, "use": "sig"}
+        self._jwk = _jwk(self._key)
+        self.kid = self._jwk["kid"]
+        self._retired = [_jwk(_ed25519(pem)) for pem in _pem_blocks(retired_key_pems)]
 
     def issue(
         self, client_id: str, institution_id: str | None, scopes: tuple[str, ...], participant_id: str | None = None
@@ -52,8 +51,29 @@ class TokenIssuer:
         return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
     def jwks(self) -> dict[str, Any]:
-        """The public keys, as other services fetch them."""
-        return {"keys": [self._jwk]}
+        """The public keys, as other services fetch them: the current one, then any a rotation retired."""
+        return {"keys": [self._jwk, *self._retired]}
+
+
+def _ed25519(private_key_pem: str) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError("a token signing key must be an Ed25519 private key (PEM)")
+    return key
+
+
+def _jwk(key: Ed25519PrivateKey) -> dict[str, str]:
+    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    x = base64.urlsafe_b64encode(public).rstrip(b"=").decode()
+    # RFC 7638 thumbprint as key id: the same key always gets the same id.
+    canonical = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"), sort_keys=True)
+    kid = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+    return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": ALGORITHM, "use": "sig"}
+
+
+def _pem_blocks(text: str) -> list[str]:
+    """Each PEM block of one or more written one after another."""
+    return re.findall(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", text, flags=re.DOTALL)
 
 
 def new_signing_key_pem() -> str:
