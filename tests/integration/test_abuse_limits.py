@@ -17,11 +17,12 @@ async def _tries(client: httpx.AsyncClient, method: str, path: str) -> list[http
 
 
 async def test_trying_answer_and_opt_out_links_is_refused_for_a_while_after_a_burst(scheme: Scheme) -> None:
-    for client, method, path, unusable in (
-        (scheme.matching, "GET", "/answer-links/not-a-token", 404),
-        (scheme.platform.notifications, "GET", "/opt-out/not-a-token", 404),
-    ):
-        answers = await _tries(client, method, path)
-        assert [a.status_code for a in answers[:BURST]] == [unusable] * BURST, path
-        refused = problem(answers[BURST], 429)
-        assert refused["type"] == "/problems/rate-limited" and int(answers[BURST].headers["Retry-After"]) >= 1
+    api = await _tries(scheme.matching, "GET", "/answer-links/not-a-token")
+    page = await _tries(scheme.platform.notifications, "GET", "/opt-out/not-a-token")
+
+    for answers in (api, page):
+        assert [a.status_code for a in answers[:BURST]] == [404] * BURST
+        assert answers[BURST].status_code == 429 and int(answers[BURST].headers["Retry-After"]) >= 1
+    assert problem(api[BURST], 429)["type"] == "/problems/rate-limited"
+    # The opt-out link opens a page in her browser: refused with a page, in words.
+    assert page[BURST].headers["content-type"].startswith("text/html") and "Too many requests" in page[BURST].text

@@ -70,7 +70,8 @@ async def test_a_mentee_names_up_to_three_eligible_mentors(scheme: Scheme, infra
     too_many = await scheme.matching.put(path, json={"choices": [professor, reader, junior, "x"]})
     assert too_many.status_code == 422
     other_portal = await scheme.matching.put(path, json={"choices": []}, headers=bearer(scheme.northgate_token))
-    assert other_portal.status_code == 404
+    # Another school's mentee is answered as one matching has not heard of: nothing is learnt of her.
+    assert other_portal.status_code == 409 and other_portal.json()["rule"] == "known-here"
 
 
 async def test_a_mentee_whose_registration_has_not_reached_matching_is_asked_to_retry_not_refused(
