@@ -4,7 +4,13 @@ from typing import Any
 
 from aimms_registration.domain import programmes
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
-from aimms_shared.contracts.registration import InterestExpressed, ProgrammeOpened
+from aimms_shared.contracts.registration import (
+    InterestExpressed,
+    ParticipantContact,
+    ProgrammeOpened,
+    interest_contact_id,
+)
+from aimms_shared.events import Event
 
 
 def aimms_programme() -> Programme:
@@ -26,8 +32,6 @@ def interest_expressed(**overrides: Any) -> InterestExpressed:
     """An InterestExpressed as registration raises it; override any field."""
     fields = {
         "interest_id": "i-1",
-        "name": "Dr Amina Okafor",
-        "email": "amina@demo-university.ac.uk",
         "institution_id": "demo-university",
         "institution_name": "Demo University Medical School",
         "programme_id": "aimms-mentoring",
@@ -35,6 +39,22 @@ def interest_expressed(**overrides: Any) -> InterestExpressed:
         "registration_url": "https://portal.demo-university.ac.uk/aimms",
     }
     return InterestExpressed(**(fields | overrides))
+
+
+def interest_events(
+    name: str = "Dr Amina Okafor", email: str = "amina@demo-university.ac.uk", **overrides: Any
+) -> list[Event]:
+    """Both events registration raises for an expression of interest: InterestExpressed, and her name and
+    address as a contact on the compacted contacts topic."""
+    expressed = interest_expressed(**overrides)
+    contact = ParticipantContact(
+        participant_id=interest_contact_id(expressed.interest_id),
+        programme_id=expressed.programme_id,
+        institution_id=expressed.institution_id,
+        name=name,
+        email=email,
+    )
+    return [expressed, contact]
 
 
 def programme_opened(**overrides: Any) -> ProgrammeOpened:

@@ -14,7 +14,7 @@ from pymongo import AsyncMongoClient
 from aimms_notifications.app import create_app as create_notifications
 from aimms_notifications.settings import NotificationsSettings
 from aimms_shared.contracts.matching import MatchAccepted, MatchDeclined, MatchProposalReminder
-from tests.factories import interest_expressed
+from tests.factories import interest_events
 
 from .conftest import ADMIN_CLIENT_ID, Infrastructure, eventually, mails_to, running, service_settings
 from .test_notifications_flow import address, links, pair_of, proposal, publish, read_models, subject
@@ -222,7 +222,7 @@ async def test_a_messages_details_are_purged_after_the_retention_period_and_its_
         AsAdmin(app)
         email = f"amina.{ns}@demo-university.ac.uk"
         await publish(infra, ns, *read_models(ns, {}), producer="registration")  # the welcome is worded from it
-        [welcomed] = await publish(infra, ns, interest_expressed(email=email), producer="registration")
+        [welcomed, _] = await publish(infra, ns, *interest_events(email=email), producer="registration")
         # A message still pending (waiting for details that never come) keeps what it needs to be sent.
         [waiting] = await publish(infra, ns, proposal(pair_of("pair-9", "p-ghost", "p-nobody"), datetime.now(UTC)))
         await eventually(lambda: mails_to(infra, email), timeout=60)

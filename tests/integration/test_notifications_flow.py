@@ -24,7 +24,7 @@ from aimms_shared.contracts import matching as m
 from aimms_shared.contracts.notifications import DELIVERIES
 from aimms_shared.contracts.registration import InstitutionOnboarded, ParticipantContact
 from aimms_shared.events import Envelope, Event, in_namespace, wrap
-from tests.factories import interest_expressed, programme_opened
+from tests.factories import interest_events, programme_opened
 
 from .conftest import (
     Infrastructure,
@@ -250,10 +250,11 @@ def address(pid: str, namespace: str) -> str:
 
 
 def read_models(namespace: str, people: dict[str, str]) -> list[Event]:
-    """What registration would have published: the programme, the institution, everyone's contact."""
+    """What registration would have published: the programme, the institutions, everyone's contact."""
     return [
         programme_opened(),
         InstitutionOnboarded(institution_id="northgate", name="Northgate School of Medicine", email_domains=[]),
+        InstitutionOnboarded(institution_id="demo-university", name="Demo University Medical School", email_domains=[]),
         *(
             ParticipantContact(
                 participant_id=pid,
@@ -375,10 +376,11 @@ async def test_a_welcome_waits_for_its_programme_and_is_worded_from_it(
         description="Reverse Mentoring pairs students, as mentors, with senior staff of the medical school.",
     )
     async with running(app):
-        interest = interest_expressed(
+        interest = interest_events(
             email=email, name="Prof Dean", programme_id="reverse-mentoring", programme_name="Reverse Mentoring"
         )
-        await publish(infra, namespace, interest, producer="registration")
+        demo = InstitutionOnboarded(institution_id="demo-university", name="Demo University", email_domains=[])
+        await publish(infra, namespace, demo, *interest, producer="registration")
         await asyncio.sleep(2)
         assert mails_to(infra, email) == []  # its programme is not known here yet: it waits, it is not guessed
 

@@ -11,7 +11,7 @@ from aiosmtpd.controller import Controller
 from aimms_deploy.smtp_sink import MaildirHandler, read_messages
 from aimms_notifications.app import create_app as create_notifications
 from aimms_notifications.settings import NotificationsSettings
-from tests.factories import interest_expressed
+from tests.factories import interest_events
 
 from .conftest import Infrastructure, _free_port, eventually, running, service_settings
 from .test_notifications_digest import PEOPLE, AsAdmin, log_of
@@ -33,8 +33,8 @@ async def test_messages_queued_while_smtp_is_down_are_retried_then_delivered_onc
     async with running(app) as notifications:
         AsAdmin(app)
         await publish(infra, ns, *read_models(ns, PEOPLE), producer="registration")
-        welcome = interest_expressed(email=f"amina.{ns}@demo-university.ac.uk")
-        [interest] = await publish(infra, ns, welcome, producer="registration")
+        welcome = interest_events(email=f"amina.{ns}@demo-university.ac.uk")
+        [interest, _] = await publish(infra, ns, *welcome, producer="registration")
         [proposed] = await publish(
             infra, ns, proposal(pair_of("pair-1", "p-amina", "p-priya"), datetime.now(UTC) + timedelta(days=14))
         )

@@ -6,7 +6,7 @@ import pytest
 from jinja2 import UndefinedError
 
 from aimms_notifications.domain import delivery
-from aimms_notifications.domain.compose import Known, Programme, Ready, Waiting, compose
+from aimms_notifications.domain.compose import Contact, Known, Programme, Ready, Waiting, compose
 from aimms_notifications.domain.messages import Notification, notification_id, welcome
 from aimms_notifications.templates import RenderedMessage, Templates
 from aimms_shared.events import wrap
@@ -14,16 +14,23 @@ from tests.factories import interest_expressed
 
 EVENT = interest_expressed()
 AIMMS = Programme("aimms-mentoring", "AIMMS Mentoring", term="P6M", trial_period="P1M")
+HER = "interest:i-1"  # her contact, as registration announces it beside the event
+INSTITUTIONS = {"demo-university": "Demo University Medical School", "scheme": "the scheme's own page"}
 
 
-def known(programme: Programme | None = AIMMS) -> Known:
-    """What the read models hold for a welcome: only the programme (it names no participant)."""
-    return Known({}, frozenset(), frozenset(), programme, {})
+def contact(name: str = "Dr Amina Okafor", institution_id: str = "demo-university") -> Contact:
+    return Contact(HER, "aimms-mentoring", institution_id, name, "amina@demo-university.ac.uk")
 
 
-def rendered(note: Notification) -> RenderedMessage:
+def known(programme: Programme | None = AIMMS, her: Contact | None = None) -> Known:
+    """What the read models hold for a welcome: her contact, the programme and the institutions."""
+    contacts = {HER: her or contact()}
+    return Known(contacts, frozenset(), frozenset(), programme, INSTITUTIONS)
+
+
+def rendered(note: Notification, her: Contact | None = None) -> RenderedMessage:
     """The welcome as the delivery worker renders it, worded from its programme."""
-    ready = compose(note, known())
+    ready = compose(note, known(her=her))
     assert isinstance(ready, Ready), ready
     return Templates().render(note.template, ready.context, programme_id=note.programme_id)
 
@@ -42,6 +49,7 @@ def test_a_redelivered_event_maps_to_the_notification_already_recorded() -> None
 def test_the_welcome_waits_for_its_programme_like_every_other_message() -> None:
     note = welcome(EVENT, wrap(EVENT, producer="registration"))
     assert compose(note, known(None)) == Waiting(["programme:aimms-mentoring"])
+    assert compose(note, Known({}, frozenset(), frozenset(), AIMMS, INSTITUTIONS)) == Waiting([f"participant:{HER}"])
     assert isinstance(compose(note, known()), Ready)
 
 
@@ -63,14 +71,14 @@ def test_a_welcome_from_the_schemes_own_page_says_the_coordinators_will_register
     event = EVENT.model_copy(
         update={"institution_id": "scheme", "institution_name": "the scheme's own page", "registration_url": None}
     )
-    message = rendered(welcome(event, wrap(event, producer="registration")))
+    message = rendered(welcome(event, wrap(event, producer="registration")), contact(institution_id="scheme"))
     for body in (message.text, message.html):
         assert "which you expressed through the scheme" in body
         assert "coordinators will write to you" in body and "staff portal" not in body
 
 
 def test_html_escapes_what_people_typed() -> None:
-    message = rendered(welcome(EVENT.model_copy(update={"name": "<b>Amina</b>"}), wrap(EVENT, producer="registration")))
+    message = rendered(welcome(EVENT, wrap(EVENT, producer="registration")), contact(name="<b>Amina</b>"))
     assert "&lt;b&gt;Amina&lt;/b&gt;" in message.html
     assert "<b>Amina</b>" in message.text
 

@@ -37,6 +37,10 @@ KNOWN = Known(
         "p-ngozi": Contact("p-ngozi", "aimms-mentoring", "northgate", "Dr Ngozi Adeyemi", "ngozi@northgate.ac.uk"),
         "p-sara": Contact("p-sara", "aimms-mentoring", "riverside", "Dr Sara Haddad", "sara.haddad@riverside.ac.uk"),
         "p-mei": Contact("p-mei", "aimms-mentoring", "demo-university", "Dr Mei Lin", "mei.lin@demo-university.ac.uk"),
+        # Someone who expressed interest, by her interest's contact (interest i-1).
+        "interest:i-1": Contact(
+            "interest:i-1", "aimms-mentoring", "demo-university", "Dr Amina Okafor", "amina@demo-university.ac.uk"
+        ),
     },
     erased=frozenset(),
     withdrawn=frozenset(),

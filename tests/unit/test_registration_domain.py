@@ -315,9 +315,12 @@ def test_suspension_and_reactivation_toggle_and_refuse_repeats() -> None:
 def test_expressions_of_interest_carry_the_registration_link() -> None:
     school = replace(SCHOOL, registration_url="https://portal.example/aimms")
     submission = InterestSubmission("Amina", "amina@example.org", "demo-university", "aimms-mentoring")
-    interest, event = express_interest(submission, school, AIMMS, interest_id="i-1", now=NOW)
+    interest, [event, contact] = express_interest(submission, school, AIMMS, interest_id="i-1", now=NOW)
     assert event.registration_url == "https://portal.example/aimms"
     assert interest.email_key == "amina@example.org"
+    # Her name and address travel only as her contact, on the compacted topic her erasure's tombstone reaches.
+    assert "amina@example.org" not in event.model_dump_json() and "Amina" not in event.model_dump_json()
+    assert (contact.topic.compacted, contact.key(), contact.email) == (True, "interest:i-1", "amina@example.org")
 
 
 def test_secrets_are_stored_as_salted_hashes_and_checked() -> None:

@@ -302,8 +302,11 @@ async def test_interest_is_recorded_and_welcomed_once_per_programme_and_address(
 
     assert created and again == (interest_id, False)
     assert elsewhere[1] and elsewhere[0] != interest_id
-    assert len(store.interests_by_id) == 2 and store.event_types() == ["InterestExpressed", "InterestExpressed"]
+    assert len(store.interests_by_id) == 2
+    assert store.event_types() == ["InterestExpressed", "ParticipantContact"] * 2
     assert payload(decode(store.events[0]["value"].encode())) == interest_expressed(interest_id=interest_id)
+    [contact, _] = written(store, "ParticipantContact")
+    assert (contact["participant_id"], contact["email"]) == (f"interest:{interest_id}", AMINA)
 
 
 async def test_interest_in_a_programme_not_open_or_through_an_institution_not_onboarded_writes_nothing() -> None:
@@ -341,8 +344,8 @@ async def test_interest_on_the_schemes_page_goes_to_her_member_institution_or_el
     assert store.interests_by_id[outsider].institution_id == "scheme"
     assert store.interests_by_id[outsider].declared_institution == "Kingston University"
     assert store.interests_by_id[member].institution_id == SCHOOL  # her portal sees her
-    assert store.event_types() == ["InstitutionOnboarded", "InterestExpressed", "InterestExpressed"]
-    welcomed = [decode(e["value"].encode()) for e in store.events[1:]]
+    assert store.event_types() == ["InstitutionOnboarded"] + ["InterestExpressed", "ParticipantContact"] * 2
+    welcomed = [decode(e["value"].encode()) for e in store.events[1:] if e["event_type"] == "InterestExpressed"]
     assert [(e.institution_id, e.payload["institution_id"]) for e in welcomed] == [
         ("scheme", "scheme"),
         (SCHOOL, SCHOOL),
@@ -575,9 +578,11 @@ async def test_erasure_leaves_only_ids_here_and_tombstones_her_contact_record() 
     with pytest.raises(page_links.PageLinkUnusable):
         await use_cases.open_page(store, ISSUER, secret_in(link["url"]))
     assert store.page_links_by_id == {}  # gone, not only refused: they name her
-    assert store.event_types() == ["ParticipantErased", "tombstone"]
-    tombstone = store.events[1]
-    assert (tombstone["topic"], tombstone["key"], tombstone["value"]) == ("registration.contacts", pid, None)
+    assert store.event_types() == ["ParticipantErased", "tombstone", "tombstone"]
+    tombstones = [(e["topic"], e["key"], e["value"]) for e in store.events[1:]]
+    interest_key = f"interest:{amina.interest_id}"  # her name and address as she expressed interest
+    assert tombstones == [("registration.contacts", pid, None), ("registration.contacts", interest_key, None)]
+    assert written(store, "ParticipantErased")[0]["interest_id"] == amina.interest_id
     assert written(store, "ParticipantErased")[0]["participant_id"] == pid
     with pytest.raises(Missing):
         await use_cases.erase_participant(store, PORTAL, pid)

@@ -98,7 +98,7 @@ def subscriptions(
 
     @table.on(reg.ParticipantErased)
     async def forget_contact(event: reg.ParticipantErased, envelope: Envelope) -> None:
-        await use_cases.erase(store, event.participant_id)
+        await use_cases.erase(store, event.participant_id, event.interest_id)
         deliveries.nudge()
 
     @table.on(reg.ParticipantWithdrawn)

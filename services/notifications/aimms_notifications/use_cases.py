@@ -21,6 +21,7 @@ from aimms_shared.contracts.matching import (
     MatchProposed,
     MentoringStarted,
 )
+from aimms_shared.contracts.registration import interest_contact_id
 from aimms_shared.errors import DomainError, Missing, StateConflict
 from aimms_shared.events import Envelope
 from aimms_shared.mapping import carried_over
@@ -84,8 +85,12 @@ async def record_contact(store: NotificationStore, contact: compose.Contact, as_
     return await store.wake_waiting(f"participant:{contact.participant_id}")
 
 
-async def erase(store: NotificationStore, participant_id: str) -> int:
-    """Erasure: forget her details and cancel what was still to be sent to her; how many were cancelled."""
+async def erase(store: NotificationStore, participant_id: str, interest_id: str | None = None) -> int:
+    """Erasure: forget her details (and those she gave when she expressed interest) and cancel what was still
+    to be sent to her; how many were cancelled."""
+    if interest_id is not None:
+        await store.erase_contact(interest_contact_id(interest_id))
+        await store.cancel_pending_to(interest_contact_id(interest_id), "recipient erased")
     await store.erase_contact(participant_id)
     await store.close_proposals_of(participant_id)
     await store.forget_preference(subscriber_of(participant_id))

@@ -18,7 +18,7 @@ from aimms_registration.domain.programmes import Programme
 from aimms_registration.store import RegistrationStore
 from aimms_registration.tokens import TokenIssuer
 from aimms_shared.auth import SELF, Principal, Unauthenticated
-from aimms_shared.contracts.registration import CONTACTS
+from aimms_shared.contracts.registration import CONTACTS, interest_contact_id
 from aimms_shared.errors import Missing, RuleBroken, StateConflict
 from aimms_shared.events import Event
 from aimms_shared.mongo import utcnow
@@ -176,10 +176,10 @@ async def express_interest(store: RegistrationStore, submission: interests.Inter
     """Record an expression of interest and raise InterestExpressed; return (interest id, created)."""
     institution = await store.recent_institution(submission.institution_id)
     programme = await store.recent_programme(submission.programme_id)
-    interest, event = interests.express_interest(
+    interest, events = interests.express_interest(
         submission, institution, programme, interest_id=str(uuid.uuid4()), now=utcnow()
     )
-    return await store.add_interest(interest, _entries([event], interest.institution_id))
+    return await store.add_interest(interest, _entries(events, interest.institution_id))
 
 
 async def express_interest_on_the_schemes_page(
@@ -309,6 +309,8 @@ async def erase_participant(store: RegistrationStore, caller: Principal, partici
     participant = await participant_for(store, caller, participant_id)
     events = _entries([participants.erase(participant)], participant.institution_id)
     events.append(outbox_tombstone(CONTACTS, participant.participant_id))
+    if participant.interest_id is not None:  # her name and address as she expressed interest
+        events.append(outbox_tombstone(CONTACTS, interest_contact_id(participant.interest_id)))
     await store.erase_participant(participant, events)
 
 

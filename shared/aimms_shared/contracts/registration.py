@@ -128,11 +128,13 @@ class ProgrammeUpdated(_ProgrammeState):
 
 @contract
 class InterestExpressed(Event, topic=INTERESTS, key="interest_id"):
-    """Someone eligible asked to join a programme; she is owed the welcome pack and an invitation."""
+    """Someone eligible asked to join a programme; she is owed the welcome pack and an invitation.
+
+    Her name and address travel only as her contact (`ParticipantContact` keyed by
+    `interest_contact_id`), on the compacted contacts topic, so her erasure reaches Kafka.
+    """
 
     interest_id: str
-    name: str
-    email: EmailStr
     institution_id: str
     institution_name: str
     programme_id: str
@@ -202,6 +204,10 @@ class ParticipantWithdrawn(_ParticipantEvent):
 class ParticipantErased(_ParticipantEvent):
     """She asked for erasure: every service deletes what it holds about her."""
 
+    interest_id: str | None = Field(
+        default=None, description="The expression of interest she registered after: its contact goes too."
+    )
+
 
 @contract
 class ParticipantLinkIssued(_ParticipantEvent):
@@ -217,7 +223,8 @@ class ParticipantLinkIssued(_ParticipantEvent):
 
 @contract
 class ParticipantContact(Event, topic=CONTACTS, key="participant_id"):
-    """How to reach a participant; the latest per participant on a compacted topic.
+    """How to reach a participant, or someone who expressed interest (`participant_id` is then
+    `interest_contact_id(interest id)`); the latest per key on a compacted topic.
 
     A tombstone (null value) on the same key replaces it when she is erased.
     """
@@ -227,3 +234,8 @@ class ParticipantContact(Event, topic=CONTACTS, key="participant_id"):
     institution_id: str
     name: str
     email: EmailStr
+
+
+def interest_contact_id(interest_id: str) -> str:
+    """The contact key of someone who expressed interest (she has no participant id yet)."""
+    return f"interest:{interest_id}"

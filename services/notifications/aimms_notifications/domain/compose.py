@@ -16,7 +16,6 @@ from aimms_notifications.domain.messages import (
     DIGEST,
     MEMBERS,
     MENTEE_UNPLACED,
-    WELCOME,
     Notification,
     is_optional,
     other,
@@ -135,7 +134,7 @@ def compose(note: Notification, known: Known) -> Ready | Waiting | Cancelled | S
         context = dict(note.context)
         if note.template == DIGEST:  # names as they stand now; an erased person's id only
             context["names"] = {pid: c.name for pid, c in known.contacts.items()}
-        if note.template in (WELCOME, CONCERN_RAISED, MENTEE_UNPLACED):  # worded from the programme: waits for it
+        if note.template in (CONCERN_RAISED, MENTEE_UNPLACED):  # worded from the programme: waits for it
             if known.programme is None:
                 return Waiting([f"programme:{note.programme_id}"])
             context |= programme_context(known.programme)

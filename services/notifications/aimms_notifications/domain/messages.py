@@ -28,6 +28,7 @@ from aimms_shared.contracts.registration import (
     InterestExpressed,
     ParticipantLinkIssued,
     ParticipantRegistered,
+    interest_contact_id,
 )
 from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
 from aimms_shared.events import Envelope
@@ -104,8 +105,9 @@ def other(side: Side) -> Side:
 class Notification:
     """One message to one person, caused by one event.
 
-    A participant is addressed by `recipient_id` (her details are looked up when it is sent); the
-    welcome, sent before anyone registered, by `recipient_email` and `recipient_name`. The others a
+    A participant is addressed by `recipient_id` (her details are looked up when it is sent; someone
+    who expressed interest by her interest's contact id); a coordinator by `recipient_email` and
+    `recipient_name`. The others a
     message names are looked up the same way: one `partner_id` (a pair's other side, or the member
     who left a circle), or several in `context["members"]` (the rest of her circle, see `MEMBERS`).
     """
@@ -154,23 +156,16 @@ def _to_participant(
 
 
 def welcome(event: InterestExpressed, envelope: Envelope) -> Notification:
-    """The welcome pack owed to someone who expressed interest."""
-    return Notification(
-        notification_id=notification_id(str(envelope.event_id), event.email, WELCOME),
-        template=WELCOME,
-        source_event_id=str(envelope.event_id),
+    """The welcome pack owed to someone who expressed interest, addressed by her interest's contact (her
+    name and address arrive on the contacts topic, where her erasure reaches them)."""
+    return _to_participant(
+        envelope,
+        WELCOME,
         programme_id=event.programme_id,
-        recipient_email=event.email,
-        recipient_name=event.name,
-        institution_id=event.institution_id,
-        context={
-            "name": event.name,
-            "programme_name": event.programme_name,
-            "institution_name": event.institution_name,
-            "registration_url": event.registration_url,
-            # From the scheme's own page, her university not a member: coordinators register her.
-            "via_scheme": event.institution_id == SCHEME_TENANCY,
-        },
+        recipient_id=interest_contact_id(event.interest_id),
+        registration_url=event.registration_url,
+        # From the scheme's own page, her university not a member: coordinators register her.
+        via_scheme=event.institution_id == SCHEME_TENANCY,
     )
 
 

@@ -5,8 +5,9 @@ from datetime import datetime
 
 from aimms_registration.domain.institutions import SCHEME, Institution, member_for_address
 from aimms_registration.domain.programmes import Programme
-from aimms_shared.contracts.registration import InterestExpressed
+from aimms_shared.contracts.registration import InterestExpressed, ParticipantContact, interest_contact_id
 from aimms_shared.errors import Missing, StateConflict
+from aimms_shared.events import Event
 from aimms_shared.mapping import carried_over
 
 
@@ -66,7 +67,7 @@ def express_interest(
     *,
     interest_id: str,
     now: datetime,
-) -> tuple[Interest, InterestExpressed]:
+) -> tuple[Interest, list[Event]]:
     """Accept an expression of interest, or say which rule refuses it."""
     require_open(institution, programme, (submission.institution_id, submission.programme_id))
     assert institution is not None and programme is not None  # checked above
@@ -79,14 +80,16 @@ def express_interest(
         expressed_at=now,
         declared_institution=submission.declared_institution,
     )
-    event = carried_over(
+    expressed = carried_over(
         InterestExpressed,
         interest,
         institution_name=institution.name,
         programme_name=programme.name,
         registration_url=institution.registration_url,
     )
-    return interest, event
+    # Her name and address go on the compacted contacts topic only, where her erasure's tombstone reaches.
+    contact = carried_over(ParticipantContact, interest, participant_id=interest_contact_id(interest_id))
+    return interest, [expressed, contact]
 
 
 def from_the_schemes_page(

@@ -271,7 +271,7 @@ def background_token(programme_id: str, ethnicity: str, key: bytes) -> str | Non
 
 def erase(participant: Participant) -> ParticipantErased:
     """Erasure: the event that tells every other service to delete what it holds about her."""
-    return ParticipantErased(**_ids(participant))
+    return ParticipantErased(**_ids(participant), interest_id=participant.interest_id)
 
 
 def contact(participant: Participant) -> ParticipantContact:

@@ -1,0 +1,75 @@
+"""Erasure reaches Kafka: after she is erased, her name and address are on no topic but the compacted
+contacts topic, and there the latest record of each of her keys is a tombstone, so compaction drops the
+rest (within `max.compaction.lag.ms`, a day in deploy/k8s/base/create-topics.sh).
+
+Registration and notifications run in-process on the real broker and store; she expresses interest
+(welcomed), registers (confirmed) and is erased through the portal's API, then every topic is read.
+"""
+
+import json
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from aimms_shared.contracts.registration import CONTACTS, interest_contact_id
+from aimms_shared.events import in_namespace
+
+from .conftest import Infrastructure, Platform, eventually, mails_to, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+async def test_after_erasure_her_name_and_address_are_readable_on_no_topic(
+    platform: Platform, infrastructure: Infrastructure
+) -> None:
+    registration, namespace = platform.registration, platform.namespace
+    name, email = "Dr Zainab Erasable", f"zainab.{namespace}@demo-university.ac.uk"
+    expressed = await registration.post(
+        "/interests", json={"name": name, "email": email, "programme_id": "aimms-mentoring"}
+    )
+    assert expressed.status_code == 201, expressed.text
+    await eventually(lambda: mails_to(infrastructure, email), timeout=60)  # the welcome, from her contact
+    person = {
+        "name": name,
+        "email": email,
+        "programme_id": "aimms-mentoring",
+        "role": "mentee",
+        "job_title": "Lecturer",
+        "seniority": "Lecturer",
+        "pathway": "clinical",
+        "research_interests": ["global health"],
+        "seeks": "career advice",
+        "consents": {"privacy_notice": "1", "code_of_conduct": "1", "confidentiality": "1"},
+        "confirmed_eligibility": ["woman", "ethnic-minority", "academic-medicine"],
+    }
+    registered = await registration.post("/participants", json=person)
+    assert registered.status_code == 201, registered.text
+    her = registered.json()["participant_id"]
+    interest_id = (await registration.get(f"/participants/{her}/export")).json()["participant"]["interest_id"]
+    assert interest_id == expressed.json()["interest_id"]
+
+    assert (await registration.delete(f"/participants/{her}")).status_code == 204
+
+    contacts = in_namespace(CONTACTS.name, namespace)
+    her_keys = {her, interest_contact_id(interest_id)}
+
+    async def tombstoned() -> bool:
+        latest = {r.key.decode(): r.value for r in await read_topic(infrastructure, contacts, expect=10_000, timeout=2)}
+        return all(key in latest and latest[key] is None for key in her_keys)
+
+    await eventually(tombstoned, timeout=30)  # the latest of each of her contact keys is a tombstone
+    for topic in await _topics_of(infrastructure, namespace):
+        if topic == contacts:
+            continue
+        for record in await read_topic(infrastructure, topic, expect=10_000, timeout=2):
+            text = json.dumps(json.loads(record.value)) if record.value else ""
+            assert name not in text and email not in text, f"{topic} still holds her name or address"
+
+
+async def _topics_of(infrastructure: Infrastructure, namespace: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=infrastructure.kafka)
+    await admin.start()
+    try:
+        return sorted(t for t in await admin.list_topics() if t.startswith(f"{namespace}."))
+    finally:
+        await admin.close()
