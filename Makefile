@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 AIMMS := $(BIN)/aimms
 PACKAGES := shared/pyproject.toml deploy/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: up down test unit lint install infra tools browser deploy-test
+.PHONY: up down test unit lint install infra tools browser deploy-test faults
 
 ## Run the whole platform locally (infrastructure, the four services, demo data).
 up: install
@@ -19,6 +19,11 @@ down: install
 ## Run every test against the real Kafka, FerretDB (or $$MONGODB_URI) and the SMTP sink.
 test: install tools browser infra
 	eval "$$($(AIMMS) local env)" && $(BIN)/pytest
+
+## The fault suite at full size (2,000 interests and registrations, services killed, Kafka and the store
+## restarted, 1,000 poison messages); `make test` runs it reduced. Prints its figures, the last line JSON.
+faults: install tools infra
+	eval "$$($(AIMMS) local env)" && AIMMS_FAULTS=full $(BIN)/pytest tests/faults -s -q
 
 unit: install
 	$(BIN)/pytest tests/unit tests/component

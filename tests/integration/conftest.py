@@ -119,10 +119,15 @@ async def namespace(infrastructure: Infrastructure) -> AsyncIterator[str]:
     """A topic namespace and database prefix of this test's own; its databases are dropped after."""
     name = f"t{uuid.uuid4().hex[:10]}"
     yield name
+    await drop_databases(infrastructure, name)
+
+
+async def drop_databases(infrastructure: Infrastructure, prefix: str) -> None:
+    """Drop the databases a test's namespace made."""
     client: AsyncMongoClient = AsyncMongoClient(infrastructure.mongodb_uri)
     try:
         for database in await client.list_database_names():
-            if database.startswith(name):
+            if database.startswith(prefix):
                 await client.drop_database(database)
     finally:
         await client.close()
