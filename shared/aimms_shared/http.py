@@ -129,7 +129,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     answers a person's browser)."""
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         # Field locations and messages only: the rejected values may be personal data.
         errors = [
             {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]} for e in exc.errors()

@@ -56,7 +56,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 FULL = os.environ.get("AIMMS_FAULTS") == "full"
 SIZE = {
     "interests": 2000 if FULL else 60,
-    "mentees": 1000 if FULL else 12,
+    "mentees": 1500 if FULL else 12,
     "mentors": 500 if FULL else 8,  # capacity 1 each: at most this many pairs
     "poison": 1000 if FULL else 20,
     "kafka_down_seconds": 30 if FULL else 6,

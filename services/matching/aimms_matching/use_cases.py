@@ -489,7 +489,7 @@ class Circles:
         now = utcnow()
         for circle in result.circles:
             formed, events = mentoring_circles.formed(str(uuid.uuid4()), programme, circle, result, free, now)
-            await self._store.add_circle(formed, _circle_outbox(formed, events))
+            await self._store.add_circle(formed, _circle_outbox(events))
         report = {
             "round_id": str(uuid.uuid4()),
             "programme_id": programme.programme_id,
@@ -537,13 +537,13 @@ class Circles:
             if circle is None:
                 raise Missing("circle_id", "existing-circle", f"no circle '{circle_id}'")
             changed, events = decide(circle)
-            await self._store.save_circle(changed, circle.version, _circle_outbox(circle, events))
+            await self._store.save_circle(changed, circle.version, _circle_outbox(events))
             return replace(changed, version=circle.version + 1)
 
         return await on_latest(attempt, what=f"circle {circle_id}")
 
 
-def _circle_outbox(circle: MentoringCircle, events: list[Event]) -> list[OutboxEntry]:
+def _circle_outbox(events: list[Event]) -> list[OutboxEntry]:
     # A circle spans institutions; its envelope names none (each member's institution is in the event).
     return outbox_entries(events, producer=PRODUCER)
 
