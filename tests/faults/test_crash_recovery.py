@@ -192,12 +192,18 @@ async def platform(infrastructure: Infrastructure, tmp_path: Path) -> AsyncItera
         await drop_databases(infrastructure, namespace)
 
 
+# Requests in flight at once: portals sending a load, not thousands of sockets (an httpx pool with
+# thousands of waiting requests spends its time rescanning them, and the load would stall the test).
+IN_FLIGHT = asyncio.Semaphore(32)
+
+
 async def persistently(call: Callable[[], Awaitable[httpx.Response]], ok: tuple[int, ...]) -> httpx.Response:
     """A client that keeps trying through a crash or an outage (the same request, so idempotent)."""
-    deadline = time.monotonic() + (600 if FULL else 180)
+    deadline = time.monotonic() + (900 if FULL else 180)
     while True:
         try:
-            response = await call()
+            async with IN_FLIGHT:
+                response = await call()
             if response.status_code in ok:
                 return response
             if response.status_code < 500 and response.status_code not in (409, 429):

@@ -8,7 +8,8 @@ Each one is called with school A's (demo-university's) real ids by callers it mu
   a token lacking the route's scope; a participant's own token where the route lets no participant in
                                                                        -> 403 problem+json
   school B's (northgate's) portal, and a participant of school B with her own token where participants are
-  let in: an admin-only route -> 403; a route naming one of school A's records in its path -> 403 or 404;
+  let in: an admin-only route -> 403; a route naming one of school A's records in its path -> 403, 404 or 409
+  (a read model's "not yet known");
   any other route may answer, but never with school A's data (except the CROSS_INSTITUTION routes, which
   publish mentor profiles on purpose); a refusal is the same as for an absent record (else school B learns
   the record exists); and after every write the administrator re-reads school A's state, which must not
