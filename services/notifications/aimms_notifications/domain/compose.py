@@ -16,6 +16,7 @@ from aimms_notifications.domain.messages import (
     DIGEST,
     MEMBERS,
     MENTEE_UNPLACED,
+    WELCOME,
     Notification,
     is_optional,
     other,
@@ -134,7 +135,9 @@ def compose(note: Notification, known: Known) -> Ready | Waiting | Cancelled | S
         context = dict(note.context)
         if note.template == DIGEST:  # names as they stand now; an erased person's id only
             context["names"] = {pid: c.name for pid, c in known.contacts.items()}
-        if note.template in (CONCERN_RAISED, MENTEE_UNPLACED):  # worded from the programme: waits for it
+        # Worded from the programme: waits for it (a welcome stored by address is one queued before welcomes
+        # were addressed by the interest's contact).
+        if note.template in (WELCOME, CONCERN_RAISED, MENTEE_UNPLACED):
             if known.programme is None:
                 return Waiting([f"programme:{note.programme_id}"])
             context |= programme_context(known.programme)
