@@ -15,6 +15,7 @@ from aimms_shared.contracts.registration import CONTACTS, interest_contact_id
 from aimms_shared.events import in_namespace
 
 from .conftest import Infrastructure, Platform, eventually, mails_to, read_topic
+from .test_registration import participant_body
 
 pytestmark = pytest.mark.integration
 
@@ -29,19 +30,7 @@ async def test_after_erasure_her_name_and_address_are_readable_on_no_topic(
     )
     assert expressed.status_code == 201, expressed.text
     await eventually(lambda: mails_to(infrastructure, email), timeout=60)  # the welcome, from her contact
-    person = {
-        "name": name,
-        "email": email,
-        "programme_id": "aimms-mentoring",
-        "role": "mentee",
-        "job_title": "Lecturer",
-        "seniority": "Lecturer",
-        "pathway": "clinical",
-        "research_interests": ["global health"],
-        "seeks": "career advice",
-        "consents": {"privacy_notice": "1", "code_of_conduct": "1", "confidentiality": "1"},
-        "confirmed_eligibility": ["woman", "ethnic-minority", "academic-medicine"],
-    }
+    person = participant_body(namespace, "zainab", name=name, email=email)
     registered = await registration.post("/participants", json=person)
     assert registered.status_code == 201, registered.text
     her = registered.json()["participant_id"]
