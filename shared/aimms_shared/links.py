@@ -37,3 +37,22 @@ def verify(key: bytes, signature: str, purpose: str, *parts: str) -> bool:
 def verify_any(keys: Sequence[bytes], signature: str, purpose: str, *parts: str) -> bool:
     """Whether one of `keys` (the current one, or one a rotation retired) made `signature`."""
     return any(verify(key, signature, purpose, *parts) for key in keys)
+
+
+class SignedLinks:
+    """What every kind of emailed link shares: the site it points at, the key that signs new links, and
+    the keys that still read old ones (the current key and those a rotation retired)."""
+
+    def __init__(self, key: bytes, public_url: str, retired: tuple[bytes, ...] = ()) -> None:
+        self._key = key
+        self._keys = (key, *retired)
+        self._base = public_url.rstrip("/")
+
+    def _signed(self, purpose: str, *parts: str) -> str:
+        return sign(self._key, purpose, *parts)
+
+    def _genuine(self, signature: str, purpose: str, *parts: str) -> bool:
+        return verify_any(self._keys, signature, purpose, *parts)
+
+    def _at(self, path: str) -> str:
+        return f"{self._base}{path}"

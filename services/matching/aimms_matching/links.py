@@ -11,7 +11,7 @@ import hmac
 from typing import Literal
 
 from aimms_shared.contracts.matching import ProposalLinks, Side
-from aimms_shared.links import InvalidLink, sign, verify_any
+from aimms_shared.links import InvalidLink, SignedLinks
 
 Action = Literal["accept", "decline"]
 _SIDES = ("mentee", "mentor")
@@ -21,21 +21,16 @@ _PURPOSE = "answer"
 __all__ = ["Action", "AnswerLinks", "InvalidLink"]
 
 
-class AnswerLinks:
+class AnswerLinks(SignedLinks):
     """Issues and reads the links in proposals' emails."""
-
-    def __init__(self, key: bytes, public_url: str, retired: tuple[bytes, ...] = ()) -> None:
-        self._key = key
-        self._keys = (key, *retired)  # a rotation's retired keys still read the links already sent
-        self._base = public_url.rstrip("/")
 
     def pair_token(self, pair_id: str) -> str:
         """A keyed token of a pair: equal for the same pair, unreadable without the key (ideas for change)."""
-        return sign(self._key, "idea", pair_id)
+        return self._signed("idea", pair_id)
 
     def page(self, path: str) -> str:
         """Another page of the same site (the portal), e.g. the coordinators' concerns page."""
-        return f"{self._base}{path}"
+        return self._at(path)
 
     def for_pair(self, pair_id: str) -> dict[Side, ProposalLinks]:
         """Both sides' accept and decline links."""
@@ -46,18 +41,18 @@ class AnswerLinks:
 
     def url(self, pair_id: str, side: Side, action: Action) -> str:
         """One link."""
-        return f"{self._base}/answers/{self.token(pair_id, side, action)}"
+        return self._at(f"/answers/{self.token(pair_id, side, action)}")
 
     def token(self, pair_id: str, side: Side, action: Action) -> str:
         """`pair.side.action.signature`."""
-        return f"{pair_id}.{side}.{action}.{sign(self._key, _PURPOSE, pair_id, side, action)}"
+        return f"{pair_id}.{side}.{action}.{self._signed(_PURPOSE, pair_id, side, action)}"
 
     def read(self, token: str) -> tuple[str, Side, Action]:
         """The pair, side and action a genuine token stands for."""
         parts = token.split(".")
         if len(parts) == 4 and parts[1] in _SIDES and parts[2] in _ACTIONS:
             pair_id, side, action, signature = parts
-            if verify_any(self._keys, signature, _PURPOSE, pair_id, side, action) or hmac.compare_digest(
+            if self._genuine(signature, _PURPOSE, pair_id, side, action) or hmac.compare_digest(
                 signature, _legacy_signature(self._key, pair_id, side, action)
             ):
                 return pair_id, side, action  # type: ignore[return-value]

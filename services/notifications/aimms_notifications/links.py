@@ -8,32 +8,27 @@ appears in a URL.
 
 import base64
 
-from aimms_shared.links import InvalidLink, sign, verify_any
+from aimms_shared.links import InvalidLink, SignedLinks
 
 PARTICIPANT, ADDRESS = "participant", "address"
 _PURPOSE = "opt-out"
 
 
-class OptOutLinks:
+class OptOutLinks(SignedLinks):
     """Issues and reads the opt-out links in optional emails."""
-
-    def __init__(self, key: bytes, public_url: str, retired: tuple[bytes, ...] = ()) -> None:
-        self._key = key
-        self._keys = (key, *retired)  # a rotation's retired keys still read the links already sent
-        self._base = public_url.rstrip("/")
 
     def subscriber_for_address(self, email: str) -> str:
         """The subscriber key of someone addressed by email only (a digest's recipient)."""
-        return f"{ADDRESS}:{sign(self._key, ADDRESS, email.strip().lower())}"
+        return f"{ADDRESS}:{self._signed(ADDRESS, email.strip().lower())}"
 
     def url(self, subscriber: str) -> str:
         """The link for one subscriber key (`participant:<id>` or `address:<hash>`)."""
-        return f"{self._base}/opt-out/{self.token(subscriber)}"
+        return self._at(f"/opt-out/{self.token(subscriber)}")
 
     def token(self, subscriber: str) -> str:
         """`<subscriber, base64>.<signature>`."""
         encoded = base64.urlsafe_b64encode(subscriber.encode()).decode().rstrip("=")
-        return f"{encoded}.{sign(self._key, _PURPOSE, subscriber)}"
+        return f"{encoded}.{self._signed(_PURPOSE, subscriber)}"
 
     def read(self, token: str) -> str:
         """The subscriber key a genuine token stands for."""
@@ -43,6 +38,6 @@ class OptOutLinks:
         except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 once decoded
             subscriber = ""
         kind, _, _ = subscriber.partition(":")
-        if kind in (PARTICIPANT, ADDRESS) and signature and verify_any(self._keys, signature, _PURPOSE, subscriber):
+        if kind in (PARTICIPANT, ADDRESS) and signature and self._genuine(signature, _PURPOSE, subscriber):
             return subscriber
         raise InvalidLink("this opt-out link is not valid; ask your coordinator to change your preferences")
