@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import httpx
 import structlog
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -74,6 +74,12 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         status: {"model": Problem, "description": PROBLEM_TEXT[status], "content": {PROBLEM_JSON: {}}}
         for status in statuses
     }
+
+
+def api_router(*tags: str, **kwargs: Any) -> APIRouter:
+    """The router of one area of a service's API. Every route of it documents 422 as problem+json once,
+    here: any body, path or query value can break a rule, and the app answers each such case alike."""
+    return APIRouter(tags=list(tags), responses=problem_responses(422), **kwargs)
 
 
 def problem(

@@ -4,7 +4,6 @@ links."""
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
@@ -15,10 +14,10 @@ from aimms_notifications.settings import NotificationsSettings
 from aimms_notifications.store import NotificationStore
 from aimms_shared.auth import ADMIN, Principal, require
 from aimms_shared.errors import RuleBroken
-from aimms_shared.http import from_state, page, problem_responses
+from aimms_shared.http import api_router, from_state, page, problem_responses
 from aimms_shared.ratelimit import emailed_link_limit
 
-router = APIRouter(tags=["deliveries"])
+router = api_router("deliveries")
 
 
 Store = Annotated[NotificationStore, from_state("store")]
@@ -60,7 +59,7 @@ def _delivery_out(doc: dict[str, Any]) -> DeliveryOut:
     )
 
 
-@router.get("/deliveries", response_model=list[DeliveryOut], responses=problem_responses(422))
+@router.get("/deliveries", response_model=list[DeliveryOut])
 async def delivery_log(
     store: Store,
     source_event_id: str | None = None,
@@ -129,9 +128,7 @@ async def _digest_out(store: NotificationStore, links: OptOutLinks, doc: dict[st
     )
 
 
-@router.put(
-    "/programmes/{programme_id}/digest", response_model=DigestOut, tags=["digests"], responses=problem_responses(422)
-)
+@router.put("/programmes/{programme_id}/digest", response_model=DigestOut, tags=["digests"])
 async def configure_digest(
     programme_id: str, body: DigestIn, store: Store, links: Links, caller: Principal = require(ADMIN)
 ) -> DigestOut:
@@ -184,12 +181,7 @@ async def get_preferences(participant_id: str, store: Store, caller: Principal =
     return _preference_out(participant_id, doc)
 
 
-@router.put(
-    "/participants/{participant_id}/preferences",
-    response_model=PreferenceOut,
-    tags=["preferences"],
-    responses=problem_responses(422),
-)
+@router.put("/participants/{participant_id}/preferences", response_model=PreferenceOut, tags=["preferences"])
 async def set_preferences(
     participant_id: str, body: PreferenceIn, store: Store, caller: Principal = require(ADMIN)
 ) -> PreferenceOut:

@@ -2,7 +2,6 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,7 +9,7 @@ from aimms_shared.auth import ADMIN, Principal, require
 from aimms_shared.contracts.registration import Role
 from aimms_shared.contracts.surveys import Wave
 from aimms_shared.errors import Missing
-from aimms_shared.http import Slug, from_state, problem_responses
+from aimms_shared.http import Slug, api_router, from_state, problem_responses
 from aimms_shared.mongo import utcnow
 from aimms_shared.ratelimit import emailed_link_limit
 from aimms_surveys.domain import reports
@@ -19,7 +18,7 @@ from aimms_surveys.domain.questionnaires import Questionnaire, QuestionnaireDraf
 from aimms_surveys.store import SurveysStore
 from aimms_surveys.use_cases import Surveys
 
-router = APIRouter()
+router = api_router()
 # The token is the participant's only credential here; answering needs no account, by design.
 GONE = {410: {"description": "Unknown, used, voided or expired link (indistinguishable on purpose)"}}
 
@@ -68,7 +67,7 @@ async def questionnaire_by_link(token: str, surveys: Service) -> dict[str, Any]:
     status_code=201,
     response_model=Recorded,
     tags=["answering"],
-    responses=GONE | problem_responses(422),
+    responses=GONE,
     dependencies=[emailed_link_limit()],
 )
 async def answer_by_link(token: str, body: AnswersIn, surveys: Service) -> Recorded:
@@ -110,11 +109,7 @@ async def get_questionnaire(
 
 
 @router.post(
-    "/questionnaires/{programme_id}/{wave}",
-    status_code=201,
-    response_model=Questionnaire,
-    tags=["questionnaires"],
-    responses=problem_responses(422),
+    "/questionnaires/{programme_id}/{wave}", status_code=201, response_model=Questionnaire, tags=["questionnaires"]
 )
 async def revise_questionnaire(
     programme_id: str, wave: Wave, draft: QuestionnaireDraft, surveys: Service, caller: Principal = require(ADMIN)
@@ -129,12 +124,7 @@ async def get_policy(programme_id: str, store: Store, caller: Principal = requir
     return await store.policy(programme_id)
 
 
-@router.put(
-    "/programmes/{programme_id}/survey-policy",
-    response_model=SurveyPolicy,
-    tags=["policies"],
-    responses=problem_responses(422),
-)
+@router.put("/programmes/{programme_id}/survey-policy", response_model=SurveyPolicy, tags=["policies"])
 async def set_policy(
     programme_id: str, policy: SurveyPolicy, surveys: Service, caller: Principal = require(ADMIN)
 ) -> SurveyPolicy:

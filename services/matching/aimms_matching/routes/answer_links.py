@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form
+from fastapi import Form
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,11 +10,11 @@ from aimms_matching.routes.deps import Matching
 from aimms_matching.routes.directory import Profile
 from aimms_matching.routes.pairs import PairOut
 from aimms_shared.contracts.matching import Side
-from aimms_shared.http import page, problem_responses
+from aimms_shared.http import api_router, page, problem_responses
 from aimms_shared.mapping import carried_over
 from aimms_shared.ratelimit import emailed_link_limit
 
-router = APIRouter(tags=["answer links"], dependencies=[emailed_link_limit()])
+router = api_router("answer links", dependencies=[emailed_link_limit()])
 
 
 class LinkedProposal(BaseModel):
@@ -44,7 +44,7 @@ async def linked_proposal(token: str, matching: Matching) -> LinkedProposal:
     )
 
 
-@router.post("/answer-links/{token}", response_model=PairOut, responses=problem_responses(404, 409, 422))
+@router.post("/answer-links/{token}", response_model=PairOut, responses=problem_responses(404, 409))
 async def answer_through_link(token: str, body: LinkAnswerIn, matching: Matching) -> PairOut:
     """Give the answer the link stands for; a side answers once (409 after that, or once the proposal lapsed)."""
     pair, _ = await matching.answer_by_link(token, body.reason or None)

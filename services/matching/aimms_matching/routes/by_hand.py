@@ -2,7 +2,6 @@
 
 from datetime import datetime
 
-from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from aimms_matching.domain import rules
@@ -10,10 +9,10 @@ from aimms_matching.routes.deps import Matching
 from aimms_matching.routes.directory import Profile
 from aimms_matching.routes.pairs import PairOut
 from aimms_shared.auth import ADMIN, Principal, require
-from aimms_shared.http import problem_responses
+from aimms_shared.http import api_router, problem_responses
 from aimms_shared.mapping import carried_over
 
-router = APIRouter(tags=["coordinators' hand"])
+router = api_router("coordinators' hand")
 
 
 class WaitingOut(Profile):
@@ -51,7 +50,7 @@ async def waiting(programme_id: str, matching: Matching, caller: Principal = req
     "/programmes/{programme_id}/proposals",
     status_code=201,
     response_model=PairOut,
-    responses=problem_responses(404, 409, 422),
+    responses=problem_responses(404, 409),
 )
 async def propose_by_hand(
     programme_id: str, body: ManualProposalIn, matching: Matching, caller: Principal = require(ADMIN)

@@ -2,16 +2,15 @@
 
 from datetime import datetime
 
-from fastapi import APIRouter
 from pydantic import BaseModel
 
 from aimms_matching.routes.deps import Matching, Store
 from aimms_shared.auth import ADMIN, PARTICIPANTS_READ, Principal, require
 from aimms_shared.contracts.matching import CircleRole
-from aimms_shared.http import problem_responses
+from aimms_shared.http import api_router, problem_responses
 from aimms_shared.mapping import carried_over
 
-router = APIRouter(tags=["circles"])
+router = api_router("circles")
 
 
 class CircleMemberOut(BaseModel):

@@ -2,15 +2,16 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel
 
 from aimms_matching import use_cases
 from aimms_matching.routes.deps import Store
 from aimms_shared.auth import PROFILES_READ, Principal, require
+from aimms_shared.http import api_router
 from aimms_shared.mapping import carried_over
 
-router = APIRouter(tags=["directory"])
+router = api_router("directory")
 
 
 class Profile(BaseModel):

@@ -1,15 +1,15 @@
 """Reverse mentoring's ideas for change, recorded by pairs and read by leads without ids."""
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from aimms_matching.domain import ideas
 from aimms_matching.routes.deps import Matching, Store
 from aimms_shared.auth import ADMIN, PARTICIPANTS_WRITE, Principal, require
 from aimms_shared.contracts.matching import Side
-from aimms_shared.http import problem_responses
+from aimms_shared.http import api_router, problem_responses
 
-router = APIRouter(tags=["ideas for change"])
+router = api_router("ideas for change")
 
 
 class IdeaIn(BaseModel):
@@ -29,7 +29,7 @@ class IdeasReport(BaseModel):
     ideas: list[dict[str, str]]
 
 
-@router.post("/pairs/{pair_id}/ideas", status_code=204, responses=problem_responses(404, 409, 422))
+@router.post("/pairs/{pair_id}/ideas", status_code=204, responses=problem_responses(404, 409))
 async def record_idea(
     pair_id: str, body: IdeaIn, matching: Matching, caller: Principal = require(PARTICIPANTS_WRITE, participant=True)
 ) -> Response:

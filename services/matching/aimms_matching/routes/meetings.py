@@ -2,16 +2,15 @@
 
 from datetime import date
 
-from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from aimms_matching.domain.pairs import Pair
 from aimms_matching.routes.deps import Matching
 from aimms_shared.auth import PARTICIPANTS_READ, PARTICIPANTS_WRITE, Principal, require
 from aimms_shared.contracts.matching import Side
-from aimms_shared.http import problem_responses
+from aimms_shared.http import api_router, problem_responses
 
-router = APIRouter(tags=["meetings"])
+router = api_router("meetings")
 
 
 class MeetingIn(BaseModel):
@@ -47,10 +46,7 @@ def _meetings(pair: Pair, caller: Principal) -> list[MeetingOut]:
 
 
 @router.post(
-    "/pairs/{pair_id}/meetings",
-    status_code=201,
-    response_model=list[MeetingOut],
-    responses=problem_responses(404, 409, 422),
+    "/pairs/{pair_id}/meetings", status_code=201, response_model=list[MeetingOut], responses=problem_responses(404, 409)
 )
 async def record_meeting(
     pair_id: str, body: MeetingIn, matching: Matching, caller: Principal = require(PARTICIPANTS_WRITE, participant=True)

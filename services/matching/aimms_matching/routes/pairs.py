@@ -3,17 +3,17 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from aimms_matching.domain.pairs import Pair
 from aimms_matching.routes.deps import Matching, Store
 from aimms_shared.auth import PARTICIPANTS_READ, PARTICIPANTS_WRITE, Principal, require
 from aimms_shared.contracts.matching import Side
-from aimms_shared.http import problem_responses
+from aimms_shared.http import api_router, problem_responses
 from aimms_shared.mapping import carried_over
 
-router = APIRouter(tags=["pairs"])
+router = api_router("pairs")
 
 
 class PairOut(BaseModel):
@@ -108,7 +108,7 @@ async def get_pair(
     return PairOut.of_pair(await matching.pair_for(caller, pair_id))
 
 
-@router.post("/pairs/{pair_id}/answers", response_model=PairOut, responses=problem_responses(404, 409, 422))
+@router.post("/pairs/{pair_id}/answers", response_model=PairOut, responses=problem_responses(404, 409))
 async def answer(
     pair_id: str, body: AnswerIn, matching: Matching, caller: Principal = require(PARTICIPANTS_WRITE)
 ) -> PairOut:
@@ -117,7 +117,7 @@ async def answer(
     return PairOut.of_pair(await matching.answer(pair_id, body.side, body.accept, body.reason))
 
 
-@router.post("/pairs/{pair_id}/end", response_model=PairOut, responses=problem_responses(404, 409, 422))
+@router.post("/pairs/{pair_id}/end", response_model=PairOut, responses=problem_responses(404, 409))
 async def end(
     pair_id: str, body: EndIn, matching: Matching, caller: Principal = require(PARTICIPANTS_WRITE, participant=True)
 ) -> PairOut:

@@ -2,15 +2,14 @@
 
 from typing import Any
 
-from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from aimms_matching.domain import rules
 from aimms_matching.routes.deps import Store
 from aimms_shared.auth import ADMIN, Principal, require
-from aimms_shared.http import problem_responses
+from aimms_shared.http import api_router, problem_responses
 
-router = APIRouter(tags=["reports"])
+router = api_router("reports")
 
 
 class MatchingReport(BaseModel):

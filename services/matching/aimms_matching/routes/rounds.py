@@ -3,14 +3,13 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from aimms_matching.routes.deps import Matching, Store
 from aimms_shared.auth import ADMIN, Principal, require
-from aimms_shared.http import problem_responses
+from aimms_shared.http import api_router, problem_responses
 
-router = APIRouter(tags=["rounds"])
+router = api_router("rounds")
 
 
 class RoundReport(BaseModel):
@@ -32,10 +31,7 @@ class RoundReport(BaseModel):
 
 
 @router.post(
-    "/programmes/{programme_id}/rounds",
-    status_code=201,
-    response_model=RoundReport,
-    responses=problem_responses(409),
+    "/programmes/{programme_id}/rounds", status_code=201, response_model=RoundReport, responses=problem_responses(409)
 )
 async def run_round(programme_id: str, matching: Matching, caller: Principal = require(ADMIN)) -> dict[str, Any]:
     """Run a cohort round: every waiting mentee against the places still free; proposals already out stay put."""

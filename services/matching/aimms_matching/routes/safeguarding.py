@@ -3,7 +3,6 @@
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from aimms_matching.domain import concerns
@@ -11,10 +10,10 @@ from aimms_matching.routes.deps import Matching, Store
 from aimms_matching.routes.pairs import PairOut
 from aimms_shared.auth import ADMIN, PARTICIPANTS_WRITE, Principal, require
 from aimms_shared.contracts.matching import Side
-from aimms_shared.http import problem_responses
+from aimms_shared.http import api_router, problem_responses
 from aimms_shared.mapping import carried_over
 
-router = APIRouter(tags=["safeguarding"])
+router = api_router("safeguarding")
 
 
 class ConcernIn(BaseModel):
@@ -61,10 +60,7 @@ class OutcomeIn(BaseModel):
 
 
 @router.post(
-    "/pairs/{pair_id}/concerns",
-    status_code=201,
-    response_model=ConcernReceipt,
-    responses=problem_responses(404, 409, 422),
+    "/pairs/{pair_id}/concerns", status_code=201, response_model=ConcernReceipt, responses=problem_responses(404, 409)
 )
 async def raise_concern(
     pair_id: str, body: ConcernIn, matching: Matching, caller: Principal = require(PARTICIPANTS_WRITE, participant=True)
@@ -83,11 +79,7 @@ async def list_concerns(
     return [carried_over(ConcernOut, c) for c in await store.concerns(programme_id, open_only)]
 
 
-@router.post(
-    "/concerns/{concern_id}/outcome",
-    response_model=ConcernOut,
-    responses=problem_responses(404, 409, 422),
-)
+@router.post("/concerns/{concern_id}/outcome", response_model=ConcernOut, responses=problem_responses(404, 409))
 async def close_concern(
     concern_id: str, body: OutcomeIn, matching: Matching, caller: Principal = require(ADMIN)
 ) -> ConcernOut:

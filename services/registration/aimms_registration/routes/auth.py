@@ -2,15 +2,15 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form
+from fastapi import Form
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from aimms_registration import use_cases
 from aimms_registration.routes.deps import Issuer, PagesUrl, Store
-from aimms_shared.http import problem_responses
+from aimms_shared.http import api_router, problem_responses
 from aimms_shared.ratelimit import rate_limit
 
-router = APIRouter(tags=["authentication"])
+router = api_router("authentication")
 
 
 class TokenOut(BaseModel):
@@ -22,7 +22,7 @@ class TokenOut(BaseModel):
     scope: str
 
 
-@router.post("/oauth/token", response_model=TokenOut, responses=problem_responses(401, 422, 429))
+@router.post("/oauth/token", response_model=TokenOut, responses=problem_responses(401, 429))
 async def token(
     store: Store,
     issuer: Issuer,
@@ -77,7 +77,7 @@ class PageSessionOut(TokenOut):
     programme_id: str
 
 
-@router.post("/page-links", status_code=202, response_model=PageLinkRequested, responses=problem_responses(422, 429))
+@router.post("/page-links", status_code=202, response_model=PageLinkRequested, responses=problem_responses(429))
 async def request_page_link(
     body: PageLinkRequest, store: Store, pages_url: PagesUrl, _: None = rate_limit("page-links", 20, burst=10)
 ) -> PageLinkRequested:
@@ -86,7 +86,7 @@ async def request_page_link(
     return PageLinkRequested()
 
 
-@router.post("/page-links/session", response_model=PageSessionOut, responses=problem_responses(410, 422, 429))
+@router.post("/page-links/session", response_model=PageSessionOut, responses=problem_responses(410, 429))
 async def open_page(
     body: PageLinkOpen, store: Store, issuer: Issuer, _: None = rate_limit("page-sessions", 20, burst=10)
 ) -> PageSessionOut:

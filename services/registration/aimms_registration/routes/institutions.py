@@ -2,17 +2,17 @@
 
 from datetime import datetime
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl
 
 from aimms_registration import use_cases
 from aimms_registration.routes.deps import IdempotencyKey, Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
 from aimms_shared.errors import Missing
-from aimms_shared.http import Slug, problem_responses
+from aimms_shared.http import Slug, api_router, problem_responses
 from aimms_shared.mapping import carried_over
 
-router = APIRouter(tags=["institutions"])
+router = api_router("institutions")
 
 
 class InstitutionIn(BaseModel):
@@ -82,12 +82,9 @@ class OnboardedOut(BaseModel):
     credential: IssuedCredential
 
 
-@router.post("/institutions", status_code=201, response_model=OnboardedOut, responses=problem_responses(409, 422))
+@router.post("/institutions", status_code=201, response_model=OnboardedOut, responses=problem_responses(409))
 async def onboard_institution(
-    body: InstitutionIn,
-    store: Store,
-    idempotency_key: IdempotencyKey = None,
-    caller: Principal = require(ADMIN),
+    body: InstitutionIn, store: Store, idempotency_key: IdempotencyKey = None, caller: Principal = require(ADMIN)
 ) -> Response:
     """Onboard a medical school (InstitutionOnboarded) and issue its portal's first credential."""
 
@@ -155,7 +152,7 @@ async def list_credentials(
     status_code=201,
     response_model=IssuedCredential,
     tags=["credentials"],
-    responses=problem_responses(404, 422),
+    responses=problem_responses(404),
 )
 async def create_credential(
     body: CredentialIn, store: Store, idempotency_key: IdempotencyKey = None, caller: Principal = require(ADMIN)

@@ -8,7 +8,7 @@ returned here, except in the subject-access export.
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from aimms_registration import use_cases
@@ -17,11 +17,11 @@ from aimms_registration.domain.participants import AGE_BANDS, Participant, Profi
 from aimms_registration.routes.deps import IdempotencyKey, Store
 from aimms_shared.auth import ADMIN, PARTICIPANTS_READ, PARTICIPANTS_WRITE, PROFILES_READ, Principal, require
 from aimms_shared.errors import RuleBroken
-from aimms_shared.http import Slug, problem_responses
+from aimms_shared.http import Slug, api_router, problem_responses
 from aimms_shared.mapping import carried_over
 from aimms_shared.ratelimit import rate_limit
 
-router = APIRouter(tags=["participants"])
+router = api_router("participants")
 
 Text = Annotated[str, Field(max_length=2000)]
 Tag = Annotated[str, Field(min_length=1, max_length=80)]
@@ -222,7 +222,7 @@ INTEREST_ROUTE: dict[str, Any] = {
     "tags": ["interests"],
     "responses": {
         200: {"model": InterestOut, "description": "Already received: nothing new happens."},
-        **problem_responses(404, 409, 422),
+        **problem_responses(404, 409),
     },
 }
 
@@ -268,9 +268,7 @@ async def express_interest_openly(
     return _received(response, *await use_cases.express_interest_on_the_schemes_page(store, submission))
 
 
-@router.post(
-    "/participants", status_code=201, response_model=ParticipantOut, responses=problem_responses(404, 409, 422)
-)
+@router.post("/participants", status_code=201, response_model=ParticipantOut, responses=problem_responses(404, 409))
 async def register_participant(
     body: ParticipantIn,
     store: Store,
@@ -292,11 +290,7 @@ async def register_participant(
 
     async def run() -> tuple[int, dict[str, Any], str]:
         participant = await use_cases.register_participant(store, registration)
-        return (
-            201,
-            ParticipantOut.of_participant(participant).model_dump(mode="json"),
-            participant.participant_id,
-        )
+        return (201, ParticipantOut.of_participant(participant).model_dump(mode="json"), participant.participant_id)
 
     return await store.idempotency.run(caller.client_id, idempotency_key, body.model_dump(mode="json"), run)
 
@@ -319,14 +313,9 @@ async def get_participant(
     return ParticipantOut.of_participant(await use_cases.participant_for(store, caller, participant_id))
 
 
-@router.patch(
-    "/participants/{participant_id}", response_model=ParticipantOut, responses=problem_responses(404, 409, 422)
-)
+@router.patch("/participants/{participant_id}", response_model=ParticipantOut, responses=problem_responses(404, 409))
 async def update_participant(
-    participant_id: str,
-    body: ParticipantChanges,
-    store: Store,
-    caller: Principal = require(PARTICIPANTS_WRITE),
+    participant_id: str, body: ParticipantChanges, store: Store, caller: Principal = require(PARTICIPANTS_WRITE)
 ) -> ParticipantOut:
     """Change her profile, contact details, capacity or optional answers (ParticipantProfileUpdated…)."""
     changes = body.model_dump(exclude_unset=True, mode="json")
@@ -351,7 +340,7 @@ async def withdraw_participant(
 @router.put(
     "/participants/{participant_id}/evaluation-consent",
     response_model=ParticipantOut,
-    responses=problem_responses(404, 409, 422),
+    responses=problem_responses(404, 409),
 )
 async def set_evaluation_consent(
     participant_id: str, body: EvaluationConsentIn, store: Store, caller: Principal = require(PARTICIPANTS_WRITE)
@@ -365,7 +354,7 @@ async def set_evaluation_consent(
 @router.put(
     "/participants/{participant_id}/evaluation-exclusion",
     response_model=ParticipantOut,
-    responses=problem_responses(404, 422),
+    responses=problem_responses(404),
 )
 async def exclude_from_evaluation(
     participant_id: str, body: EvaluationExclusionIn, store: Store, caller: Principal = require(ADMIN)

@@ -2,7 +2,6 @@
 
 from typing import Literal
 
-from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from aimms_registration import use_cases
@@ -11,10 +10,10 @@ from aimms_registration.routes.deps import Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
 from aimms_shared.contracts.registration import MatchingPolicy, ProgrammeKind, Role
 from aimms_shared.errors import Missing
-from aimms_shared.http import Slug, problem_responses
+from aimms_shared.http import Slug, api_router, problem_responses
 from aimms_shared.mapping import carried_over
 
-router = APIRouter(tags=["programmes"])
+router = api_router("programmes")
 
 
 class Statement(BaseModel):
@@ -91,14 +90,14 @@ class ProgrammeOut(ProgrammeSettings):
     programme_id: str
 
 
-@router.post("/programmes", status_code=201, response_model=ProgrammeOut, responses=problem_responses(409, 422))
+@router.post("/programmes", status_code=201, response_model=ProgrammeOut, responses=problem_responses(409))
 async def create_programme(body: ProgrammeIn, store: Store, caller: Principal = require(ADMIN)) -> ProgrammeOut:
     """Create a programme (ProgrammeOpened); no code change, no restart."""
     settings = ProgrammeSettings.model_validate(body.model_dump(exclude={"programme_id"}))
     return carried_over(ProgrammeOut, await use_cases.create_programme(store, settings.to_domain(body.programme_id)))
 
 
-@router.put("/programmes/{programme_id}", response_model=ProgrammeOut, responses=problem_responses(404, 409, 422))
+@router.put("/programmes/{programme_id}", response_model=ProgrammeOut, responses=problem_responses(404, 409))
 async def update_programme(
     programme_id: str, body: ProgrammeSettings, store: Store, caller: Principal = require(ADMIN)
 ) -> ProgrammeOut:

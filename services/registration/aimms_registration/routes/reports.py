@@ -1,12 +1,12 @@
 """Coordinators' view of the scheme's pipeline."""
 
-from fastapi import APIRouter
 from pydantic import BaseModel
 
 from aimms_registration.routes.deps import Store
 from aimms_shared.auth import ADMIN, Principal, require
+from aimms_shared.http import api_router
 
-router = APIRouter(tags=["reports"])
+router = api_router("reports")
 
 
 class PipelineRow(BaseModel):
