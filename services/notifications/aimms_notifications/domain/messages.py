@@ -135,24 +135,24 @@ def notification_id(source_event_id: str, recipient: str, template: str) -> str:
 
 
 def _to_participant(
-    envelope: Envelope,
-    template: str,
-    *,
-    programme_id: str,
-    recipient_id: str,
-    partner_id: str | None = None,
-    **context: Any,
+    envelope: Envelope, template: str, event: Any, recipient_id: str, partner_id: str | None = None, **context: Any
 ) -> Notification:
+    """One notification of `event` (of its programme) to one participant, who is looked up when it is sent."""
     event_id = str(envelope.event_id)
     return Notification(
         notification_id=notification_id(event_id, recipient_id, template),
         template=template,
         source_event_id=event_id,
-        programme_id=programme_id,
+        programme_id=event.programme_id,
         recipient_id=recipient_id,
         partner_id=partner_id,
         context=context,
     )
+
+
+def _to_her(envelope: Envelope, template: str, event: Any, **context: Any) -> list[Notification]:
+    """The one notification of an event about one participant, to her."""
+    return [_to_participant(envelope, template, event, event.participant_id, **context)]
 
 
 def welcome(event: InterestExpressed, envelope: Envelope) -> Notification:
@@ -161,8 +161,8 @@ def welcome(event: InterestExpressed, envelope: Envelope) -> Notification:
     return _to_participant(
         envelope,
         WELCOME,
-        programme_id=event.programme_id,
-        recipient_id=interest_contact_id(event.interest_id),
+        event,
+        interest_contact_id(event.interest_id),
         registration_url=event.registration_url,
         # From the scheme's own page, her university not a member: coordinators register her.
         via_scheme=event.institution_id == SCHEME_TENANCY,
@@ -171,21 +171,18 @@ def welcome(event: InterestExpressed, envelope: Envelope) -> Notification:
 
 def registered(event: ParticipantRegistered, envelope: Envelope) -> list[Notification]:
     """The confirmation of her registration, with what happens next for her role(s)."""
-    return [
-        _to_participant(
-            envelope,
-            REGISTERED,
-            programme_id=event.programme_id,
-            recipient_id=event.participant_id,
-            is_mentor="mentor" in event.roles,
-            is_mentee="mentee" in event.roles,
-            is_facilitator="facilitator" in event.roles,
-            role=event.roles[0],  # a circle's member: peer or facilitator
-            profile_published=event.profile_published,
-            mentor_capacity=event.mentor_capacity,
-            research_interests=list(event.research_interests),
-        )
-    ]
+    return _to_her(
+        envelope,
+        REGISTERED,
+        event,
+        is_mentor="mentor" in event.roles,
+        is_mentee="mentee" in event.roles,
+        is_facilitator="facilitator" in event.roles,
+        role=event.roles[0],  # a circle's member: peer or facilitator
+        profile_published=event.profile_published,
+        mentor_capacity=event.mentor_capacity,
+        research_interests=list(event.research_interests),
+    )
 
 
 def _links(event: MatchProposed | MatchProposalReminder, side: Side) -> dict[str, Any]:
@@ -202,9 +199,9 @@ def _both(
         _to_participant(
             envelope,
             template,
-            programme_id=event.programme_id,
-            recipient_id=ids[side],
-            partner_id=ids[other(side)],
+            event,
+            ids[side],
+            ids[other(side)],
             side=side,
             **context.get(side, {}),
             **{k: v for k, v in context.items() if k not in SIDES},
@@ -289,30 +286,18 @@ def match_ended(event: MatchEnded, envelope: Envelope) -> list[Notification]:
 
 def survey_invitation(event: SurveyInvitationIssued | SurveyReminderIssued, envelope: Envelope) -> list[Notification]:
     """Her questionnaire link (baseline or follow-up); a reminder brings a fresh one (and may be refused)."""
-    return [
-        _to_participant(
-            envelope,
-            SURVEY_REMINDER if isinstance(event, SurveyReminderIssued) else SURVEY_INVITATION,
-            programme_id=event.programme_id,
-            recipient_id=event.participant_id,
-            reminder=getattr(event, "reminder", 0),
-            **event.model_dump(include={"wave", "role", "link", "expires_at"}),
-        )
-    ]
+    return _to_her(
+        envelope,
+        SURVEY_REMINDER if isinstance(event, SurveyReminderIssued) else SURVEY_INVITATION,
+        event,
+        reminder=getattr(event, "reminder", 0),
+        **event.model_dump(include={"wave", "role", "link", "expires_at"}),
+    )
 
 
 def page_link(event: ParticipantLinkIssued, envelope: Envelope) -> list[Notification]:
     """The link to her programme's page that she asked for."""
-    return [
-        _to_participant(
-            envelope,
-            PAGE_LINK,
-            programme_id=event.programme_id,
-            recipient_id=event.participant_id,
-            link=event.url,
-            expires_at=event.expires_at,
-        )
-    ]
+    return _to_her(envelope, PAGE_LINK, event, link=event.url, expires_at=event.expires_at)
 
 
 def match_paused(event: MatchPaused, envelope: Envelope) -> list[Notification]:
@@ -332,8 +317,8 @@ def circle_formed(event: CircleFormed, envelope: Envelope) -> list[Notification]
         _to_participant(
             envelope,
             CIRCLE_FORMED,
-            programme_id=event.programme_id,
-            recipient_id=member.participant_id,
+            event,
+            member.participant_id,
             role=member.role,
             shared_interests=list(member.shared_interests),
             circle_interests=list(event.shared_interests),
@@ -360,9 +345,9 @@ def circle_member_left(event: CircleMemberLeft, envelope: Envelope) -> list[Noti
         _to_participant(
             envelope,
             CIRCLE_MEMBER_LEFT,
-            programme_id=event.programme_id,
-            recipient_id=participant_id,
-            partner_id=event.participant_id,
+            event,
+            participant_id,
+            event.participant_id,
             partner_role=event.role,
         )
         for participant_id in event.remaining
