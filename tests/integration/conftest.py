@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
@@ -116,10 +117,24 @@ def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrast
 
 @pytest.fixture
 async def namespace(infrastructure: Infrastructure) -> AsyncIterator[str]:
-    """A topic namespace and database prefix of this test's own; its databases are dropped after."""
+    """A topic namespace and database prefix of this test's own; its topics and databases are dropped after
+    (a broker keeps files open for every partition: a few hundred runs' topics exhaust its file limit)."""
     name = f"t{uuid.uuid4().hex[:10]}"
     yield name
     await drop_databases(infrastructure, name)
+    await delete_topics(infrastructure, name)
+
+
+async def delete_topics(infrastructure: Infrastructure, namespace: str) -> None:
+    """Delete the topics of a test's namespace."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=infrastructure.kafka)
+    await admin.start()
+    try:
+        ours = [topic for topic in await admin.list_topics() if topic.startswith(f"{namespace}.")]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
 
 
 async def drop_databases(infrastructure: Infrastructure, prefix: str) -> None:
