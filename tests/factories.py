@@ -1,7 +1,9 @@
-"""Realistic example events for tests."""
+"""Realistic example events, records and settings for tests."""
 
 from typing import Any
 
+from aimms_matching.domain.rules import Member
+from aimms_notifications.settings import NotificationsSettings
 from aimms_registration.domain import programmes
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
 from aimms_shared.contracts.registration import (
@@ -72,3 +74,34 @@ def programme_opened(**overrides: Any) -> ProgrammeOpened:
         "open_for_registration": True,
     }
     return ProgrammeOpened(**(fields | overrides))
+
+
+def matching_member(**overrides: Any) -> Member:
+    """A mentee of AIMMS as matching knows her from registration's events; override any field."""
+    fields = {
+        "participant_id": "p-1",
+        "programme_id": "aimms",
+        "institution_id": "north",
+        "roles": ("mentee",),
+        "job_title": "Lecturer",
+        "seniority": "Lecturer",
+        "pathway": "clinical",
+        "research_interests": ("stroke",),
+        "offers": None,
+        "mentor_capacity": None,
+        "profile_published": False,
+        "background_matching": False,
+    }
+    return Member(**(fields | overrides))
+
+
+def notifications_settings(sender: str = "AIMMS <mentoring@aimms.test>") -> NotificationsSettings:
+    """Notifications' settings for tests that start no broker, store or mail server."""
+    return NotificationsSettings(
+        kafka_bootstrap_servers="k:9092",
+        mongodb_uri="mongodb://m/",
+        smtp_host="smtp",
+        sender=sender,
+        link_signing_key="k" * 32,
+        public_url="https://aimms.example/notifications",
+    )

@@ -394,6 +394,24 @@ class FakeRegistrationStore:
     links_used_at: dict[str, datetime] = field(default_factory=dict)
     events: list[OutboxEntry] = field(default_factory=list)  # every outbox entry written, in order
 
+    # -- writes, as the store's outbox makes them: the aggregate and its events together
+
+    def _insert(
+        self, by_id: dict[str, Any], kind: str, aggregate_id: str, aggregate: Any, events: list[OutboxEntry]
+    ) -> None:
+        """A new aggregate with its events; StateConflict for a taken id."""
+        if aggregate_id in by_id:
+            raise StateConflict(f"{kind}_id", "unique", f"{kind} '{aggregate_id}' exists")
+        by_id[aggregate_id] = aggregate
+        self.events += events
+
+    def _save(
+        self, by_id: dict[str, Any], collection: str, aggregate_id: str, aggregate: Any, events: list[OutboxEntry]
+    ) -> None:
+        """A changed aggregate at its next version with its events; ConcurrentUpdate if it changed meanwhile."""
+        by_id[aggregate_id] = _next_version(by_id.get(aggregate_id), aggregate, collection, aggregate_id)
+        self.events += events
+
     # -- institutions
 
     async def institution(self, institution_id: str) -> Institution | None:
@@ -406,17 +424,10 @@ class FakeRegistrationStore:
         return sorted(self.institutions_by_id.values(), key=lambda i: i.name)
 
     async def add_institution(self, institution: Institution, events: list[OutboxEntry]) -> None:
-        if institution.institution_id in self.institutions_by_id:
-            raise StateConflict("institution_id", "unique", f"institution '{institution.institution_id}' exists")
-        self.institutions_by_id[institution.institution_id] = institution
-        self.events += events
+        self._insert(self.institutions_by_id, "institution", institution.institution_id, institution, events)
 
     async def save_institution(self, institution: Institution, events: list[OutboxEntry]) -> None:
-        stored = self.institutions_by_id.get(institution.institution_id)
-        self.institutions_by_id[institution.institution_id] = _next_version(
-            stored, institution, "institutions", institution.institution_id
-        )
-        self.events += events
+        self._save(self.institutions_by_id, "institutions", institution.institution_id, institution, events)
 
     # -- programmes
 
@@ -427,17 +438,10 @@ class FakeRegistrationStore:
         return self.programmes_by_id.get(programme_id)
 
     async def add_programme(self, programme: Programme, events: list[OutboxEntry]) -> None:
-        if programme.programme_id in self.programmes_by_id:
-            raise StateConflict("programme_id", "unique", f"programme '{programme.programme_id}' exists")
-        self.programmes_by_id[programme.programme_id] = programme
-        self.events += events
+        self._insert(self.programmes_by_id, "programme", programme.programme_id, programme, events)
 
     async def save_programme(self, programme: Programme, events: list[OutboxEntry]) -> None:
-        stored = self.programmes_by_id.get(programme.programme_id)
-        self.programmes_by_id[programme.programme_id] = _next_version(
-            stored, programme, "programmes", programme.programme_id
-        )
-        self.events += events
+        self._save(self.programmes_by_id, "programmes", programme.programme_id, programme, events)
 
     # -- credentials
 
@@ -491,11 +495,7 @@ class FakeRegistrationStore:
         self.events += events
 
     async def save_participant(self, participant: Participant, events: list[OutboxEntry]) -> None:
-        stored = self.participants_by_id.get(participant.participant_id)
-        self.participants_by_id[participant.participant_id] = _next_version(
-            stored, participant, "participants", participant.participant_id
-        )
-        self.events += events
+        self._save(self.participants_by_id, "participants", participant.participant_id, participant, events)
 
     async def erase_participant(self, participant: Participant, events: list[OutboxEntry]) -> None:
         pid = participant.participant_id

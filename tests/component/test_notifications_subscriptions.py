@@ -8,22 +8,15 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from aimms_notifications import handlers
 from aimms_notifications.domain import messages
-from aimms_notifications.settings import NotificationsSettings
 from aimms_shared.contracts import matching as m
 from aimms_shared.events import wrap
 from tests.component.test_consumer_wiring import _no_dead_letters, consumer_of
+from tests.factories import notifications_settings
 from tests.fakes import FakeNotificationStore
 from tests.unit.test_notifications_circles import EVERYONE
 from tests.unit.test_notifications_templates import CIRCLE, circle_formed, member_left
 
-SETTINGS = NotificationsSettings(
-    kafka_bootstrap_servers="kafka:9092",
-    mongodb_uri="mongodb://notifications@mongo/",
-    smtp_host="smtp",
-    sender="Peer Circles <circles@example.ac.uk>",
-    link_signing_key="k" * 32,
-    public_url="https://aimms.example/notifications",
-)
+SETTINGS = notifications_settings(sender="Peer Circles <circles@example.ac.uk>")
 
 
 @dataclass

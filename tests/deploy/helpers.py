@@ -11,6 +11,7 @@ import shlex
 import stat
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "notifications": NotificationsSettings,
     "portal": PortalSettings,
 }
+SERVICES = list(SETTINGS)
 # The services with a database and a broker of their own; the portal has neither.
 STATEFUL = [name for name, cls in SETTINGS.items() if "mongodb_uri" in cls.model_fields]
 
@@ -63,6 +65,18 @@ def required_settings(service: str) -> set[str]:
     return required | DEPLOYMENT_REQUIRED[service]
 
 
+def check_service_env(service: str, env: Mapping[str, str | None], where: str) -> None:
+    """The environment a deployment gives a service sets every setting it requires, only settings it has,
+    and the path the gateway serves it under."""
+    missing = required_settings(service) - set(env)
+    assert not missing, f"{service} needs {sorted(missing)} in {where}"
+    # With extra="ignore", a misspelt variable would be silently ignored: every prefixed one is real.
+    known = setting_names(service) | required_settings(service)
+    unknown = {key for key in env if key.startswith(prefix(service)) and key not in known}
+    assert not unknown, f"{service}: {sorted(unknown)} are not settings of {SETTINGS[service].__name__}"
+    assert env["UVICORN_ROOT_PATH"] == f"/{service}", "the gateway serves it under its own name"
+
+
 # --------------------------------------------------------------------------- topics
 
 
@@ -91,7 +105,8 @@ def expected_topic_names(namespace: str = "") -> set[str]:
 
 
 def run_topic_script(script: Path, env: dict[str, str], tmp_path: Path) -> dict[str, CreatedTopic]:
-    """Run a topic-creation script with a stand-in for kafka-topics.sh that records each call."""
+    """Run a topic-creation script with a stand-in for kafka-topics.sh that records each call; check it created
+    the declared topics in the namespace `env` gives it (check_created_topics), and return them."""
     calls = tmp_path / "calls.jsonl"
     fake = tmp_path / "kafka-topics.sh"
     fake.write_text(
@@ -123,6 +138,7 @@ def run_topic_script(script: Path, env: dict[str, str], tmp_path: Path) -> dict[
             replication_factor=int(options["--replication-factor"][0]),
             config=dict(item.split("=", 1) for item in options.get("--config", [])),
         )
+    check_created_topics(created, env.get("TOPIC_NAMESPACE", ""))
     return created
 
 
@@ -149,7 +165,9 @@ def check_created_topics(created: dict[str, CreatedTopic], namespace: str = "") 
 # --------------------------------------------------------------------------- Caddyfile
 
 
-def gateway_routes(caddyfile: str) -> dict[str, str]:
-    """Path prefix -> upstream of every `handle_path /<prefix>/* { reverse_proxy <upstream> }`."""
+def check_gateway_routes(caddyfile: str) -> None:
+    """The gateway sends each service's path to that service by its name, and nothing else: every
+    `handle_path /<prefix>/* { reverse_proxy <upstream> }`, as path prefix -> upstream."""
     pattern = re.compile(r"handle_path\s+(/[\w-]+)/\*\s*\{\s*reverse_proxy\s+(\S+)\s*\}")
-    return dict(pattern.findall(caddyfile))
+    routes = dict(pattern.findall(caddyfile))
+    assert routes == {f"/{name}": f"{name}:8000" for name in SERVICES}, f"the gateway's routes: {routes}"

@@ -13,11 +13,11 @@ from pymongo import AsyncMongoClient
 
 from aimms_notifications.app import create_app as create_notifications
 from aimms_notifications.settings import NotificationsSettings
-from aimms_shared.contracts.matching import MatchAccepted, MatchDeclined, MatchProposalReminder
+from aimms_shared.contracts.matching import MatchAccepted, MatchDeclined
 from tests.factories import interest_events
 
 from .conftest import ADMIN_CLIENT_ID, Infrastructure, eventually, mails_to, running, service_settings
-from .test_notifications_flow import address, links, pair_of, proposal, publish, read_models, subject
+from .test_notifications_flow import address, pair_of, proposal, publish, read_models, reminder, subject
 
 pytestmark = pytest.mark.integration
 
@@ -145,16 +145,6 @@ async def _statuses(client: Any, template: str, expected: dict[str, int]) -> boo
 async def _recorded(digests: Any, day: str) -> bool:
     doc = await digests.find_one({"_id": "aimms-mentoring"})
     return doc.get("last_digest") == day and doc["digest_due"].replace(tzinfo=UTC) > datetime.now(UTC)
-
-
-def reminder(pair: dict[str, str], reply_by: datetime) -> MatchProposalReminder:
-    return MatchProposalReminder(
-        **pair,
-        awaiting=["mentee", "mentor"],
-        reply_by=reply_by,
-        mentee_links=links(pair["pair_id"], "mentee"),
-        mentor_links=links(pair["pair_id"], "mentor"),
-    )
 
 
 async def test_an_opt_out_link_stops_her_reminders_but_never_a_proposal(

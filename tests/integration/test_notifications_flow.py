@@ -132,6 +132,18 @@ def proposal(pair: dict[str, str], reply_by: datetime) -> m.MatchProposed:
     )
 
 
+def reminder(
+    pair: dict[str, str], reply_by: datetime, awaiting: tuple[m.Side, ...] = ("mentee", "mentor")
+) -> m.MatchProposalReminder:
+    return m.MatchProposalReminder(
+        **pair,
+        awaiting=list(awaiting),
+        reply_by=reply_by,
+        mentee_links=links(pair["pair_id"], "mentee"),
+        mentor_links=links(pair["pair_id"], "mentor"),
+    )
+
+
 async def test_registration_is_confirmed_with_what_happens_next_for_her_role(
     platform: Platform, infrastructure: Infrastructure
 ) -> None:
@@ -175,13 +187,7 @@ async def test_each_step_of_a_match_mails_the_right_people_once_and_redelivery_s
     await publish(
         infra,
         ns,
-        m.MatchProposalReminder(
-            **first,
-            awaiting=["mentor"],
-            reply_by=now + timedelta(days=14),
-            mentee_links=links("pair-1", "mentee"),
-            mentor_links=links("pair-1", "mentor"),
-        ),
+        reminder(first, now + timedelta(days=14), awaiting=("mentor",)),
         m.MatchDeclined(**first, side="mentor", reason="no capacity this term"),
     )
     await eventually(lambda: len(mails_to(infra, priya)) == 3 and len(mails_to(infra, amina)) == 3)

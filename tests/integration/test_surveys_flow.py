@@ -120,13 +120,15 @@ async def surveys(platform: Platform, infrastructure: Infrastructure) -> AsyncIt
         yield Surveys(platform, infrastructure, app, http, bearer(platform.admin_token))
 
 
+def new_pair(mentee: str, mentor: str) -> dict[str, str]:
+    """What every event about a pair says of it, for a pair of its own."""
+    return {"pair_id": str(uuid.uuid4()), "programme_id": PROGRAMME, "mentee_id": mentee, "mentor_id": mentor}
+
+
 def started(mentee: str, mentor: str) -> m.MentoringStarted:
     now = utcnow()
     return m.MentoringStarted(
-        pair_id=str(uuid.uuid4()),
-        programme_id=PROGRAMME,
-        mentee_id=mentee,
-        mentor_id=mentor,
+        **new_pair(mentee, mentor),
         mentee_institution_id="demo-university",
         mentor_institution_id="northgate",
         started_at=now,
@@ -138,14 +140,7 @@ def started(mentee: str, mentor: str) -> m.MentoringStarted:
 
 def six_months(mentee: str, mentor: str) -> m.SixMonthsElapsed:
     now = utcnow()
-    return m.SixMonthsElapsed(
-        pair_id=str(uuid.uuid4()),
-        programme_id=PROGRAMME,
-        mentee_id=mentee,
-        mentor_id=mentor,
-        started_at=now - timedelta(days=182),
-        follow_up_at=now,
-    )
+    return m.SixMonthsElapsed(**new_pair(mentee, mentor), started_at=now - timedelta(days=182), follow_up_at=now)
 
 
 def token_of(link: str) -> str:

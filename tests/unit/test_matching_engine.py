@@ -62,38 +62,43 @@ def pairs(proposals) -> dict[str, str]:
 # --- scoring -------------------------------------------------------------------------------------------------
 
 
-def test_a_score_is_the_weighted_sum_of_its_five_components_and_keeps_what_they_rest_on() -> None:
-    her = mentee("e", seniority=1, interests=("ageing", "genetics", "stroke"), background="token-1", pathway="clinical")
-    him = mentor("r", seniority=3, interests=("genetics", "stroke", "trials"), background="token-1", pathway="clinical")
-
+@pytest.mark.parametrize(
+    ("her", "him", "components", "score", "shared_interests", "gap"),
+    [
+        pytest.param(
+            mentee(
+                "e", seniority=1, interests=("ageing", "genetics", "stroke"), background="token-1", pathway="clinical"
+            ),
+            mentor(
+                "r", seniority=3, interests=("genetics", "stroke", "trials"), background="token-1", pathway="clinical"
+            ),
+            {"seniority": 0.5, "interests": 0.5, "other_institution": 1.0, "background": 1.0, "pathway": 1.0},
+            0.5 + 0.5 + 0.5 * 1.0 + 0.5 * 1.0 + 0.25 * 1.0,
+            ("genetics", "stroke"),
+            2,
+            id="every-component-weighted",
+        ),
+        pytest.param(
+            mentee("e", seniority=1, institution="north", background=None),
+            mentor("r", seniority=2, institution="north", background=None),
+            {"seniority": 1.0, "interests": 0.0, "other_institution": 0.0, "background": 0.0, "pathway": 0.0},
+            1.0,
+            (),
+            1,
+            id="preferred-gap-scores-one-same-institution-and-absent-backgrounds-nothing",
+        ),
+    ],
+)
+def test_a_score_is_the_weighted_sum_of_its_five_components_and_keeps_what_they_rest_on(
+    her: Mentee, him: Mentor, components: dict[str, float], score: float, shared_interests: tuple[str, ...], gap: int
+) -> None:
     pair = score_pair(her, him, POLICY)
 
     assert pair is not None
-    assert pair.components == {
-        "seniority": 0.5,
-        "interests": 0.5,
-        "other_institution": 1.0,
-        "background": 1.0,
-        "pathway": 1.0,
-    }
-    assert pair.score == 0.5 + 0.5 + 0.5 * 1.0 + 0.5 * 1.0 + 0.25 * 1.0
-    assert pair.shared_interests == ("genetics", "stroke")
-    assert pair.seniority_gap == 2
-
-
-def test_the_preferred_gap_scores_one_and_same_institution_and_absent_backgrounds_score_nothing() -> None:
-    her = mentee("e", seniority=1, institution="north", background=None)
-    pair = score_pair(her, mentor("r", seniority=2, institution="north", background=None), POLICY)
-
-    assert pair is not None
-    assert pair.components == {
-        "seniority": 1.0,
-        "interests": 0.0,
-        "other_institution": 0.0,
-        "background": 0.0,
-        "pathway": 0.0,
-    }
-    assert pair.score == 1.0
+    assert pair.components == components
+    assert pair.score == score
+    assert pair.shared_interests == shared_interests
+    assert pair.seniority_gap == gap
 
 
 def test_a_background_counts_only_when_both_opted_in_with_the_same_token() -> None:

@@ -12,6 +12,7 @@ from aimms_matching.use_cases import Matchmaker
 from aimms_shared.errors import Missing, StateConflict
 from aimms_shared.mongo import utcnow
 from aimms_shared.principal import ADMIN, PARTICIPANTS_READ, SELF, Principal
+from tests.factories import matching_member
 from tests.fakes import FakeMatchingStore
 
 SCALE = ("PhD student", "Postdoctoral researcher", "Lecturer", "Senior lecturer")
@@ -21,19 +22,14 @@ COORDINATOR = Principal("coordinator", None, frozenset({ADMIN}))
 
 
 def member(pid: str, role: str, institution: str, seniority: str = "Lecturer", *interests: str) -> Member:
-    return Member(
+    return matching_member(
         participant_id=pid,
         programme_id="peer-circles",
         institution_id=institution,
         roles=(role,),
         job_title=seniority,
         seniority=seniority,
-        pathway="clinical",
         research_interests=interests or ("stroke", "global health"),
-        offers=None,
-        mentor_capacity=None,
-        profile_published=False,
-        background_matching=False,
     )
 
 

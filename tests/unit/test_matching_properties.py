@@ -30,11 +30,17 @@ Cohort = tuple[list[Mentee], list[Mentor], Policy, frozenset[tuple[str, str]]]
 
 
 SELF = "<herself>"  # stands for the mentee's own id among her choices
-INSTITUTION = st.sampled_from(INSTITUTIONS)
-SENIORITY = st.integers(0, 4)
-INTERESTS = st.frozensets(st.sampled_from(TAGS), max_size=3)
-BACKGROUND = st.sampled_from(BACKGROUNDS)
-PATHWAY = st.sampled_from((None, "clinical", "non-clinical"))
+
+# What mentors and mentees alike bring to a score.
+TRAITS = st.fixed_dictionaries(
+    {
+        "institution_id": st.sampled_from(INSTITUTIONS),
+        "seniority": st.integers(0, 4),
+        "interests": st.frozensets(st.sampled_from(TAGS), max_size=3),
+        "background": st.sampled_from(BACKGROUNDS),
+        "pathway": st.sampled_from((None, "clinical", "non-clinical")),
+    }
+)
 LOAD = st.sampled_from((0, 0, 0, 1, 2))  # mostly free, so rounds have places to contest
 
 
@@ -43,16 +49,7 @@ def cohorts(draw: st.DrawFn) -> Cohort:
     """Up to 15 mentors and 30 mentees; some people are both, some choices unknown, self or duplicated."""
     mentor_ids = [f"r{i:02d}" for i in range(draw(st.integers(1, 15)))]
     mentors = [
-        Mentor(
-            participant_id=mentor_id,
-            institution_id=draw(INSTITUTION),
-            seniority=draw(SENIORITY),
-            interests=draw(INTERESTS),
-            capacity=draw(st.integers(0, 3)),
-            load=draw(LOAD),
-            background=draw(BACKGROUND),
-            pathway=draw(PATHWAY),
-        )
+        Mentor(participant_id=mentor_id, capacity=draw(st.integers(0, 3)), load=draw(LOAD), **draw(TRAITS))
         for mentor_id in mentor_ids
     ]
     both = draw(st.sets(st.sampled_from(mentor_ids), max_size=3))
@@ -62,12 +59,8 @@ def cohorts(draw: st.DrawFn) -> Cohort:
     mentees = [
         Mentee(
             participant_id=mentee_id,
-            institution_id=draw(INSTITUTION),
-            seniority=draw(SENIORITY),
-            interests=draw(INTERESTS),
             choices=tuple(mentee_id if choice == SELF else choice for choice in draw(choices)),
-            background=draw(BACKGROUND),
-            pathway=draw(PATHWAY),
+            **draw(TRAITS),
         )
         for mentee_id in mentee_ids
     ]

@@ -11,6 +11,7 @@ from aimms_matching.links import AnswerLinks
 from aimms_matching.use_cases import Matchmaker
 from aimms_shared.errors import Missing, NotYetKnown, RuleBroken, StateConflict
 from aimms_shared.principal import PARTICIPANTS_WRITE, Principal
+from tests.factories import matching_member
 from tests.fakes import FakeMatchingStore
 
 SCALE = ("Lecturer", "Senior lecturer", "Professor")
@@ -20,19 +21,15 @@ NORTH = Principal("north-portal", "north", frozenset({PARTICIPANTS_WRITE}))
 
 def person(pid: str, role: str, seniority: str, institution: str = "north", capacity: int | None = None) -> Member:
     mentor = role == "mentor"
-    return Member(
+    return matching_member(
         participant_id=pid,
-        programme_id="aimms",
         institution_id=institution,
         roles=(role,),
         job_title=seniority,
         seniority=seniority,
-        pathway="clinical",
-        research_interests=("stroke",),
         offers="advice" if mentor else None,
         mentor_capacity=capacity if mentor else None,
         profile_published=mentor,
-        background_matching=False,
     )
 
 

@@ -12,7 +12,7 @@ from aimms_notifications.domain.compose import Known, Programme
 from aimms_notifications.handlers import MESSAGES
 from aimms_notifications.templates import RenderedMessage, Templates
 from aimms_shared.contracts import matching as m
-from aimms_shared.events import wrap
+from aimms_shared.events import Envelope, wrap
 from aimms_shared.mongo import utcnow
 from tests.fakes import FakeNotificationStore
 from tests.unit.test_notifications_templates import (
@@ -61,6 +61,19 @@ def without(*, erased: tuple[str, ...] = (), withdrawn: tuple[str, ...] = ()) ->
     return dataclasses.replace(IN_CIRCLES, contacts=contacts, erased=frozenset(erased), withdrawn=frozenset(withdrawn))
 
 
+async def queue_introductions(
+    store: FakeNotificationStore, event: m.CircleFormed, envelope: Envelope
+) -> list[dict[str, Any]]:
+    """Queue a circle's introductions for delivery; those newly queued (none for an event seen before)."""
+    return await use_cases.queue(
+        store,
+        messages.circle_formed(event, envelope),
+        message_id_domain="aimms.test",
+        details_wait_seconds=3600,
+        lease=timedelta(seconds=30),
+    )
+
+
 # -- who is told what
 
 
@@ -84,20 +97,8 @@ async def test_a_redelivered_circle_queues_no_introduction_twice() -> None:
     event = circle_formed()
     envelope = wrap(event, producer="matching")
 
-    first = await use_cases.queue(
-        store,
-        messages.circle_formed(event, envelope),
-        message_id_domain="aimms.test",
-        details_wait_seconds=3600,
-        lease=timedelta(seconds=30),
-    )
-    again = await use_cases.queue(
-        store,
-        messages.circle_formed(event, envelope),
-        message_id_domain="aimms.test",
-        details_wait_seconds=3600,
-        lease=timedelta(seconds=30),
-    )
+    first = await queue_introductions(store, event, envelope)
+    again = await queue_introductions(store, event, envelope)
 
     assert len(first) == len(EVERYONE) and again == []
     assert {d["_id"] for d in first} == {
@@ -218,13 +219,7 @@ def test_a_member_erased_or_withdrawn_since_is_left_out_and_not_waited_for() -> 
 async def test_a_withdrawal_lets_an_introduction_that_waited_for_her_details_go_without_her() -> None:
     store = FakeNotificationStore()
     event = circle_formed()
-    queued = await use_cases.queue(
-        store,
-        messages.circle_formed(event, wrap(event, producer="matching")),
-        message_id_domain="aimms.test",
-        details_wait_seconds=3600,
-        lease=timedelta(seconds=30),
-    )
+    queued = await queue_introductions(store, event, wrap(event, producer="matching"))
     to_amina = queued[0]
     await store.mark_waiting(to_amina["_id"], ["participant:p-sara"], utcnow() + timedelta(minutes=10))
 

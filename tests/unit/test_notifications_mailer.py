@@ -7,24 +7,16 @@ from email.message import EmailMessage
 import pytest
 
 from aimms_notifications.mailer import Mailer, Outgoing, SmtpRejection
-from aimms_notifications.settings import NotificationsSettings
+from tests.factories import notifications_settings
 
 LONG_LINK = "https://aimms.example/notifications/opt-out/" + "t" * 150 + ".sig"
 
 
 def mailer(sender: str = "AIMMS Méntoring <mentoring@aimms.test>") -> Mailer:
-    settings = NotificationsSettings(
-        kafka_bootstrap_servers="k:9092",
-        mongodb_uri="mongodb://m/",
-        smtp_host="smtp",
-        sender=sender,
-        link_signing_key="k" * 32,
-        public_url="https://aimms.example/notifications",
-    )
-    return Mailer(settings, max_idle=1)
+    return Mailer(notifications_settings(sender=sender), max_idle=1)
 
 
-def build(**overrides: str) -> Outgoing:
+def build(**overrides: str | None) -> Outgoing:
     fields = {
         "to_email": "zoe@medic.ac.uk",
         "to_name": "Zoë Ōkubo-Smith, Jr",

@@ -1,18 +1,16 @@
 """Who may refuse which messages, and the signed links by which they do."""
 
-from email.message import EmailMessage
-
 import pytest
 
 from aimms_notifications.domain import compose, messages
 from aimms_notifications.handlers import MESSAGES
 from aimms_notifications.links import InvalidLink, OptOutLinks
-from aimms_notifications.settings import NotificationsSettings
 from aimms_shared.contracts.matching import MatchProposalReminder
 from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
 from aimms_shared.events import wrap
 from aimms_shared.links import sign, verify
-from tests.unit.test_notifications_mailer import mailer, read
+from tests.factories import notifications_settings
+from tests.unit.test_notifications_mailer import build, read
 from tests.unit.test_notifications_templates import EVENTS, KNOWN, MENTEE, SURVEY_EVENTS, digest_notes
 
 KEY = b"k" * 32
@@ -104,49 +102,26 @@ def test_signatures_depend_on_key_and_every_part() -> None:
     assert not verify(b"y" * 32, sign(KEY, "a", "b"), "a", "b")
 
 
-def settings() -> NotificationsSettings:
-    return NotificationsSettings(
-        kafka_bootstrap_servers="k:9092",
-        mongodb_uri="mongodb://m/",
-        smtp_host="smtp",
-        sender="AIMMS <mentoring@aimms.test>",
-        link_signing_key="k" * 32,
-        public_url="https://aimms.example/notifications",
-    )
-
-
-def build(unsubscribe_url: str | None) -> EmailMessage:
-    return read(
-        mailer().build(
-            to_email="a@x.org",
-            to_name="A",
-            subject="s",
-            text="t",
-            html="<p>h</p>",
-            message_id="<1@aimms.local>",
-            unsubscribe_url=unsubscribe_url,
-        )
-    )
-
-
 def test_an_optional_email_offers_one_click_unsubscribe_and_a_required_one_does_not() -> None:
-    optional = build("https://aimms.example/notifications/opt-out/tok.sig")
+    optional = read(build(unsubscribe_url="https://aimms.example/notifications/opt-out/tok.sig"))
     assert optional["List-Unsubscribe"] == "<https://aimms.example/notifications/opt-out/tok.sig>"
     assert optional["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    required = build(None)
+    required = read(build(unsubscribe_url=None))
     assert required["List-Unsubscribe"] is None and required["List-Unsubscribe-Post"] is None
 
 
 @pytest.mark.parametrize("key", ["", "too-short", "k" * 31])
 def test_the_link_signing_key_is_required_and_long(key: str) -> None:
+    settings = notifications_settings()
     with pytest.raises(ValueError, match="link_signing_key"):
-        settings().model_validate(settings().model_dump() | {"link_signing_key": key})
+        settings.model_validate(settings.model_dump() | {"link_signing_key": key})
 
 
 def test_the_retention_is_an_iso_8601_duration() -> None:
-    assert settings().delivery_log_retention == "P90D"
+    settings = notifications_settings()
+    assert settings.delivery_log_retention == "P90D"
     with pytest.raises(ValueError, match="ISO 8601"):
-        settings().model_validate(settings().model_dump() | {"delivery_log_retention": "90 days"})
+        settings.model_validate(settings.model_dump() | {"delivery_log_retention": "90 days"})
 
 
 def test_after_a_key_rotation_links_already_sent_still_work_until_the_retired_key_is_dropped() -> None:

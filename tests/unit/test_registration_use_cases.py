@@ -114,14 +114,14 @@ async def principal_of(token: str) -> Principal:
 
 async def test_an_onboarded_institution_gets_a_portal_credential_whose_secret_is_kept_only_as_a_hash() -> None:
     store = FakeRegistrationStore()
-    institution, credential, secret = await use_cases.onboard_institution(
-        store,
-        institution_id="northgate",
-        name=" Northgate School of Medicine ",
-        email_domains=["@Northgate.ac.uk"],
-        contact_email="m@northgate.ac.uk",
-        registration_url=None,
-    )
+    northgate = {
+        "institution_id": "northgate",
+        "name": " Northgate School of Medicine ",
+        "email_domains": ["@Northgate.ac.uk"],
+        "contact_email": "m@northgate.ac.uk",
+        "registration_url": None,
+    }
+    institution, credential, secret = await use_cases.onboard_institution(store, **northgate)
 
     assert store.institutions_by_id["northgate"] == institution and institution.active
     kept = store.credentials_by_id[credential.client_id]
@@ -133,15 +133,9 @@ async def test_an_onboarded_institution_gets_a_portal_credential_whose_secret_is
     ]
     assert decode(store.events[0]["value"].encode()).institution_id == "northgate"
 
+    another = {"name": "Another", "email_domains": ["another.ac.uk"], "contact_email": "a@another.ac.uk"}
     with pytest.raises(StateConflict) as taken:
-        await use_cases.onboard_institution(
-            store,
-            institution_id="northgate",
-            name="Another",
-            email_domains=["another.ac.uk"],
-            contact_email="a@another.ac.uk",
-            registration_url=None,
-        )
+        await use_cases.onboard_institution(store, **(northgate | another))
     assert taken.value.extra["rule"] == "unique"
     assert store.institutions_by_id["northgate"].name == "Northgate School of Medicine"
     assert len(store.credentials_by_id) == 1 and store.event_types() == ["InstitutionOnboarded"]
