@@ -185,9 +185,10 @@ def registered(event: ParticipantRegistered, envelope: Envelope) -> list[Notific
     )
 
 
-def _links(event: MatchProposed | MatchProposalReminder, side: Side) -> dict[str, Any]:
-    links: ProposalLinks = event.mentee_links if side == "mentee" else event.mentor_links
-    return {"accept_url": links.accept, "decline_url": links.decline}
+def _answer_links(event: MatchProposed | MatchProposalReminder) -> dict[Side, dict[str, Any]]:
+    """Each side's own accept and decline links, as `_both` takes what differs per side."""
+    links: dict[Side, ProposalLinks] = {"mentee": event.mentee_links, "mentor": event.mentor_links}
+    return {side: {"accept_url": given.accept, "decline_url": given.decline} for side, given in links.items()}
 
 
 def _both(
@@ -216,8 +217,7 @@ def match_proposed(event: MatchProposed, envelope: Envelope) -> list[Notificatio
         envelope,
         MATCH_PROPOSED,
         event,
-        mentee=_links(event, "mentee"),
-        mentor=_links(event, "mentor"),
+        **_answer_links(event),
         choice_rank=event.choice_rank,
         fallback_reason=event.fallback_reason,
         note=event.note,
@@ -237,8 +237,7 @@ def proposal_reminder(event: MatchProposalReminder, envelope: Envelope) -> list[
         PROPOSAL_REMINDER,
         event,
         sides,
-        mentee=_links(event, "mentee"),
-        mentor=_links(event, "mentor"),
+        **_answer_links(event),
         reply_by=event.reply_by,
     )
 

@@ -239,12 +239,7 @@ async def express_interest(
     body: InterestIn, store: Store, response: Response, caller: Principal = require(PARTICIPANTS_WRITE)
 ) -> InterestOut:
     """Someone asks to join a programme; she receives the welcome email and the invitation to register."""
-    submission = InterestSubmission(
-        name=body.name,
-        email=body.email,
-        institution_id=acting_institution(caller, body.institution_id),
-        programme_id=body.programme_id,
-    )
+    submission = carried_over(InterestSubmission, body, institution_id=acting_institution(caller, body.institution_id))
     return _received(response, *await use_cases.express_interest(store, submission))
 
 
@@ -258,12 +253,8 @@ async def express_interest_openly(
 ) -> InterestOut:
     """Interest from the scheme's own page, without a portal: recorded under her member institution when
     her address is at one, otherwise under the scheme's own tenancy, if the programme is open to non-members."""
-    submission = InterestSubmission(
-        name=body.name,
-        email=str(body.email),
-        institution_id="",
-        programme_id=programme_id,
-        declared_institution=body.workplace,
+    submission = carried_over(
+        InterestSubmission, body, institution_id="", programme_id=programme_id, declared_institution=body.workplace
     )
     return _received(response, *await use_cases.express_interest_on_the_schemes_page(store, submission))
 
