@@ -367,6 +367,7 @@ async def register(
     interests: tuple[str, ...] = ("global health",),
     programme: str = "aimms-mentoring",
     confirmed: tuple[str, ...] = ("woman", "ethnic-minority", "academic-medicine"),
+    answers: dict[str, str] | None = None,
 ) -> str:
     """Register someone through her institution's portal; return her participant id."""
     body: dict[str, Any] = {
@@ -381,8 +382,10 @@ async def register(
         "consents": {"privacy_notice": "1", "code_of_conduct": "1", "confidentiality": "1"},
         "confirmed_eligibility": list(confirmed),
     }
-    if role in ("mentor", "both"):
+    if role in ("mentor", "sponsor", "ally", "both"):
         body |= {"offers": "grant writing", "mentor_capacity": capacity, "publish_profile": True}
+    if answers is not None:
+        body["answers"] = answers
     if role in ("mentee", "both"):
         body |= {"seeks": "career advice"}
     headers = bearer(scheme.northgate_token) if at == "northgate" else {}

@@ -19,7 +19,7 @@ from aimms_matching.domain.ideas import Idea
 from aimms_matching.domain.mentoring_circles import CircleMember, MentoringCircle
 from aimms_matching.domain.pairs import OPEN_STATES, Explanation, Meeting, Pair, Timing
 from aimms_matching.domain.rules import Member, ProgrammeRules
-from aimms_shared.contracts.registration import MatchingPolicy
+from aimms_shared.contracts.registration import GIVING_ROLES, MatchingPolicy
 from aimms_shared.mongo import as_utc, claim_due, from_document, utcnow
 from aimms_shared.outbox import Outbox, OutboxEntry
 
@@ -44,6 +44,7 @@ _PROFILE_FIELDS = (
     "profile_published",
     "background_matching",
     "background_token",
+    "answers",
 )
 
 
@@ -166,8 +167,13 @@ class MatchingStore:
         return await self._erased.find_one({"_id": participant_id}) is not None
 
     async def published_mentors(self, programme_id: str) -> list[Member]:
-        """Active mentors of a programme who published their profile."""
-        query = {"programme_id": programme_id, "roles": "mentor", "profile_published": True, "active": True}
+        """Active mentors (or sponsors, or allies: the programme's givers) who published their profile."""
+        query = {
+            "programme_id": programme_id,
+            "roles": {"$in": list(GIVING_ROLES)},
+            "profile_published": True,
+            "active": True,
+        }
         return [_member(d) async for d in self._members.find(query).sort("_id", ASCENDING)]
 
     async def mark_done(self, mentee_id: str) -> None:

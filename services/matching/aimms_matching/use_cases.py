@@ -99,6 +99,14 @@ async def may_read_directory(store: MatchingStore, caller: Principal, programme_
         raise Missing("programme_id", "own-programme", f"you take part in no programme '{programme_id}'")
 
 
+async def programme_rules(store: MatchingStore, programme_id: str) -> ProgrammeRules:
+    """A programme's rules, or 409 while its announcement is still on its way."""
+    programme = await store.programme(programme_id)
+    if programme is None:
+        raise NotYetKnown("programme_id", f"programme '{programme_id}' has not reached matching yet")
+    return programme
+
+
 def _outbox(pair: Pair, events: list[Event]) -> list[OutboxEntry]:
     return outbox_entries(events, producer=PRODUCER, institution_id=pair.mentee_institution_id)
 
@@ -130,10 +138,7 @@ class Matchmaker:
         self.circles = Circles(store, lease=lease)
 
     async def _programme(self, programme_id: str) -> ProgrammeRules:
-        programme = await self._store.programme(programme_id)
-        if programme is None:
-            raise NotYetKnown("programme_id", f"programme '{programme_id}' has not reached matching yet")
-        return programme
+        return await programme_rules(self._store, programme_id)
 
     # -- proposing
 

@@ -25,7 +25,7 @@ from aimms_notifications.domain.delivery import Delivery
 from aimms_notifications.domain.digest import DigestConfig, FailedDelivery, OpenProposal
 from aimms_notifications.domain.messages import Notification
 from aimms_shared.cache import RecentReads
-from aimms_shared.mongo import GroupedWrites, as_utc, claim_due, utcnow
+from aimms_shared.mongo import GroupedWrites, as_utc, claim_due, from_document, utcnow
 from aimms_shared.outbox import Outbox, OutboxEntry
 
 NOTIFICATIONS = "notifications"
@@ -306,7 +306,7 @@ class NotificationStore:
     async def _programme(self, programme_id: str) -> Programme | None:
         doc = await self._programmes.find_one({"_id": programme_id})
         # A document stored before a field existed lacks it: the field's default stands in.
-        return Programme(**{k: doc[k] for k in Programme.__dataclass_fields__ if k in doc}) if doc else None
+        return from_document(Programme, doc, "programme_id") if doc else None
 
     async def record_institution(self, institution_id: str, name: str) -> None:
         """Keep an institution's name."""

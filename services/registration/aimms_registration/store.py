@@ -19,7 +19,7 @@ from aimms_registration.domain.page_links import PageLink
 from aimms_registration.domain.participants import Consent, Participant, Profile
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
 from aimms_shared.cache import RecentReads
-from aimms_shared.contracts.registration import MatchingPolicy
+from aimms_shared.contracts.registration import MatchingPolicy, ProfileQuestion
 from aimms_shared.crypto import FieldCipher
 from aimms_shared.errors import StateConflict
 from aimms_shared.idempotency import IdempotencyKeys
@@ -362,6 +362,7 @@ def _programme_doc(programme: Programme) -> dict[str, Any]:
         doc[name] = list(doc[name])
     doc["eligibility"] = [asdict(s) for s in programme.eligibility]
     doc["matching"] = programme.matching.model_dump()
+    doc["profile_questions"] = [q.model_dump() for q in programme.profile_questions]
     return doc
 
 
@@ -379,6 +380,7 @@ def _programme(doc: dict[str, Any]) -> Programme:
             "seniority_scale": tuple(doc["seniority_scale"]),
             "sensitive_fields": tuple(doc.get("sensitive_fields", ("ethnicity",))),
             "matching": MatchingPolicy.model_validate(doc.get("matching", {})),
+            "profile_questions": tuple(ProfileQuestion.model_validate(q) for q in doc.get("profile_questions", ())),
         }
     )
 

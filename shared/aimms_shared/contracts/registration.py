@@ -19,8 +19,18 @@ INTERESTS = Topic("registration.interests")
 PARTICIPANTS = Topic("registration.participants")
 CONTACTS = Topic("registration.contacts", compacted=True)
 
-# Pairs programmes offer mentor and mentee; circles programmes, peer and facilitator.
-Role = Literal["mentor", "mentee", "peer", "facilitator"]
+# Pairs programmes offer mentees one kind of support, given by mentors, sponsors or allies; circles
+# programmes offer peer and facilitator.
+Role = Literal["mentor", "sponsor", "ally", "mentee", "peer", "facilitator"]
+# The roles that give a pairs programme's support: the side of a pair opposite the mentee.
+GIVING_ROLES = ("mentor", "sponsor", "ally")
+
+
+def gives(roles: "list[str] | tuple[str, ...]") -> bool:
+    """Whether these roles give a pairs programme's support: the engine's mentor side, with a capacity."""
+    return any(role in GIVING_ROLES for role in roles)
+
+
 ProgrammeKind = Literal["pairs", "circles"]
 # The scheme's own tenancy: the institution id of people whose university is not onboarded.
 SCHEME_TENANCY = "scheme"
@@ -76,6 +86,13 @@ class MatchingPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     preferred_seniority_gap: int = Field(default=1, ge=1, le=20, description="Levels between mentor and mentee.")
+    min_seniority_gap: int = Field(
+        default=0,
+        ge=0,
+        le=20,
+        description="Levels the giving side must be beyond the mentee (in the programme's direction) for any pair: "
+        "sponsors need standing to advocate. 0: seniority only guides proposals.",
+    )
     weights: ScoreWeights = ScoreWeights()
     fallback_candidates: int = Field(default=20, ge=0, le=200, description="Scored mentors after her choices.")
     residual_candidates: int = Field(default=60, ge=0, le=1000, description="List length in the residual round.")
@@ -88,6 +105,18 @@ class MatchingPolicy(BaseModel):
     reply_within: IsoDuration = Field(default="P14D", description="Time to accept or decline a proposal.")
     reminder_after: IsoDuration = Field(default="P7D", description="Unanswered this long: a reminder.")
     trial_period: IsoDuration = Field(default="P1M", description="Either side may end the match freely within it.")
+
+
+class ProfileQuestion(BaseModel):
+    """A question of a programme's own that people in some of its roles answer in their profile (a sponsor: what
+    she can open doors to); mentees read the answers of those they may choose."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    question_id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    text: str = Field(min_length=3, max_length=300)
+    roles: list[Role] = Field(min_length=1, description="The roles that answer it.")
+    required: bool = False
 
 
 class _ProgrammeState(Event, topic=PROGRAMMES, key="programme_id"):
@@ -113,6 +142,9 @@ class _ProgrammeState(Event, topic=PROGRAMMES, key="programme_id"):
     )
     ideas_for_change: bool = Field(
         default=False, description="Pairs record ideas for change, reported to the programme's leads anonymously."
+    )
+    profile_questions: list[ProfileQuestion] = Field(
+        default_factory=list, description="The programme's own profile questions, per role."
     )
 
 
@@ -159,6 +191,9 @@ class _Profile(_ParticipantEvent):
     mentor_capacity: int | None
     profile_published: bool
     background_matching: bool
+    answers: dict[str, str] = Field(
+        default_factory=dict, description="Her answers to the programme's profile questions for her roles."
+    )
     background_token: str | None = Field(
         default=None,
         description="Only where she asked to be matched by background and described it: a keyed hash of her "

@@ -2,12 +2,12 @@
 
 import math
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from aimms_matching.domain import engine
 from aimms_matching.domain.pairs import Pair, Timing
-from aimms_shared.contracts.registration import MatchingPolicy
+from aimms_shared.contracts.registration import MatchingPolicy, gives
 from aimms_shared.errors import Missing, RuleBroken, StateConflict
 
 MAX_CHOICES = engine.MAX_CHOICES
@@ -27,6 +27,12 @@ class ProgrammeRules:
     matching: MatchingPolicy = MatchingPolicy()
     ideas_for_change: bool = False  # pairs record ideas for change (reverse mentoring)
     kind: str = "pairs"  # or "circles": 4-8 peers with a facilitator
+    roles_offered: tuple[str, ...] = ("mentor", "mentee")
+
+    @property
+    def giver(self) -> str:
+        """Who gives the programme's support: mentor, sponsor or ally."""
+        return next((role for role in self.roles_offered if gives((role,))), "mentor")
 
     def rank(self, seniority: str) -> int:
         """A level's position on the scale (0 = most junior); unknown levels count as most junior."""
@@ -34,8 +40,17 @@ class ProgrammeRules:
 
     def may_mentor(self, mentor: "Member", mentee: "Member") -> bool:
         """Seniority in the programme's direction: mentor more senior (inverted for reverse mentoring)."""
+        return self._gap(mentor, mentee) >= 1
+
+    def far_enough(self, mentor: "Member", mentee: "Member") -> bool:
+        """The programme's least gap for any pair (sponsors need standing to advocate); none by default."""
+        least = self.matching.min_seniority_gap
+        return least == 0 or self._gap(mentor, mentee) >= least
+
+    def _gap(self, mentor: "Member", mentee: "Member") -> int:
+        """Levels from mentee to mentor in the programme's direction (negative: the wrong way)."""
         gap = self.rank(mentor.seniority) - self.rank(mentee.seniority)
-        return (gap if self.mentor_more_senior else -gap) >= 1
+        return gap if self.mentor_more_senior else -gap
 
     def timing(self) -> Timing:
         """The durations a pair proposed now lives by."""
@@ -101,6 +116,7 @@ class Member:
     profile_published: bool
     background_matching: bool
     background_token: str | None = None  # registration's keyed hash of her background, only if she opted in
+    answers: dict[str, str] = field(default_factory=dict)  # to the programme's own profile questions
     active: bool = True
     joined_at: datetime | None = None
     open_pair: str | None = None  # a mentee's proposal or partnership in progress
@@ -120,7 +136,7 @@ class Member:
     @property
     def is_published_mentor(self) -> bool:
         """Mentees may choose her."""
-        return self.active and "mentor" in self.roles and self.profile_published
+        return self.active and gives(self.roles) and self.profile_published
 
     @property
     def is_mentee(self) -> bool:
@@ -147,21 +163,32 @@ def check_choices(
             raise RuleBroken(field, "published-mentor", f"'{mentor_id}' is not a published mentor of the programme")
         if programme.matching.choices_by_seniority and not programme.may_mentor(mentor, mentee):
             raise RuleBroken(field, "eligible-seniority", f"'{mentor_id}' cannot mentor her at this seniority")
+        if not programme.far_enough(mentor, mentee):
+            raise RuleBroken(field, "seniority-gap", f"'{mentor_id}' is too close to her in seniority here")
     return tuple(choices)
 
 
 def declared_conflicts(programme: ProgrammeRules, mentees: list[Member], mentors: list[Member]) -> set[tuple[str, str]]:
-    """(mentee, mentor) pairs the programme rules out: same-school pairs where it says so."""
-    if programme.matching.same_institution_allowed:
-        return set()
-    by_institution: dict[str, list[str]] = {}
-    for mentor in mentors:
-        by_institution.setdefault(mentor.institution_id, []).append(mentor.participant_id)
-    return {
-        (mentee.participant_id, mentor_id)
-        for mentee in mentees
-        for mentor_id in by_institution.get(mentee.institution_id, ())
-    }
+    """(mentee, mentor) pairs the programme rules out: same-school pairs where it says so, and pairs closer in
+    seniority than its least gap."""
+    conflicts = set()
+    if not programme.matching.same_institution_allowed:
+        by_institution: dict[str, list[str]] = {}
+        for mentor in mentors:
+            by_institution.setdefault(mentor.institution_id, []).append(mentor.participant_id)
+        conflicts = {
+            (mentee.participant_id, mentor_id)
+            for mentee in mentees
+            for mentor_id in by_institution.get(mentee.institution_id, ())
+        }
+    if programme.matching.min_seniority_gap:
+        conflicts |= {
+            (mentee.participant_id, mentor.participant_id)
+            for mentee in mentees
+            for mentor in mentors
+            if not programme.far_enough(mentor, mentee)
+        }
+    return conflicts
 
 
 # Why a mentee is still waiting, from her last proposal (if any) and whether rounds have begun.
@@ -234,16 +261,14 @@ def manual_proposal(
         raise Missing("mentee_id", "mentee-in-programme", "no waiting mentee by that id in this programme")
     if not mentee.is_waiting_mentee:
         raise StateConflict("mentee_id", "waiting-mentee", "she already has a proposal or partnership, or finished one")
-    if (
-        mentor is None
-        or mentor.programme_id != programme.programme_id
-        or not (mentor.active and "mentor" in mentor.roles)
-    ):
+    if mentor is None or mentor.programme_id != programme.programme_id or not (mentor.active and gives(mentor.roles)):
         raise Missing("mentor_id", "mentor-in-programme", "no mentor by that id in this programme")
     if mentor.participant_id == mentee.participant_id:
         raise RuleBroken("mentor_id", "someone-else", "a mentee cannot be her own mentor")
     if mentor.places_left <= 0:
         raise StateConflict("mentor_id", "place-free", "this mentor has no place free")
+    if not programme.far_enough(mentor, mentee):
+        raise RuleBroken("mentor_id", "seniority-gap", "the programme needs a wider seniority gap between them")
     if (mentee.participant_id, mentor.participant_id) in exclusions:
         raise RuleBroken(
             "mentor_id", "not-declined-before", "these two were proposed before: declined or ended in trial"

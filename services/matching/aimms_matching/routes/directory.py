@@ -3,7 +3,7 @@
 from typing import Annotated
 
 from fastapi import Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from aimms_matching import use_cases
 from aimms_matching.routes.deps import Store
@@ -24,6 +24,7 @@ class Profile(BaseModel):
     pathway: str
     research_interests: list[str]
     offers: str | None
+    answers: dict[str, str] = Field(default_factory=dict, description="To the programme's own profile questions.")
 
 
 class DirectoryEntry(Profile):

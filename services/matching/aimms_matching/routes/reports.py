@@ -4,6 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from aimms_matching import use_cases
 from aimms_matching.domain import rules
 from aimms_matching.routes.deps import Store
 from aimms_shared.auth import ADMIN, Principal, require
@@ -16,6 +17,7 @@ class MatchingReport(BaseModel):
     """Where a programme's pairs stand, and how long mentees wait for a partnership."""
 
     programme_id: str
+    support: str = Field(description="Who gives the programme's support: mentor, sponsor or ally.")
     pairs_by_state: dict[str, int]
     pairs_by_institution: dict[str, dict[str, int]] = Field(description="Pairs with a side at the institution.")
     partnerships_started: int
@@ -29,6 +31,8 @@ class MatchingReport(BaseModel):
 @router.get("/reports/matching", response_model=MatchingReport, responses=problem_responses(404))
 async def matching_report(programme_id: str, store: Store, caller: Principal = require(ADMIN)) -> MatchingReport:
     """For coordinators: pairs by state and institution, and time to match."""
+    programme = await use_cases.programme_rules(store, programme_id)
     found = await store.pairs(programme_id=programme_id, limit=100_000)
     joined = await store.joined_times(programme_id)
-    return MatchingReport(programme_id=programme_id, **rules.matching_summary(found, joined))
+    summary = rules.matching_summary(found, joined)
+    return MatchingReport(programme_id=programme_id, support=programme.giver, **summary)

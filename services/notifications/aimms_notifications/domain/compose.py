@@ -21,6 +21,7 @@ from aimms_notifications.domain.messages import (
     is_optional,
     other,
 )
+from aimms_shared.contracts.registration import gives
 from aimms_shared.durations import in_words
 
 
@@ -51,6 +52,12 @@ class Programme:
     audience: str = ""  # whom it serves, e.g. "women from … working in academic medicine"
     description: str = ""  # the paragraph its welcome opens with
     kind: str = "pairs"  # or "circles": groups of peers with a facilitator, not pairs
+    roles_offered: tuple[str, ...] = ("mentor", "mentee")
+
+    @property
+    def giver(self) -> str:
+        """Who gives its support, as its emails call her: mentor, sponsor or ally."""
+        return next((role for role in self.roles_offered if gives((role,))), "mentor")
 
 
 def introduction(programme: Programme) -> str:
@@ -72,6 +79,8 @@ def programme_context(programme: Programme) -> dict[str, Any]:
         "trial_period": in_words(programme.trial_period),
         "mentor_more_senior": programme.mentor_more_senior,
         "circles": programme.kind == "circles",
+        "giver": programme.giver,
+        "a_giver": f"{'an' if programme.giver[0] in 'aeiou' else 'a'} {programme.giver}",
     }
 
 

@@ -28,6 +28,7 @@ from aimms_shared.contracts.registration import (
     InterestExpressed,
     ParticipantLinkIssued,
     ParticipantRegistered,
+    gives,
     interest_contact_id,
 )
 from aimms_shared.contracts.surveys import SurveyInvitationIssued, SurveyReminderIssued
@@ -175,7 +176,7 @@ def registered(event: ParticipantRegistered, envelope: Envelope) -> list[Notific
         envelope,
         REGISTERED,
         event,
-        is_mentor="mentor" in event.roles,
+        is_mentor=gives(event.roles),
         is_mentee="mentee" in event.roles,
         is_facilitator="facilitator" in event.roles,
         role=event.roles[0],  # a circle's member: peer or facilitator

@@ -17,6 +17,7 @@ from aimms_shared.contracts.registration import (
     ParticipantProfileUpdated,
     ParticipantRegistered,
     ParticipantWithdrawn,
+    gives,
 )
 from aimms_shared.errors import RuleBroken, StateConflict
 from aimms_shared.events import Event
@@ -62,6 +63,7 @@ class Profile:
     mentor_capacity: int | None
     publish_profile: bool
     background_matching: bool
+    answers: dict[str, str] = field(default_factory=dict)  # question id -> her answer (the programme's questions)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ class Registration:
     email: str
     institution_id: str
     programme_id: str
-    role: str  # mentor | mentee | both (pairs); peer | facilitator (circles)
+    # Pairs: the programme's giving role (mentor, sponsor or ally), mentee, or both; circles: peer or facilitator.
+    role: str
     profile: Profile
     consents: dict[str, str]  # kind -> version
     confirmed_eligibility: tuple[str, ...]
@@ -106,8 +109,8 @@ class Participant:
 
     @property
     def is_mentor(self) -> bool:
-        """Whether she mentors in this programme."""
-        return "mentor" in self.roles
+        """Whether she gives the programme's support (mentors, sponsors or is an ally): she has a capacity."""
+        return gives(self.roles)
 
     @property
     def in_evaluation(self) -> bool:
@@ -141,7 +144,7 @@ def register(
         raise RuleBroken(
             "email", "institution-email-domain", f"the address must be at {' or '.join(institution.email_domains)}"
         )
-    roles = ("mentor", "mentee") if registration.role == "both" else (registration.role,)
+    roles = (programme.giver, "mentee") if registration.role == "both" else (registration.role,)
     for role in roles:
         if not programme.offers(role):
             raise RuleBroken("role", "role-offered", f"{programme.name} has no {role} role")
@@ -285,16 +288,16 @@ def _checked_profile(profile: Profile, roles: tuple[str, ...], programme: Progra
     if profile.pathway not in PATHWAYS:
         raise RuleBroken("pathway", "pathway", f"pathway is one of: {', '.join(PATHWAYS)}")
     capacity = profile.mentor_capacity
-    if "mentor" in roles:
+    if gives(roles):
         capacity = programme.default_mentor_capacity if capacity is None else capacity
         if not 1 <= capacity <= programme.max_mentor_capacity:
             raise RuleBroken(
                 "mentor_capacity", "capacity-range", f"mentor capacity is 1 to {programme.max_mentor_capacity}"
             )
         if not (profile.offers or "").strip():
-            raise RuleBroken("offers", "required-for-mentors", "mentors say what they can offer")
+            raise RuleBroken("offers", "required-for-mentors", f"{programme.giver}s say what they can offer")
     elif capacity is not None:
-        raise RuleBroken("mentor_capacity", "mentors-only", "only mentors have a capacity")
+        raise RuleBroken("mentor_capacity", "mentors-only", f"only {programme.giver}s have a capacity")
     if "mentee" in roles and not (profile.seeks or "").strip():
         raise RuleBroken("seeks", "required-for-mentees", "mentees say what they hope to gain")
     return replace(
@@ -302,8 +305,22 @@ def _checked_profile(profile: Profile, roles: tuple[str, ...], programme: Progra
         job_title=profile.job_title.strip(),
         research_interests=normalise_interests(profile.research_interests),
         mentor_capacity=capacity,
-        publish_profile=profile.publish_profile and "mentor" in roles,
+        publish_profile=profile.publish_profile and gives(roles),
+        answers=_checked_answers(profile.answers, roles, programme),
     )
+
+
+def _checked_answers(answers: dict[str, str], roles: tuple[str, ...], programme: Programme) -> dict[str, str]:
+    """Her answers to the programme's questions for her roles: each required one given, none to another's."""
+    asked = {q.question_id: q for q in programme.questions_for(roles)}
+    for question_id in answers:
+        if question_id not in asked:
+            raise RuleBroken(f"answers.{question_id}", "question-asked", "the programme asks no such question of her")
+    kept = {question_id: text.strip() for question_id, text in answers.items() if text.strip()}
+    for question in asked.values():
+        if question.required and question.question_id not in kept:
+            raise RuleBroken(f"answers.{question.question_id}", "required-answer", f"answer: {question.text}")
+    return kept
 
 
 def _require_active(participant: Participant) -> None:
@@ -333,5 +350,6 @@ def _profile_fields(participant: Participant, background_key: bytes) -> dict:
         "mentor_capacity": p.mentor_capacity,
         "profile_published": p.publish_profile,
         "background_matching": p.background_matching,
+        "answers": dict(p.answers),
         "background_token": token,
     }

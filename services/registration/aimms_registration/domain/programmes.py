@@ -2,12 +2,19 @@
 
 from dataclasses import dataclass, field
 
-from aimms_shared.contracts.registration import MatchingPolicy, ProgrammeOpened, ProgrammeUpdated
+from aimms_shared.contracts.registration import (
+    GIVING_ROLES,
+    MatchingPolicy,
+    ProfileQuestion,
+    ProgrammeOpened,
+    ProgrammeUpdated,
+)
 from aimms_shared.durations import is_duration
 from aimms_shared.errors import RuleBroken
 
-# The roles each kind of programme offers: pairs of mentor and mentee, or circles of peers with a facilitator.
-ROLES_OF_KIND = {"pairs": ("mentor", "mentee"), "circles": ("peer", "facilitator")}
+# The roles each kind of programme offers: pairs of a mentee and one who gives support (a mentor, a sponsor or
+# an ally: one kind per programme), or circles of peers with a facilitator.
+ROLES_OF_KIND = {"pairs": (*GIVING_ROLES, "mentee"), "circles": ("peer", "facilitator")}
 # Optional demographic questions a programme may ask; ethnicity is always treated as sensitive.
 DEMOGRAPHICS = ("ethnicity", "age_band")
 ALWAYS_SENSITIVE = ("ethnicity",)
@@ -54,7 +61,14 @@ class Programme:
     open_to_non_members: bool = False
     # Reverse mentoring: pairs record ideas for change, which its leads read without names.
     ideas_for_change: bool = False
+    # Questions of its own for some roles' profiles (a sponsor: what she can open doors to).
+    profile_questions: tuple[ProfileQuestion, ...] = ()
     version: int = 1
+
+    @property
+    def giver(self) -> str:
+        """The role that gives this programme's support: mentor, sponsor or ally (mentor where none is offered)."""
+        return next((role for role in self.roles_offered if role in GIVING_ROLES), "mentor")
 
     def offers(self, role: str) -> bool:
         """Whether the programme has this role."""
@@ -63,6 +77,10 @@ class Programme:
     def statements_for(self, roles: tuple[str, ...]) -> tuple[EligibilityStatement, ...]:
         """The statements someone registering in these roles confirms."""
         return tuple(s for s in self.eligibility if s.applies_to(roles))
+
+    def questions_for(self, roles: tuple[str, ...]) -> tuple[ProfileQuestion, ...]:
+        """The profile questions someone in these roles answers."""
+        return tuple(q for q in self.profile_questions if any(role in q.roles for role in roles))
 
 
 def define(programme: Programme) -> Programme:
@@ -74,6 +92,20 @@ def define(programme: Programme) -> Programme:
         raise RuleBroken(
             "roles_offered", "roles", f"a {programme.kind} programme's roles are chosen from {', '.join(roles)}"
         )
+    if len([r for r in programme.roles_offered if r in GIVING_ROLES]) > 1:
+        raise RuleBroken(
+            "roles_offered", "one-giving-role", "a pairs programme gives one kind of support: mentor, sponsor or ally"
+        )
+    ids = [q.question_id for q in programme.profile_questions]
+    if len(set(ids)) != len(ids):
+        raise RuleBroken("profile_questions", "distinct-ids", "profile questions need distinct ids")
+    for position, question in enumerate(programme.profile_questions):
+        if any(role not in programme.roles_offered for role in question.roles):
+            raise RuleBroken(
+                f"profile_questions.{position}.roles",
+                "roles-offered",
+                "a question names only roles the programme offers",
+            )
     scale = tuple(level.strip() for level in programme.seniority_scale)
     if not scale or len(set(scale)) != len(scale) or not all(scale):
         raise RuleBroken("seniority_scale", "distinct-levels", "the seniority scale needs distinct, non-empty levels")

@@ -96,6 +96,9 @@ class ProfileFields(BaseModel):
     mentor_capacity: int | None = Field(default=None, ge=1, le=50, description="Mentees she will take at once.")
     publish_profile: bool = Field(default=False, description="Consent to publish her mentor profile to mentees.")
     background_matching: bool = Field(default=False, description="Let shared background count in matching.")
+    answers: dict[Tag, Text] = Field(
+        default_factory=dict, max_length=10, description="Her answers to the programme's profile questions, by id."
+    )
 
 
 class ParticipantIn(ProfileFields):
@@ -105,8 +108,9 @@ class ParticipantIn(ProfileFields):
     email: EmailStr = Field(description="Must be at one of the institution's email domains.")
     programme_id: Slug
     institution_id: Slug | None = Field(default=None, description="Default: the portal's own institution.")
-    role: Literal["mentor", "mentee", "both", "peer", "facilitator"] = Field(
-        description="A pairs programme: mentor, mentee or both; a circles programme: peer or facilitator."
+    role: Literal["mentor", "sponsor", "ally", "mentee", "both", "peer", "facilitator"] = Field(
+        description="A pairs programme: mentee, the role that gives its support (mentor, sponsor or ally), or both; "
+        "a circles programme: peer or facilitator."
     )
     consents: ConsentsIn
     confirmed_eligibility: list[Slug] = Field(default_factory=list, description="Ids of the programme's statements.")
@@ -130,6 +134,7 @@ class ParticipantChanges(BaseModel):
     mentor_capacity: int | None = Field(default=None, ge=1, le=50)
     publish_profile: bool | None = None
     background_matching: bool | None = None
+    answers: dict[Tag, Text] | None = Field(default=None, max_length=10, description="All her answers, replaced.")
     ethnicity: str | None = Field(default=None, max_length=200)
     age_band: Literal[AGE_BANDS, ""] | None = None  # type: ignore[valid-type]
 
@@ -161,6 +166,7 @@ class ParticipantOut(BaseModel):
     mentor_capacity: int | None
     publish_profile: bool
     background_matching: bool
+    answers: dict[str, str]
     consents: list[ConsentOut]
     confirmed_eligibility: list[str]
     status: str

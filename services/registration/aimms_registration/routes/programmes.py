@@ -8,7 +8,7 @@ from aimms_registration import use_cases
 from aimms_registration.domain.programmes import EligibilityStatement, Programme
 from aimms_registration.routes.deps import Store
 from aimms_shared.auth import ADMIN, PROFILES_READ, Principal, require
-from aimms_shared.contracts.registration import MatchingPolicy, ProgrammeKind, Role
+from aimms_shared.contracts.registration import MatchingPolicy, ProfileQuestion, ProgrammeKind, Role
 from aimms_shared.errors import Missing
 from aimms_shared.http import Slug, api_router, problem_responses
 from aimms_shared.mapping import carried_over
@@ -39,7 +39,8 @@ class ProgrammeSettings(BaseModel):
     roles_offered: list[Role] = Field(
         min_length=1,
         max_length=2,
-        description="A pairs programme: mentor, mentee; a circles programme: peer, facilitator.",
+        description="A pairs programme: mentee and the role that gives its support (mentor, sponsor or ally); "
+        "a circles programme: peer, facilitator.",
     )
     seniority_scale: list[str] = Field(
         min_length=1, max_length=20, description="Levels from most junior to most senior."
@@ -67,6 +68,12 @@ class ProgrammeSettings(BaseModel):
         default=False,
         description="Pairs record ideas for change (reverse mentoring), which the programme's leads read without "
         "names, once at least three pairs have recorded some.",
+    )
+    profile_questions: list[ProfileQuestion] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Questions of the programme's own that some roles answer in their profile (a sponsor: what "
+        "she can open doors to); mentees read the answers of those they may choose.",
     )
 
     def to_domain(self, programme_id: str) -> Programme:
