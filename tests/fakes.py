@@ -54,6 +54,7 @@ class FakeMatchingStore:
     programmes_by_id: dict[str, ProgrammeRules] = field(default_factory=dict)
     rounds_begun: dict[str, datetime] = field(default_factory=dict)
     members_by_id: dict[str, Member] = field(default_factory=dict)
+    texts: dict[str, dict[str, Any]] = field(default_factory=dict)  # participant id -> her profile's free text
     held_by: dict[str, set[str]] = field(default_factory=dict)  # mentor id -> pair ids holding her places
     erased: set[str] = field(default_factory=set)
     choices: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -86,7 +87,17 @@ class FakeMatchingStore:
         kept = self.members_by_id.get(member.participant_id)
         if kept is not None:  # a profile update keeps the places she holds and her lifecycle flags
             member = replace(member, active=kept.active, open_pair=kept.open_pair, load=kept.load, done=kept.done)
-        self.members_by_id[member.participant_id] = member
+        text = self.texts.get(member.participant_id, {})  # her free text, which arrives on its own
+        self.members_by_id[member.participant_id] = replace(member, **text)
+
+    async def save_member_text(self, text: dict[str, Any]) -> None:
+        if text["participant_id"] in self.erased:
+            return
+        fields = {k: v for k, v in text.items() if k != "participant_id"}
+        self.texts[text["participant_id"]] = fields
+        kept = self.members_by_id.get(text["participant_id"])
+        if kept is not None:
+            self.members_by_id[kept.participant_id] = replace(kept, **fields)
 
     async def member(self, participant_id: str) -> Member | None:
         return self.members_by_id.get(participant_id)

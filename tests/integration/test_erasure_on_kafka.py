@@ -11,7 +11,7 @@ import json
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from aimms_shared.contracts.registration import CONTACTS, interest_contact_id
+from aimms_shared.contracts.registration import CONTACTS, interest_contact_id, profile_text_id
 from aimms_shared.events import in_namespace
 
 from .conftest import Infrastructure, Platform, eventually, mails_to, read_topic
@@ -20,7 +20,7 @@ from .test_registration import participant_body
 pytestmark = pytest.mark.integration
 
 
-async def test_after_erasure_her_name_and_address_are_readable_on_no_topic(
+async def test_after_erasure_her_name_address_and_profile_text_are_readable_on_no_topic(
     platform: Platform, infrastructure: Infrastructure
 ) -> None:
     registration, namespace = platform.registration, platform.namespace
@@ -40,7 +40,8 @@ async def test_after_erasure_her_name_and_address_are_readable_on_no_topic(
     assert (await registration.delete(f"/participants/{her}")).status_code == 204
 
     contacts = in_namespace(CONTACTS.name, namespace)
-    her_keys = {her, interest_contact_id(interest_id)}
+    her_keys = {her, interest_contact_id(interest_id), profile_text_id(her)}
+    words = (name, email, person["job_title"], person["offers"], person["seeks"])
 
     async def tombstoned() -> bool:
         latest = {r.key.decode(): r.value for r in await read_topic(infrastructure, contacts, expect=10_000, timeout=2)}
@@ -52,7 +53,7 @@ async def test_after_erasure_her_name_and_address_are_readable_on_no_topic(
             continue
         for record in await read_topic(infrastructure, topic, expect=10_000, timeout=2):
             text = json.dumps(json.loads(record.value)) if record.value else ""
-            assert name not in text and email not in text, f"{topic} still holds her name or address"
+            assert not [w for w in words if w in text], f"{topic} still holds her name, address or profile text"
 
 
 async def _topics_of(infrastructure: Infrastructure, namespace: str) -> list[str]:

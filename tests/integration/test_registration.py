@@ -209,8 +209,10 @@ async def test_registration_raises_its_event_and_a_contact_record_without_specia
     assert event["payload"]["research_interests"] == ["global-health", "epidemiology"]
     wire = json.dumps(event)
     assert "Nigerian" not in wire and "30-39" not in wire and "@" not in wire and "Okafor" not in wire
-    [(contact_key, contact)] = await events(infrastructure, platform, CONTACTS.name, expect=1)
-    assert contact_key == key and contact["payload"]["email"] == participant["email"]
+    assert participant["job_title"] not in wire and participant["offers"] not in wire  # her words go apart:
+    compacted = dict(await events(infrastructure, platform, CONTACTS.name, expect=2))
+    assert compacted[key]["payload"]["email"] == participant["email"]
+    assert compacted[f"profile:{key}"]["payload"]["offers"] == participant["offers"]
 
 
 async def test_special_category_data_is_encrypted_at_rest_and_returned_only_to_subject_access(
@@ -373,8 +375,9 @@ async def test_erasure_leaves_nothing_of_her_here_and_tombstones_her_contact_rec
     assert interests == 0
 
     # Her contact records (as participant, and as she expressed interest) end in tombstones: compaction forgets them.
-    latest = dict(await events(infrastructure, platform, CONTACTS.name, expect=4))
+    latest = dict(await events(infrastructure, platform, CONTACTS.name, expect=6))
     assert latest[participant_id] is None and latest[f"interest:{interest_id}"] is None
+    assert latest[f"profile:{participant_id}"] is None  # her profile's free text too
     kinds = [e["event_type"] for _, e in await events(infrastructure, platform, PARTICIPANTS.name, expect=2)]
     assert kinds == ["ParticipantRegistered", "ParticipantErased"]
 

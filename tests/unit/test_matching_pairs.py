@@ -226,7 +226,7 @@ def test_an_answer_link_signed_for_another_purpose_is_refused_and_one_issued_bef
 
 
 def member(pid: str, institution: str, roles=("mentee",)) -> Member:
-    return Member(pid, "aimms", institution, roles, "ST3", "ST3", "clinical", (), None, 1, True, False)
+    return Member(pid, "aimms", institution, roles, "ST3", "clinical", (), 1, True, False)
 
 
 def test_a_mentee_may_name_any_published_mentor_unless_the_programme_limits_choices_by_seniority():

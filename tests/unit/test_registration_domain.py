@@ -12,6 +12,7 @@ from aimms_registration.domain.programmes import EligibilityStatement, Programme
 from aimms_shared.contracts.registration import (
     MentorCapacityChanged,
     ParticipantContact,
+    ParticipantProfileText,
     ParticipantProfileUpdated,
     ParticipantRegistered,
 )
@@ -53,8 +54,8 @@ def register(registration: Registration = REGISTRATION, programme: Programme = A
     return participants.register(registration, SCHOOL, programme, participant_id="p-1", now=NOW, background_key=KEY)
 
 
-def test_a_registration_records_her_profile_consents_and_raises_two_records() -> None:
-    participant, (registered, contact) = register()
+def test_a_registration_records_her_profile_consents_and_raises_three_records() -> None:
+    participant, (registered, contact, text) = register()
 
     assert participant.roles == ("mentor", "mentee")
     assert participant.name == "Dr Amina Okafor"
@@ -67,14 +68,17 @@ def test_a_registration_records_her_profile_consents_and_raises_two_records() ->
     ]
     assert isinstance(registered, ParticipantRegistered) and isinstance(contact, ParticipantContact)
     assert contact.email == "amina@med.demo-university.ac.uk"
+    assert isinstance(text, ParticipantProfileText) and (text.text_id, text.offers) == ("profile:p-1", "grant writing")
 
 
-def test_no_event_carries_her_special_category_data_or_contact_details() -> None:
-    _, (registered, contact) = register()
+def test_no_event_carries_her_special_category_data_and_only_compacted_records_carry_her_words() -> None:
+    _, (registered, contact, text) = register()
     wire = registered.model_dump_json()
     assert "Nigerian" not in wire and "30-39" not in wire
     assert "amina@" not in wire and "Okafor" not in wire
-    assert "Nigerian" not in contact.model_dump_json()
+    assert "job_title" not in registered.model_dump()
+    assert "grant writing" not in wire and "leadership" not in wire  # what she offers and seeks
+    assert "Nigerian" not in contact.model_dump_json() and "Nigerian" not in text.model_dump_json()
 
 
 @pytest.mark.parametrize(
@@ -134,7 +138,12 @@ def test_profile_updates_raise_what_changed() -> None:
         name="Prof Amina Okafor",
         background_key=KEY,
     )
-    assert [type(e) for e in events] == [ParticipantProfileUpdated, ParticipantContact, MentorCapacityChanged]
+    assert [type(e) for e in events] == [
+        ParticipantProfileUpdated,
+        ParticipantContact,
+        ParticipantProfileText,
+        MentorCapacityChanged,
+    ]
     assert updated.name == "Prof Amina Okafor"
     unchanged, none = participants.update_profile(updated, AIMMS, updated.profile, background_key=KEY)
     assert none == [] and unchanged == updated
@@ -151,11 +160,11 @@ def test_an_empty_answer_withdraws_an_optional_demographic() -> None:
 
 def test_background_matching_announces_a_keyed_token_equal_for_the_same_self_description() -> None:
     """Ethnicity never leaves registration: matching sees only whether two opted-in descriptions agree."""
-    _, (nigerian, _) = register()
-    _, (same, _) = register(replace(REGISTRATION, sensitive={"ethnicity": "nigerian (british)"}))
-    _, (other, _) = register(replace(REGISTRATION, sensitive={"ethnicity": "Pakistani"}))
-    _, (not_opted_in, _) = register(replace(REGISTRATION, profile=replace(PROFILE, background_matching=False)))
-    _, (not_described, _) = register(replace(REGISTRATION, sensitive={}))
+    _, (nigerian, *_) = register()
+    _, (same, *_) = register(replace(REGISTRATION, sensitive={"ethnicity": "nigerian (british)"}))
+    _, (other, *_) = register(replace(REGISTRATION, sensitive={"ethnicity": "Pakistani"}))
+    _, (not_opted_in, *_) = register(replace(REGISTRATION, profile=replace(PROFILE, background_matching=False)))
+    _, (not_described, *_) = register(replace(REGISTRATION, sensitive={}))
 
     assert nigerian.background_token is not None and nigerian.background_token == same.background_token
     assert other.background_token not in (None, nigerian.background_token)
@@ -224,9 +233,9 @@ def test_a_statement_may_name_only_roles_the_programme_offers() -> None:
 
 
 def test_evaluation_consent_is_her_own_choice_recorded_with_the_information_sheet_version() -> None:
-    without, (registered_without, _) = register()
+    without, (registered_without, *_) = register()
     consenting = replace(REGISTRATION, consents=REGISTRATION.consents | {"evaluation": "PIS-v3"})
-    participant, (registered, _) = register(consenting)
+    participant, (registered, *_) = register(consenting)
 
     assert not without.in_evaluation and registered_without.in_evaluation is False
     assert participant.in_evaluation and registered.in_evaluation is True

@@ -228,6 +228,7 @@ async def test_a_suspended_institution_gets_no_tokens_and_registers_no_one_until
         "InstitutionReactivated",
         "ParticipantRegistered",
         "ParticipantContact",
+        "ParticipantProfileText",
     ]
     with pytest.raises(Missing):
         await use_cases.set_institution_active(store, "nowhere", False)
@@ -371,9 +372,10 @@ async def test_registration_raises_her_profile_and_contact_record_and_never_her_
 
     assert store.participants_by_id[amina.participant_id] == amina
     assert amina.sensitive == {"ethnicity": "British Nigerian", "age_band": "30-39"}
-    assert store.event_types() == ["ParticipantRegistered", "ParticipantContact"]
+    assert store.event_types() == ["ParticipantRegistered", "ParticipantContact", "ParticipantProfileText"]
     [profile] = written(store, "ParticipantRegistered")
     [contact] = written(store, "ParticipantContact")
+    [text] = written(store, "ParticipantProfileText")
     assert (profile["participant_id"], profile["roles"], profile["mentor_capacity"]) == (
         amina.participant_id,
         ["mentor", "mentee"],
@@ -381,7 +383,8 @@ async def test_registration_raises_her_profile_and_contact_record_and_never_her_
     )
     assert profile["background_token"] is not None  # she asked to be matched by background
     assert (contact["name"], contact["email"]) == ("Dr Amina Okafor", AMINA)
-    assert [e["key"] for e in store.events] == [amina.participant_id] * 2
+    assert "job_title" not in profile and text["job_title"] == amina.profile.job_title  # her words, compacted
+    assert [e["key"] for e in store.events] == [amina.participant_id] * 2 + [f"profile:{amina.participant_id}"]
     for entry in store.events:
         assert "nigerian" not in entry["value"].lower() and "30-39" not in entry["value"]
 
@@ -432,6 +435,7 @@ async def test_a_portal_sees_and_changes_only_its_own_institutions_participants_
     assert store.participants_by_id[pid] == amina and store.event_types() == [
         "ParticipantRegistered",
         "ParticipantContact",
+        "ParticipantProfileText",
     ]
 
 
@@ -572,10 +576,10 @@ async def test_erasure_leaves_only_ids_here_and_tombstones_her_contact_record() 
     with pytest.raises(page_links.PageLinkUnusable):
         await use_cases.open_page(store, ISSUER, secret_in(link["url"]))
     assert store.page_links_by_id == {}  # gone, not only refused: they name her
-    assert store.event_types() == ["ParticipantErased", "tombstone", "tombstone"]
+    assert store.event_types() == ["ParticipantErased", "tombstone", "tombstone", "tombstone"]
     tombstones = [(e["topic"], e["key"], e["value"]) for e in store.events[1:]]
     interest_key = f"interest:{amina.interest_id}"  # her name and address as she expressed interest
-    assert tombstones == [("registration.contacts", pid, None), ("registration.contacts", interest_key, None)]
+    assert tombstones == [("registration.contacts", key, None) for key in (pid, f"profile:{pid}", interest_key)]
     assert written(store, "ParticipantErased")[0]["interest_id"] == amina.interest_id
     assert written(store, "ParticipantErased")[0]["participant_id"] == pid
     with pytest.raises(Missing):

@@ -39,7 +39,7 @@ def test_a_pairs_programme_gives_one_kind_of_support_and_asks_questions_only_of_
         assert refused.value.extra["rule"] == rule
 
 
-def test_a_sponsor_answers_the_programme_question_which_her_event_carries_and_both_means_sponsor_and_mentee() -> None:
+def test_a_sponsor_answers_the_programme_question_her_text_record_carries_and_both_is_sponsor_and_mentee() -> None:
     def register(registration: Registration) -> tuple:
         return participants.register(
             registration, SCHOOL, SPONSORSHIP, participant_id="p-1", now=NOW, background_key=KEY
@@ -53,7 +53,7 @@ def test_a_sponsor_answers_the_programme_question_which_her_event_carries_and_bo
     assert participant.roles == ("sponsor",) and participant.is_mentor
     assert participant.profile.answers == {"opens": "The promotions panel"}
     assert participant.profile.mentor_capacity == SPONSORSHIP.default_mentor_capacity
-    assert events[0].answers == {"opens": "The promotions panel"}
+    assert events[2].answers == {"opens": "The promotions panel"}  # with her profile's other free text
     both, _ = register(replace(sponsor({"opens": "A network"}), role="both"))
     assert both.roles == ("sponsor", "mentee")
 

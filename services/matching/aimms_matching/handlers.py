@@ -23,6 +23,10 @@ def subscriptions(store: MatchingStore, matchmaker: Matchmaker) -> Subscriptions
     ) -> None:
         await use_cases.profile_announced(store, event, envelope)
 
+    @table.on(reg.ParticipantProfileText)
+    async def keep_profile_text(event: reg.ParticipantProfileText, envelope: Envelope) -> None:
+        await use_cases.profile_text_announced(store, event)
+
     @table.on(reg.MentorCapacityChanged)
     async def keep_capacity(event: reg.MentorCapacityChanged, envelope: Envelope) -> None:
         await use_cases.capacity_changed(store, event)

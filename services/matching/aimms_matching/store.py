@@ -35,17 +35,16 @@ _PROFILE_FIELDS = (
     "programme_id",
     "institution_id",
     "roles",
-    "job_title",
     "seniority",
     "pathway",
     "research_interests",
-    "offers",
     "mentor_capacity",
     "profile_published",
     "background_matching",
     "background_token",
-    "answers",
 )
+# Her profile's free text, from its own record on the contacts topic.
+_TEXT_FIELDS = ("job_title", "offers", "answers")
 
 
 class MatchingStore:
@@ -119,6 +118,14 @@ class MatchingStore:
             },
             upsert=True,
         )
+
+    async def save_member_text(self, text: dict[str, Any]) -> None:
+        """Keep her profile's free text, before or after the rest of her profile arrives (never once she
+        is erased: a record still on its way finds her gone)."""
+        if await self._erased.find_one({"_id": text["participant_id"]}) is not None:
+            return
+        fields = {name: text[name] for name in _TEXT_FIELDS}
+        await self._members.update_one({"_id": text["participant_id"]}, {"$set": fields}, upsert=True)
 
     async def member(self, participant_id: str) -> Member | None:
         """A member by participant id."""

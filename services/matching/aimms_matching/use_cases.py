@@ -42,6 +42,11 @@ async def profile_announced(
     await store.save_member(carried_over(Member, event, joined_at=envelope.occurred_at))
 
 
+async def profile_text_announced(store: MatchingStore, event: reg.ParticipantProfileText) -> None:
+    """Keep the free text of her profile that mentees read (job title, offers, answers)."""
+    await store.save_member_text(event.model_dump(include={"participant_id", "job_title", "offers", "answers"}))
+
+
 async def capacity_changed(store: MatchingStore, event: reg.MentorCapacityChanged) -> None:
     """A mentor's new capacity (places already held stay held)."""
     await store.set_capacity(event.participant_id, event.mentor_capacity)

@@ -18,7 +18,7 @@ from aimms_registration.domain.programmes import Programme
 from aimms_registration.store import RegistrationStore
 from aimms_registration.tokens import TokenIssuer
 from aimms_shared.auth import SELF, Principal, Unauthenticated
-from aimms_shared.contracts.registration import CONTACTS, interest_contact_id
+from aimms_shared.contracts.registration import CONTACTS, interest_contact_id, profile_text_id
 from aimms_shared.errors import Missing, RuleBroken, StateConflict
 from aimms_shared.events import Event
 from aimms_shared.mongo import utcnow
@@ -305,10 +305,11 @@ async def withdraw_participant(
 
 
 async def erase_participant(store: RegistrationStore, caller: Principal, participant_id: str) -> None:
-    """Erasure: her personal data deleted here, a tombstone for her contact record, ParticipantErased."""
+    """Erasure: her personal data deleted here, tombstones for her contact and profile text, ParticipantErased."""
     participant = await participant_for(store, caller, participant_id)
     events = _entries([participants.erase(participant)], participant.institution_id)
     events.append(outbox_tombstone(CONTACTS, participant.participant_id))
+    events.append(outbox_tombstone(CONTACTS, profile_text_id(participant.participant_id)))
     if participant.interest_id is not None:  # her name and address as she expressed interest
         events.append(outbox_tombstone(CONTACTS, interest_contact_id(participant.interest_id)))
     await store.erase_participant(participant, events)

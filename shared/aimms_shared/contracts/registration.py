@@ -6,7 +6,7 @@ and ethnicity or age never leave registration's encrypted store.
 """
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
@@ -181,19 +181,19 @@ class _ParticipantEvent(Event, topic=PARTICIPANTS, key="participant_id"):
 
 
 class _Profile(_ParticipantEvent):
+    """Her profile's settings and tags. Its free text (job title, offers, seeks, answers) travels apart, as
+    `ParticipantProfileText` on the compacted contacts topic, where her erasure reaches it."""
+
+    # 2: the free text moved to ParticipantProfileText (version 1 carried it; consumers ignore it there).
+    schema_version: ClassVar[int] = 2
+
     roles: list[Role]
-    job_title: str
     seniority: str
     pathway: Literal["clinical", "non-clinical"]
     research_interests: list[str]
-    offers: str | None
-    seeks: str | None
     mentor_capacity: int | None
     profile_published: bool
     background_matching: bool
-    answers: dict[str, str] = Field(
-        default_factory=dict, description="Her answers to the programme's profile questions for her roles."
-    )
     background_token: str | None = Field(
         default=None,
         description="Only where she asked to be matched by background and described it: a keyed hash of her "
@@ -269,6 +269,28 @@ class ParticipantContact(Event, topic=CONTACTS, key="participant_id"):
     institution_id: str
     name: str
     email: EmailStr
+
+
+@contract
+class ParticipantProfileText(Event, topic=CONTACTS, key="text_id"):
+    """The free text of her profile, which mentees read (job title, what she offers or seeks, her answers to the
+    programme's questions); the latest per key on the compacted contacts topic, tombstoned when she is erased."""
+
+    text_id: str = Field(description="`profile_text_id(participant_id)`: the record's key.")
+    participant_id: str
+    programme_id: str
+    institution_id: str
+    job_title: str
+    offers: str | None = None
+    seeks: str | None = None
+    answers: dict[str, str] = Field(
+        default_factory=dict, description="Her answers to the programme's profile questions for her roles."
+    )
+
+
+def profile_text_id(participant_id: str) -> str:
+    """The key of her profile's free text on the contacts topic (her contact is keyed by her id alone)."""
+    return f"profile:{participant_id}"
 
 
 def interest_contact_id(interest_id: str) -> str:

@@ -101,21 +101,22 @@ class ProgrammeRules:
 
 @dataclass(frozen=True)
 class Member:
-    """A participant as matching knows her (from registration's events; no contact details)."""
+    """A participant as matching knows her (from registration's events; no contact details). Her profile's
+    free text comes apart, on the contacts topic, and may arrive after the rest."""
 
     participant_id: str
     programme_id: str
     institution_id: str
     roles: tuple[str, ...]
-    job_title: str
     seniority: str
     pathway: str
     research_interests: tuple[str, ...]
-    offers: str | None
     mentor_capacity: int | None
     profile_published: bool
     background_matching: bool
     background_token: str | None = None  # registration's keyed hash of her background, only if she opted in
+    job_title: str = ""
+    offers: str | None = None
     answers: dict[str, str] = field(default_factory=dict)  # to the programme's own profile questions
     active: bool = True
     joined_at: datetime | None = None

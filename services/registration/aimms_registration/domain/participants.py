@@ -14,10 +14,12 @@ from aimms_shared.contracts.registration import (
     MentorCapacityChanged,
     ParticipantContact,
     ParticipantErased,
+    ParticipantProfileText,
     ParticipantProfileUpdated,
     ParticipantRegistered,
     ParticipantWithdrawn,
     gives,
+    profile_text_id,
 )
 from aimms_shared.errors import RuleBroken, StateConflict
 from aimms_shared.events import Event
@@ -184,7 +186,7 @@ def register(
     registered = ParticipantRegistered(
         **_profile_fields(participant, background_key), registered_at=now, in_evaluation=participant.in_evaluation
     )
-    return participant, [registered, contact(participant)]
+    return participant, [registered, contact(participant), profile_text(participant)]
 
 
 def update_profile(
@@ -223,6 +225,8 @@ def update_profile(
     announced = _profile_fields(updated, background_key)
     if announced != _profile_fields(participant, background_key):  # the profile, or the token it implies
         events.insert(0, ParticipantProfileUpdated(**announced))
+    if profile_text(updated) != profile_text(participant):
+        events.append(profile_text(updated))
     if checked.mentor_capacity != participant.profile.mentor_capacity and checked.mentor_capacity is not None:
         events.append(MentorCapacityChanged(**_ids(updated), mentor_capacity=checked.mentor_capacity))
     return updated, events
@@ -280,6 +284,19 @@ def erase(participant: Participant) -> ParticipantErased:
 def contact(participant: Participant) -> ParticipantContact:
     """Her contact details, for the compacted contacts topic."""
     return ParticipantContact(**_ids(participant), name=participant.name, email=participant.email)
+
+
+def profile_text(participant: Participant) -> ParticipantProfileText:
+    """Her profile's free text, for the compacted contacts topic."""
+    p = participant.profile
+    return ParticipantProfileText(
+        **_ids(participant),
+        text_id=profile_text_id(participant.participant_id),
+        job_title=p.job_title,
+        offers=p.offers,
+        seeks=p.seeks,
+        answers=dict(p.answers),
+    )
 
 
 def _checked_profile(profile: Profile, roles: tuple[str, ...], programme: Programme) -> Profile:
@@ -341,15 +358,11 @@ def _profile_fields(participant: Participant, background_key: bytes) -> dict:
     return {
         **_ids(participant),
         "roles": list(participant.roles),
-        "job_title": p.job_title,
         "seniority": p.seniority,
         "pathway": p.pathway,
         "research_interests": list(p.research_interests),
-        "offers": p.offers,
-        "seeks": p.seeks,
         "mentor_capacity": p.mentor_capacity,
         "profile_published": p.publish_profile,
         "background_matching": p.background_matching,
-        "answers": dict(p.answers),
         "background_token": token,
     }
