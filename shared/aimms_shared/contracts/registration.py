@@ -257,29 +257,23 @@ class ParticipantLinkIssued(_ParticipantEvent):
 
 
 @contract
-class ParticipantContact(Event, topic=CONTACTS, key="participant_id"):
+class ParticipantContact(_ParticipantEvent, topic=CONTACTS):
     """How to reach a participant, or someone who expressed interest (`participant_id` is then
     `interest_contact_id(interest id)`); the latest per key on a compacted topic.
 
     A tombstone (null value) on the same key replaces it when she is erased.
     """
 
-    participant_id: str
-    programme_id: str
-    institution_id: str
     name: str
     email: EmailStr
 
 
 @contract
-class ParticipantProfileText(Event, topic=CONTACTS, key="text_id"):
+class ParticipantProfileText(_ParticipantEvent, topic=CONTACTS, key="text_id"):
     """The free text of her profile, which mentees read (job title, what she offers or seeks, her answers to the
     programme's questions); the latest per key on the compacted contacts topic, tombstoned when she is erased."""
 
     text_id: str = Field(description="`profile_text_id(participant_id)`: the record's key.")
-    participant_id: str
-    programme_id: str
-    institution_id: str
     job_title: str
     offers: str | None = None
     seeks: str | None = None

@@ -233,14 +233,7 @@ def match_proposed(event: MatchProposed, envelope: Envelope) -> list[Notificatio
 def proposal_reminder(event: MatchProposalReminder, envelope: Envelope) -> list[Notification]:
     """A reminder to whichever side has not answered yet."""
     sides = tuple(side for side in SIDES if side in event.awaiting)
-    return _both(
-        envelope,
-        PROPOSAL_REMINDER,
-        event,
-        sides,
-        **_answer_links(event),
-        reply_by=event.reply_by,
-    )
+    return _both(envelope, PROPOSAL_REMINDER, event, sides, **_answer_links(event), reply_by=event.reply_by)
 
 
 def match_declined(event: MatchDeclined, envelope: Envelope) -> list[Notification]:
