@@ -123,3 +123,15 @@ def test_a_partnership_going_on_records_meetings_and_may_end_as_a_trial_until_th
         .partnerships[0]
         .in_trial
     )
+
+
+def test_a_sponsorship_page_names_sponsors_and_shows_their_answers_to_the_programme_question() -> None:
+    question = {"question_id": "opens", "text": "What can you open doors to?", "roles": ["sponsor"]}
+    sponsorship = PROGRAMME | {"roles_offered": ["sponsor", "mentee"], "profile_questions": [question]}
+    sponsor = entry("p-grace", 1) | {"answers": {"opens": "The promotions panel", "retired": "not shown"}}
+    page = my_page(AMINA, sponsorship, [], PROFILES, [sponsor], [], SCHOOLS)
+
+    assert (page.giver, page.a_giver) == ("sponsor", "a sponsor")
+    assert page.mentors[0].answers == [("What can you open doors to?", "The promotions panel")]
+    ally = my_page(AMINA | {"roles": ["ally"]}, PROGRAMME | {"roles_offered": ["ally", "mentee"]}, [], [], [], [], {})
+    assert (ally.roles, ally.a_giver) == ("an ally", "an ally")

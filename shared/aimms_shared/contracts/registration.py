@@ -31,6 +31,11 @@ def gives(roles: "list[str] | tuple[str, ...]") -> bool:
     return any(role in GIVING_ROLES for role in roles)
 
 
+def giver_of(roles_offered: "list[str] | tuple[str, ...]") -> str:
+    """Who gives a programme's support, as its words call her: mentor, sponsor or ally (mentor by default)."""
+    return next((role for role in roles_offered if role in GIVING_ROLES), "mentor")
+
+
 ProgrammeKind = Literal["pairs", "circles"]
 # The scheme's own tenancy: the institution id of people whose university is not onboarded.
 SCHEME_TENANCY = "scheme"

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from aimms_matching.domain import engine
 from aimms_matching.domain.pairs import Pair, Timing
-from aimms_shared.contracts.registration import MatchingPolicy, gives
+from aimms_shared.contracts.registration import MatchingPolicy, giver_of, gives
 from aimms_shared.errors import Missing, RuleBroken, StateConflict
 
 MAX_CHOICES = engine.MAX_CHOICES
@@ -32,7 +32,7 @@ class ProgrammeRules:
     @property
     def giver(self) -> str:
         """Who gives the programme's support: mentor, sponsor or ally."""
-        return next((role for role in self.roles_offered if gives((role,))), "mentor")
+        return giver_of(self.roles_offered)
 
     def rank(self, seniority: str) -> int:
         """A level's position on the scale (0 = most junior); unknown levels count as most junior."""

@@ -21,7 +21,7 @@ from aimms_notifications.domain.messages import (
     is_optional,
     other,
 )
-from aimms_shared.contracts.registration import gives
+from aimms_shared.contracts.registration import giver_of
 from aimms_shared.durations import in_words
 
 
@@ -57,7 +57,7 @@ class Programme:
     @property
     def giver(self) -> str:
         """Who gives its support, as its emails call her: mentor, sponsor or ally."""
-        return next((role for role in self.roles_offered if gives((role,))), "mentor")
+        return giver_of(self.roles_offered)
 
 
 def introduction(programme: Programme) -> str:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aimms_portal.domain.words import day, label, listed
+from aimms_portal.domain.words import day, label, listed, with_article
+from aimms_shared.contracts.registration import giver_of
 from aimms_shared.durations import in_words
 
 MAX_CHOICES = 3
@@ -40,6 +41,7 @@ class Mentor:
     offers: str | None
     places: str  # "1 of 2 places free", "Full"
     full: bool
+    answers: list[tuple[str, str]] = field(default_factory=list)  # (the programme's question, her answer)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,12 @@ class MyPage:
     mentors: list[Mentor]
     choices: list[str]  # mentors' ids, best first; "" where a place in the three is empty
     ideas_for_change: bool = False  # the programme asks pairs for ideas for change (reverse mentoring)
+    giver: str = "mentor"  # who gives the programme's support: mentor, sponsor or ally
+
+    @property
+    def a_giver(self) -> str:
+        """'a mentor', 'an ally': as the page's sentences need her."""
+        return with_article(self.giver)
 
 
 def my_page(
@@ -89,11 +97,12 @@ def my_page(
     names = {p["participant_id"]: p["name"] for p in profiles}
     is_mentee = "mentee" in participant["roles"]
     mentees_pairs = [p for p in pairs if p["mentee_id"] == pid]
+    questions = {q["question_id"]: q["text"] for q in (programme or {}).get("profile_questions", ())}
     return MyPage(
         participant_id=pid,
         name=participant["name"],
         programme_name=programme["name"] if programme else participant["programme_id"],
-        roles=" and ".join(f"a {role}" for role in sorted(participant["roles"], reverse=True)),
+        roles=" and ".join(with_article(role) for role in sorted(participant["roles"], reverse=True)),
         active=active,
         withdrawn_on=day(participant.get("withdrawn_at")),
         term=in_words(programme["term"]) if programme else None,
@@ -101,9 +110,10 @@ def my_page(
             _partnership(pid, pair, names, active, (meetings or {}).get(pair["pair_id"], []), now) for pair in pairs
         ],
         may_choose=active and is_mentee and not any(p["state"] in OPEN_STATES for p in mentees_pairs),
-        mentors=[_mentor(entry, names, schools) for entry in directory if entry["participant_id"] != pid],
+        mentors=[_mentor(entry, names, schools, questions) for entry in directory if entry["participant_id"] != pid],
         choices=(list(choices) + [""] * MAX_CHOICES)[:MAX_CHOICES],
         ideas_for_change=bool(programme and programme.get("ideas_for_change")),
+        giver=giver_of((programme or {}).get("roles_offered", ())),
     )
 
 
@@ -116,7 +126,7 @@ def choices_from(submitted: list[str]) -> list[str]:
     return chosen
 
 
-def _mentor(entry: dict[str, Any], names: dict[str, str], schools: dict[str, str]) -> Mentor:
+def _mentor(entry: dict[str, Any], names: dict[str, str], schools: dict[str, str], questions: dict[str, str]) -> Mentor:
     remaining, capacity = entry["remaining_capacity"], entry["capacity"]
     return Mentor(
         participant_id=entry["participant_id"],
@@ -128,6 +138,7 @@ def _mentor(entry: dict[str, Any], names: dict[str, str], schools: dict[str, str
         offers=entry.get("offers"),
         places="Full" if entry["full"] else f"{remaining} of {capacity} place{'s' if capacity != 1 else ''} free",
         full=entry["full"],
+        answers=[(questions[q], text) for q, text in entry.get("answers", {}).items() if q in questions],
     )
 
 

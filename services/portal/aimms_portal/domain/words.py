@@ -18,3 +18,8 @@ def label(slug: str) -> str:
 def listed(slugs: list[str]) -> str:
     """Interests are kept as slugs ("global-health"); shown as words."""
     return ", ".join(slug.replace("-", " ") for slug in slugs)
+
+
+def with_article(word: str) -> str:
+    """'a mentor', 'an ally'."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"

@@ -8,6 +8,7 @@ from aimms_shared.contracts.registration import (
     ProfileQuestion,
     ProgrammeOpened,
     ProgrammeUpdated,
+    giver_of,
 )
 from aimms_shared.durations import is_duration
 from aimms_shared.errors import RuleBroken
@@ -68,7 +69,7 @@ class Programme:
     @property
     def giver(self) -> str:
         """The role that gives this programme's support: mentor, sponsor or ally (mentor where none is offered)."""
-        return next((role for role in self.roles_offered if role in GIVING_ROLES), "mentor")
+        return giver_of(self.roles_offered)
 
     def offers(self, role: str) -> bool:
         """Whether the programme has this role."""
