@@ -57,11 +57,13 @@ async def test_sponsors_answer_their_own_question_need_standing_and_are_called_s
 
     # Mentees read the sponsors' answers in the directory; one only a level above her cannot be named.
     await eventually(lambda: has_status(matching.get(f"/mentees/{amina}/preferences")))
-    listed = (await matching.get("/directory", params={"programme_id": "aimms-sponsorship"})).json()
-    assert {e["participant_id"]: e["answers"] for e in listed} == {
-        dean: {"opens_doors_to": OPENS},
-        close: {"opens_doors_to": "My department's seminar"},
-    }
+    answered = {dean: {"opens_doors_to": OPENS}, close: {"opens_doors_to": "My department's seminar"}}
+
+    async def answers_listed() -> bool:  # her free text comes on its own record, maybe after her profile
+        listed = (await matching.get("/directory", params={"programme_id": "aimms-sponsorship"})).json()
+        return {e["participant_id"]: e["answers"] for e in listed} == answered
+
+    await eventually(answers_listed)
     too_close = await matching.put(f"/mentees/{amina}/preferences", json={"choices": [close]})
     assert problem(too_close, 422)["rule"] == "seniority-gap"
 

@@ -110,13 +110,11 @@ class MatchingStore:
         """Create a member or update her profile, keeping the places she holds."""
         profile = {name: getattr(member, name) for name in _PROFILE_FIELDS}
         profile |= {"roles": list(member.roles), "research_interests": list(member.research_interests)}
+        await self._members.update_one({"_id": member.participant_id}, {"$set": profile}, upsert=True)
+        # Her lifecycle starts with her first profile, even where her free text (on another topic) came first.
         await self._members.update_one(
-            {"_id": member.participant_id},
-            {
-                "$set": profile,
-                "$setOnInsert": {"active": True, "joined_at": member.joined_at, "open_pair": None, "load": 0},
-            },
-            upsert=True,
+            {"_id": member.participant_id, "active": {"$exists": False}},
+            {"$set": {"active": True, "joined_at": member.joined_at, "open_pair": None, "load": 0}},
         )
 
     async def save_member_text(self, text: dict[str, Any]) -> None:
