@@ -120,11 +120,12 @@ def resident_optimal(lists: dict[str, PreferenceList], capacity: dict[str, int])
 
 @PROPERTY_SETTINGS
 @given(cohorts())
-def test_each_round_is_stable_and_the_mentee_optimal_stable_matching_for_its_lists(cohort: Cohort) -> None:
+def test_the_stable_round_is_stable_and_the_mentee_optimal_stable_matching_for_its_lists(cohort: Cohort) -> None:
     mentees, mentors, policy, exclusions = cohort
     result = match_cohort(mentees, mentors, policy, exclusions)
 
-    for outcome in (result.stable, result.residual):
+    # The residual round maximises how many are placed instead: tests/unit/test_matching_max_cardinality.py.
+    for outcome in (result.stable,):
         lists, matched = outcome.lists.preference_lists(), assignment(outcome.proposals)
         assert blocking_pairs(lists, outcome.capacity_of(), matched) == 0
         assert outcome.quality.blocking_pairs == 0

@@ -1,12 +1,21 @@
-"""A cohort round (stable, then residual) and the rolling match of one mentee, with explained proposals."""
+"""A cohort round (stable, then residual, completed) and the rolling match of one mentee, with explained proposals."""
 
 import gc
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from aimms_matching.domain.engine.candidates import ListBuilder, MentorIndex, RankedLists, build_ranked_lists
-from aimms_matching.domain.engine.deferred_acceptance import UNMATCHED, deferred_acceptance
+import numpy as np
+
+from aimms_matching.domain.engine.candidates import (
+    NOT_NAMED,
+    ListBuilder,
+    MenteeArrays,
+    MentorIndex,
+    RankedLists,
+)
+from aimms_matching.domain.engine.completion import complete, with_assigned_on_lists
+from aimms_matching.domain.engine.deferred_acceptance import assign
 from aimms_matching.domain.engine.model import (
     DEFAULT_POLICY,
     NO_EXCLUSIONS,
@@ -19,7 +28,7 @@ from aimms_matching.domain.engine.model import (
     Round,
     SkippedChoice,
 )
-from aimms_matching.domain.engine.quality import RoundQuality, assess_round, count_blocking_pairs
+from aimms_matching.domain.engine.quality import RoundQuality, blocking_pairs, round_quality
 from aimms_matching.domain.engine.scoring import PairScore, score_pair
 
 Exclusions = Collection[tuple[str, str]]  # (mentee_id, mentor_id) pairs never to propose
@@ -47,7 +56,7 @@ class RoundOutcome:
 
 @dataclass(frozen=True, slots=True)
 class CohortResult:
-    """The stable round, then the residual round for those it left unmatched."""
+    """The stable round, then the residual round for those it left unmatched (as many placed as its places allow)."""
 
     stable: RoundOutcome
     residual: RoundOutcome
@@ -116,29 +125,98 @@ def proposal_of(
     )
 
 
-def _run_round(round_name: Round, lists: RankedLists, policy: Policy) -> tuple[RoundOutcome, list[int]]:
-    """Deferred acceptance over the lists, then proposals and quality; also the assignment by position."""
-    capacities = lists.index.available
-    assigned = deferred_acceptance(lists, capacities)
-    proposals: list[Proposal] = []
-    unmatched: list[str] = []
-    for position, (mentee, mentor) in enumerate(zip(lists.mentees, assigned, strict=True)):
-        if mentor == UNMATCHED:
-            unmatched.append(mentee.participant_id)
-            continue
-        rank = lists.choice_rank(position, lists.entries[position].index(mentor))
-        proposals.append(
-            explain(round_name, mentee, lists.index.mentors[mentor], policy, rank, lists.skipped[position])
+def _proposals(
+    round_name: Round,
+    lists: RankedLists,
+    cohort: MenteeArrays,
+    assigned: np.ndarray,
+    places: np.ndarray,
+    policy: Policy,
+) -> tuple[list[Proposal], dict[str, int]]:
+    """Every pair of the round, explained as explain() would (score_pair's components, computed in bulk), and the
+    count of each fallback reason."""
+    index = lists.index
+    rows = np.flatnonzero(assigned >= 0)
+    mentors = assigned[rows]
+    entries = lists.starts[rows] + places[rows]
+    levels = np.array(index.seniority_levels, dtype=np.int64)
+    gap = levels[index.level[mentors]] - cohort.seniority[rows]
+    if not policy.mentor_more_senior:
+        gap = -gap
+    fit = np.zeros(len(rows))
+    eligible = gap >= 1
+    fit[eligible] = 1.0 / (1 + np.abs(gap[eligible] - policy.preferred_gap))
+    shared = np.bitwise_count(index.masks[mentors] & cohort.masks[rows]).sum(axis=1, dtype=np.int64)
+    overlap = shared / np.maximum(cohort.tag_count[rows] + index.tag_count[mentors] - shared, 1)
+    other = np.where(index.institution[mentors] != cohort.institution[rows], 1.0, 0.0)
+    background = np.where(index.background[mentors] == cohort.background[rows], 1.0, 0.0)
+    pathway = np.where(index.pathway[mentors] == cohort.pathway[rows], 1.0, 0.0)
+    components = [
+        {"seniority": a, "interests": b, "other_institution": c, "background": d, "pathway": e}
+        for a, b, c, d, e in zip(
+            fit.tolist(), overlap.tolist(), other.tolist(), background.tolist(), pathway.tolist(), strict=True
         )
-    quality = assess_round(
-        round_name,
-        lists.mentees,
-        {p.mentee_id: p for p in proposals},
-        count_blocking_pairs(lists, capacities, assigned),
-        lists.index.position,
+    ]
+    ranks = lists.ranks[entries]
+    named = ranks != NOT_NAMED
+    choice_ranks: list[int | None] = np.where(named, ranks, 0).tolist()
+    fallbacks: list[FallbackReason | None] = [None] * len(rows)
+    reasons: dict[str, int] = {}
+    mentees, skipped = lists.mentees, lists.skipped
+    for at, row in zip(np.flatnonzero(~named).tolist(), rows[~named].tolist(), strict=True):
+        choice_ranks[at] = None
+        named_count, why = len(mentees[row].choices), skipped[row]
+        reason = fallback_reason(named_count, why, named_count > len(why)) if why else _NO_SKIP[named_count > 0]
+        fallbacks[at] = reason
+        reasons[reason] = reasons.get(reason, 0) + 1
+    by_position = index.mentors
+    proposals = [
+        Proposal(
+            mentee.participant_id,
+            him.participant_id,
+            round_name,
+            rank,
+            fallback,
+            score,
+            parts,
+            tuple(sorted(mentee.interests & him.interests)),
+            gap_of,
+            mentee.institution_id,
+            him.institution_id,
+        )
+        for mentee, him, rank, fallback, score, parts, gap_of in zip(
+            map(mentees.__getitem__, rows.tolist()),
+            map(by_position.__getitem__, mentors.tolist()),
+            choice_ranks,
+            fallbacks,
+            lists.scores[entries].tolist(),
+            components,
+            gap.tolist(),
+            strict=True,
+        )
+    ]
+    return proposals, reasons
+
+
+_NO_SKIP: dict[bool, FallbackReason] = {False: "no-choices", True: "choices-full"}  # by: she named someone
+
+
+def _outcome(
+    round_name: Round,
+    lists: RankedLists,
+    cohort: MenteeArrays,
+    capacities: np.ndarray,
+    assigned: np.ndarray,
+    policy: Policy,
+) -> RoundOutcome:
+    """A round's proposals, the mentees it left unmatched and its quality report, from its assignment."""
+    places = lists.places_of(assigned)
+    proposals, reasons = _proposals(round_name, lists, cohort, assigned, places, policy)
+    unmatched = tuple(lists.mentees[row].participant_id for row in np.flatnonzero(assigned < 0).tolist())
+    quality = round_quality(
+        round_name, lists, assigned, places, reasons, blocking_pairs(lists, capacities, assigned, places)
     )
-    outcome = RoundOutcome(round_name, tuple(proposals), tuple(unmatched), quality, lists, tuple(capacities))
-    return outcome, assigned
+    return RoundOutcome(round_name, tuple(proposals), unmatched, quality, lists, tuple(capacities.tolist()))
 
 
 @contextmanager
@@ -159,7 +237,12 @@ def match_cohort(
     policy: Policy = DEFAULT_POLICY,
     exclusions: Exclusions = NO_EXCLUSIONS,
 ) -> CohortResult:
-    """Propose pairs for a cohort: a mentee-optimal stable round, then a residual round for those left over."""
+    """Propose pairs for a cohort: a mentee-optimal stable round, then a residual round for those left over.
+
+    The residual round is deferred acceptance over longer score-based lists, completed to a maximum matching of
+    its mentees to the places the stable round left (completion.py: only its own fallback pairs may move, to free
+    a place; stable-round pairs never move). A residual_candidates of 0 turns the residual round off.
+    """
     with _collector_paused():
         return _match_cohort(mentees, tuple(mentors), policy, exclusions)
 
@@ -168,20 +251,21 @@ def _match_cohort(
     mentees: Iterable[Mentee], mentors: tuple[Mentor, ...], policy: Policy, exclusions: Exclusions
 ) -> CohortResult:
     index = MentorIndex(mentors)
-    stable, assigned = _run_round(
-        "stable", build_ranked_lists(mentees, index, policy, exclusions, policy.fallback_candidates), policy
-    )
-    remaining = list(index.available)
-    for mentor in assigned:
-        if mentor != UNMATCHED:
-            remaining[mentor] -= 1
-    left_over = [mentee for mentee, mentor in zip(stable.lists.mentees, assigned, strict=True) if mentor == UNMATCHED]
+    builder = ListBuilder(index, policy, exclusions)
+    cohort = MenteeArrays(mentees, index)
+    lists = builder.build(cohort, policy.fallback_candidates)
+    assigned = assign(lists, index.available)
+    stable = _outcome("stable", lists, cohort, index.available, assigned, policy)
+    remaining = index.available - np.bincount(assigned[assigned >= 0], minlength=len(index))
     residual_index = index.with_available(remaining)
-    residual, _ = _run_round(
-        "residual",
-        build_ranked_lists(left_over, residual_index, policy, exclusions, policy.residual_candidates),
-        policy,
-    )
+    residual_builder = builder.with_index(residual_index)
+    left_over = cohort.subset(np.flatnonzero(assigned < 0), residual_index)
+    residual_lists = residual_builder.build(left_over, policy.residual_candidates)
+    residual_assigned = assign(residual_lists, remaining)
+    if policy.residual_candidates > 0:  # 0 turns the residual round off, completion included
+        residual_assigned = complete(residual_lists, residual_builder, left_over, residual_assigned)
+        residual_lists = with_assigned_on_lists(residual_lists, residual_builder, left_over, residual_assigned)
+    residual = _outcome("residual", residual_lists, left_over, remaining, residual_assigned, policy)
     return CohortResult(stable, residual)
 
 
@@ -197,19 +281,15 @@ def rolling_match(
     """
     index = MentorIndex(mentors, postings=False)  # one mentee: score everyone eligible, no postings needed
     builder = ListBuilder(index, policy, exclusions)
-    valid, ranks, skipped = builder.choices(mentee)
-    if valid:
-        return explain("rolling", mentee, index.mentors[valid[0]], policy, ranks[0], skipped)
-    unwanted = builder.unwanted(mentee)
-    fit_terms = builder.fit_terms(mentee.seniority)
-    candidates = [
-        mentor
-        for mentor, (level, *_) in enumerate(index.rows)
-        if index.available[mentor] > 0 and level in fit_terms and mentor not in unwanted
-    ]
-    if not candidates:
+    her = MenteeArrays([mentee], index)
+    choices, ranks, skipped = builder.choices(her, builder.excluded_keys(her))
+    if choices.shape[1] and choices[0, 0] >= 0:
+        return explain("rolling", mentee, index.mentors[int(choices[0, 0])], policy, int(ranks[0, 0]), skipped[0])
+    rows = np.zeros(1, dtype=np.int64)
+    free = np.flatnonzero(index.available > 0)[None, :]
+    candidates = builder.usable(her, rows, free, choices, builder.excluded_keys(her))
+    scores = builder.score(her, rows, candidates, builder.fit_row(mentee.seniority, named=False))[0]
+    if not len(scores) or not np.isfinite(scores.max()):
         return None
-    _, best = min(
-        zip((-s for s in builder.score_all(builder.context(mentee), candidates, fit_terms)), candidates, strict=True)
-    )
-    return explain("rolling", mentee, index.mentors[best], policy, None, skipped)
+    best = int(candidates[0, int(np.argmax(scores))])  # the first of the best: ties go to the lowest mentor id
+    return explain("rolling", mentee, index.mentors[best], policy, None, skipped[0])

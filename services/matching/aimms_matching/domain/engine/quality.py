@@ -1,12 +1,14 @@
 """How good a round's matching is: choice ranks, fallbacks, stability, concentration, fairness by group."""
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from aimms_matching.domain.engine.candidates import RankedLists
-from aimms_matching.domain.engine.deferred_acceptance import UNMATCHED
+import numpy as np
+
+from aimms_matching.domain.engine.candidates import NOT_NAMED, RankedLists
 from aimms_matching.domain.engine.model import Mentee, Proposal, Round
 
 TOP_SHARE_OF_MENTORS = 0.10
@@ -74,35 +76,30 @@ class RoundQuality:
         }
 
 
-def count_blocking_pairs(lists: RankedLists, capacities: Sequence[int], assigned: Sequence[int]) -> int:
+def count_blocking_pairs(
+    lists: RankedLists, capacities: Sequence[int] | np.ndarray, assigned: Sequence[int] | np.ndarray
+) -> int:
     """Pairs (mentee, mentor) where she prefers him to her assignment and he has room or holds someone below her.
 
     Recomputed from the assignment alone, so it checks the deferred acceptance rather than trusting it.
     """
-    held = [0] * len(capacities)
-    worst: dict[int, tuple[int, float, int]] = {}
-    assigned_place: list[int] = []
-    for mentee, mentor in enumerate(assigned):
-        entries = lists.entries[mentee]
-        if mentor == UNMATCHED:
-            assigned_place.append(len(entries))
-            continue
-        place = entries.index(mentor)  # ValueError if assigned off her list: a broken matching
-        assigned_place.append(place)
-        held[mentor] += 1
-        key = lists.priority_key(mentee, place)
-        if mentor not in worst or key > worst[mentor]:
-            worst[mentor] = key
-    if any(count > capacity for count, capacity in zip(held, capacities, strict=True)):
+    assigned = np.asarray(assigned, dtype=np.int64)
+    places = lists.places_of(assigned)  # ValueError if assigned off her list: a broken matching
+    return blocking_pairs(lists, np.asarray(capacities, dtype=np.int64), assigned, places)
+
+
+def blocking_pairs(lists: RankedLists, capacities: np.ndarray, assigned: np.ndarray, places: np.ndarray) -> int:
+    """count_blocking_pairs, given each mentee's place of her mentor on her list (RankedLists.places_of)."""
+    matched = np.flatnonzero(assigned >= 0)
+    held = np.bincount(assigned[matched], minlength=len(capacities))
+    if np.any(held > capacities):
         raise ValueError("a mentor holds more mentees than her capacity")
-    blocking = 0
-    for mentee, limit in enumerate(assigned_place):
-        entries = lists.entries[mentee]
-        for place in range(limit):
-            mentor = entries[place]
-            if held[mentor] < capacities[mentor] or lists.priority_key(mentee, place) < worst[mentor]:
-                blocking += 1
-    return blocking
+    worst = np.full(len(capacities), -1, dtype=np.int64)  # the priority of the worst mentee each mentor holds
+    np.maximum.at(worst, assigned[matched], lists.priorities(lists.starts[matched] + places[matched], matched))
+    owners = lists.owners()
+    before = np.flatnonzero(np.arange(len(owners)) - lists.starts[owners] < places[owners])  # she prefers these
+    mentors, keys = lists.mentors[before], lists.priorities(before, owners[before])
+    return int(np.count_nonzero((held[mentors] < capacities[mentors]) | (keys < worst[mentors])))
 
 
 def top_decile_choice_share(mentees: Iterable[Mentee], mentor_ids: Collection[str]) -> float:
@@ -159,4 +156,59 @@ def assess_round(
         top_decile_choice_share=top_decile_choice_share(mentees, mentor_ids),
         by_institution=_rates(by_institution),
         by_seniority=_rates(by_seniority),
+    )
+
+
+def choice_share(mentees: Sequence[Mentee], position: Mapping[str, int], mentor_count: int) -> float:
+    """top_decile_choice_share in bulk: choices counted per mentor position."""
+    named = [p for p in map(position.get, itertools.chain.from_iterable(m.choices for m in mentees)) if p is not None]
+    if not named:
+        return 0.0
+    requests = np.sort(np.bincount(np.array(named, dtype=np.int64), minlength=mentor_count))[::-1]
+    return int(requests[: math.ceil(mentor_count * TOP_SHARE_OF_MENTORS)].sum()) / len(named)
+
+
+def _group_rates(keys: list, matched: np.ndarray, first: np.ndarray) -> dict:
+    """GroupRates per key, in order of first appearance (as assess_round groups them)."""
+    code = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+    codes = np.array([code[key] for key in keys], dtype=np.int64)
+    size = len(code)
+    counts = np.bincount(codes, minlength=size).tolist()
+    hits = np.bincount(codes, weights=matched, minlength=size).astype(np.int64).tolist()
+    firsts = np.bincount(codes, weights=first, minlength=size).astype(np.int64).tolist()
+    return {key: GroupRates(counts[i], hits[i], firsts[i]) for key, i in code.items()}
+
+
+def round_quality(
+    round_name: Round,
+    lists: RankedLists,
+    assigned: np.ndarray,
+    places: np.ndarray,
+    fallback_reasons: Mapping[str, int],
+    blocking_pairs: int,
+) -> RoundQuality:
+    """assess_round from a round's arrays: the same report, without a Python object per mentee."""
+    mentees = lists.mentees
+    count = len(mentees)
+    matched = assigned >= 0
+    rows = np.flatnonzero(matched)
+    ranks = np.zeros(count, dtype=np.int64)
+    ranks[rows] = lists.ranks[lists.starts[rows] + places[rows]]
+    profile = {f"choice_{rank}": int(np.count_nonzero(ranks == rank)) for rank in (1, 2, 3)}
+    profile["fallback"] = int(np.count_nonzero(ranks == NOT_NAMED))
+    profile["unmatched"] = count - len(rows)
+    first = ranks == 1
+    named_matches = profile["choice_1"] + profile["choice_2"] + profile["choice_3"]
+    return RoundQuality(
+        round=round_name,
+        mentees=count,
+        matched=len(rows),
+        first_choice_rate=profile["choice_1"] / count if count else 0.0,
+        any_choice_rate=named_matches / count if count else 0.0,
+        rank_profile=profile,
+        fallback_reasons=dict(sorted((k, v) for k, v in fallback_reasons.items() if v)),
+        blocking_pairs=blocking_pairs,
+        top_decile_choice_share=choice_share(mentees, lists.index.position, len(lists.index)),
+        by_institution=_group_rates([m.institution_id for m in mentees], matched, first),
+        by_seniority=_group_rates([m.seniority for m in mentees], matched, first),
     )
