@@ -90,10 +90,14 @@ def subscriptions(
     async def track_answer(event: m.MatchAccepted, envelope: Envelope) -> None:
         await PROPOSALS[m.MatchAccepted](store, event, envelope)
 
-    @table.on(reg.ParticipantContact)
+    # Idempotent: a second run stores the same details at the same time (older ones, and any after an erasure, are
+    # refused by their time and the erasure's mark), and waking finds only what waits meanwhile.
+    @table.on(reg.ParticipantContact, idempotent=True)
     async def keep_contact(event: reg.ParticipantContact, envelope: Envelope) -> None:
         contact = carried_over(compose.Contact, event, email=str(event.email))
-        if await use_cases.record_contact(store, contact, envelope.occurred_at):
+        woken = await use_cases.record_contact(store, contact, envelope.occurred_at)
+        deliveries.arrived(f"participant:{contact.participant_id}")  # what this process was about to look again for
+        if woken:
             deliveries.nudge()
 
     @table.on(reg.ParticipantErased)

@@ -4,15 +4,18 @@ Collections: `notifications` (one document per message, its delivery state and i
 and the read models messages are written from: `contacts` (the latest ParticipantContact per
 participant, or a marker that she was erased or withdrew), `programmes`, `institutions` and
 `proposals` (open proposals, for the coordinators' digest); `digests` (who receives a
-programme's digest, and when it is next due) and `preferences` (who refused optional mail).
+programme's digest, and when it is next due), `preferences` (who refused optional mail) and `waits`
+(which notifications wait for which details).
 No message body is stored: a message is rendered when it is sent, and the per-message details it
 is rendered from are purged after the retention period (`purge_details`).
 """
 
+import asyncio
 import contextlib
 from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -35,6 +38,9 @@ INSTITUTIONS = "institutions"
 PROPOSALS = "proposals"
 DIGESTS = "digests"
 PREFERENCES = "preferences"
+# Which notifications wait for which details (`participant:<id>` -> their ids): their arrival finds them by `_id`,
+# where a query on `waiting_for` reads every notification in FerretDB, once per contact, programme or institution.
+WAITS = "waits"
 SEND_DUE = "send_due"
 DIGEST_DUE = "digest_due"
 PENDING, SENT, FAILED, CANCELLED, SKIPPED = "pending", "sent", "failed", "cancelled", "skipped"
@@ -98,6 +104,7 @@ class NotificationStore:
         self._outbox = outbox or Outbox()
         # Every message reads its programme; another replica's update of it shows within REFERENCE_SECONDS.
         self._recent_programmes = RecentReads[Programme]()
+        self._recent_institutions = RecentReads[str]()  # their names, likewise read for most messages
         self._notifications = db[NOTIFICATIONS]
         self._inserts = GroupedWrites(self._notifications)  # an event's burst of messages, one write
         self._contacts = db[CONTACTS]
@@ -106,6 +113,7 @@ class NotificationStore:
         self._proposals = db[PROPOSALS]
         self._digests = db[DIGESTS]
         self._preferences = db[PREFERENCES]
+        self._waits = db[WAITS]
 
     async def ensure_indexes(self) -> None:
         """Index what the delivery worker, erasure, the delivery log, the digest and the purge look up."""
@@ -180,6 +188,13 @@ class NotificationStore:
 
     async def mark_waiting(self, notification_id: str, missing: list[str], due: datetime) -> None:
         """Details are missing: look again at `due`, or sooner when they arrive (`wake_waiting`)."""
+        for key in missing:  # first, so details arriving once it waits find it
+            for _ in range(2):  # two first waits for one key may both insert: the second then adds to the first's
+                with contextlib.suppress(DuplicateKeyError):
+                    await self._waits.update_one(
+                        {"_id": key}, {"$addToSet": {"notification_ids": notification_id}}, upsert=True
+                    )
+                    break
         await self._notifications.update_one(
             {"_id": notification_id, "status": PENDING},
             {"$set": {SEND_DUE: due, "waiting_due": due, "waiting_for": missing}, "$inc": {"detail_checks": 1}},
@@ -248,12 +263,20 @@ class NotificationStore:
         Only a notification still resting at the due time its wait set is woken: one a worker has
         claimed meanwhile carries the lease's due time instead and must not be taken twice.
         """
+        # Nothing waits for it, mostly: a read tells at the cost of a lookup by `_id`, where even a delete that
+        # finds nothing is a write, and FerretDB (through the local gate) runs one write of a database at a time.
+        if await self._waits.find_one({"_id": key}, {"_id": 1}) is None:
+            return 0
+        waits = await self._waits.find_one_and_delete({"_id": key})
+        if waits is None:  # woken meanwhile by another copy of the details
+            return 0
         woken = 0
         now = utcnow()
-        async for doc in self._notifications.find(
-            {"waiting_for": key, "status": PENDING}, {SEND_DUE: 1, "waiting_due": 1}
-        ):
-            if doc.get(SEND_DUE) is not None and doc.get(SEND_DUE) == doc.get("waiting_due"):
+        for notification_id in waits["notification_ids"]:
+            doc = await self._notifications.find_one(
+                {"_id": notification_id, "waiting_for": key, "status": PENDING}, {SEND_DUE: 1, "waiting_due": 1}
+            )
+            if doc is not None and doc.get(SEND_DUE) is not None and doc.get(SEND_DUE) == doc.get("waiting_due"):
                 result = await self._notifications.update_one(
                     {"_id": doc["_id"], SEND_DUE: doc[SEND_DUE]}, {"$set": {SEND_DUE: now}}
                 )
@@ -311,6 +334,11 @@ class NotificationStore:
     async def record_institution(self, institution_id: str, name: str) -> None:
         """Keep an institution's name."""
         await self._institutions.update_one({"_id": institution_id}, {"$set": {"name": name}}, upsert=True)
+        self._recent_institutions.forget(institution_id)
+
+    async def _institution_name(self, institution_id: str) -> str | None:
+        doc = await self._institutions.find_one({"_id": institution_id})
+        return doc["name"] if doc else None
 
     async def programme_name(self, programme_id: str) -> str | None:
         """A programme's name, if known."""
@@ -430,15 +458,19 @@ class NotificationStore:
             if "email" in doc:
                 contacts[doc["_id"]] = Contact(**{k: doc[k] for k in Contact.__dataclass_fields__})
         programme = await self._recent_programmes.get(programme_id, lambda: self._programme(programme_id))
-        institution_ids = {c.institution_id for c in contacts.values()}
-        institutions = {doc["_id"]: doc["name"] for doc in await _by_ids(self._institutions, institution_ids)}
+        institutions = {}
+        for institution_id in sorted({c.institution_id for c in contacts.values()}):
+            name = await self._recent_institutions.get(institution_id, partial(self._institution_name, institution_id))
+            if name is not None:
+                institutions[institution_id] = name
         return Known(contacts, frozenset(erased), frozenset(withdrawn), programme, institutions)
 
 
 async def _by_ids(collection: AsyncCollection, ids: Iterable[str]) -> list[dict[str, Any]]:
-    """The documents with these ids; no round trip for none (a welcome names nobody)."""
-    wanted = sorted(set(ids))
-    return await collection.find({"_id": {"$in": wanted}}).to_list() if wanted else []
+    """The documents with these ids, each looked up by its `_id` (FerretDB answers `$in` by reading the whole
+    collection, and a message names one to a few); no round trip for none."""
+    found = await asyncio.gather(*(collection.find_one({"_id": i}) for i in sorted(set(ids))))
+    return [doc for doc in found if doc is not None]
 
 
 def _cancel(reason: str) -> dict[str, Any]:

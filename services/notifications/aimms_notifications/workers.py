@@ -14,7 +14,7 @@ from aimms_notifications.domain import compose, delivery, digest, messages
 from aimms_notifications.links import OptOutLinks
 from aimms_notifications.mailer import Mailer, SmtpRejection
 from aimms_notifications.settings import NotificationsSettings
-from aimms_notifications.store import NotificationStore, as_delivery, as_notification
+from aimms_notifications.store import SEND_DUE, NotificationStore, as_delivery, as_notification
 from aimms_notifications.templates import Templates
 from aimms_notifications.use_cases import PRODUCER, queue, subscriber_of
 from aimms_shared.contracts.notifications import NotificationFailed, NotificationSent
@@ -28,6 +28,10 @@ from aimms_shared.wakeup import Wakeup
 POLL_SECONDS = 5.0
 # Notifications sent at once (one SMTP connection each), and claimed at once by a search.
 DELIVERY_CONCURRENCY = 25
+# Details published beside the event that causes a message (a welcome's contact, on another topic) mostly arrive
+# within a fraction of a second: a message missing them is looked at again after these pauses, still under its
+# claim, before it is put to wait (a wait is two writes, and waking it a search for due notifications).
+DETAILS_GRACE_SECONDS = (0.1, 0.25, 0.5)
 
 log = structlog.get_logger(__name__)
 
@@ -143,6 +147,11 @@ class DeliveryWorker:
         self._wakeup = Wakeup()
         self._sending = asyncio.Semaphore(DELIVERY_CONCURRENCY)
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Messages missing details that are looked at again shortly (`_grace`): how often so far; those awaiting
+        # their next look, with what they miss and the timer; and by each detail they miss.
+        self._looks: dict[str, int] = {}
+        self._graced: dict[str, tuple[dict[str, Any], list[str], asyncio.TimerHandle]] = {}
+        self._graced_for: dict[str, set[str]] = {}
 
     def nudge(self) -> None:
         """Look for due notifications now rather than at the next poll (e.g. details a message waited for came)."""
@@ -208,6 +217,9 @@ class DeliveryWorker:
             if subscriber is not None and await self._store.opted_out([subscriber]):
                 known = dataclasses.replace(known, recipient_opted_out=True)
             decision = compose.compose(note, known)
+            if isinstance(decision, compose.Waiting) and self._grace(doc, decision.missing):
+                return
+            self._looks.pop(note.notification_id, None)
             if isinstance(decision, compose.Cancelled):
                 await self._store.mark_cancelled(note.notification_id, decision.reason)
                 log.info("delivery.cancelled", reason=decision.reason)
@@ -238,6 +250,42 @@ class DeliveryWorker:
             return subscriber_of(note.recipient_id)
         assert note.recipient_email is not None
         return self._links.subscriber_for_address(note.recipient_email)
+
+    def arrived(self, detail: str) -> None:
+        """Details (`participant:<id>`, ...) arrived: messages of this process looking again for them look now."""
+        for notification_id in list(self._graced_for.get(detail, ())):
+            self._look_again(notification_id)
+
+    def _grace(self, doc: dict[str, Any], missing: list[str]) -> bool:
+        """Look at a message missing details again shortly (or when they arrive here), rather than put it to
+        wait, if it never waited and its claim outlasts the pauses; whether it will be."""
+        notification_id = doc["_id"]
+        looks = self._looks.get(notification_id, 0)
+        if looks >= len(DETAILS_GRACE_SECONDS) or doc.get("detail_checks", 0) > 0:
+            return False
+        claimed_for = (as_utc(doc[SEND_DUE]) - utcnow()).total_seconds()
+        if claimed_for < sum(DETAILS_GRACE_SECONDS[looks:]) + 5:  # the claim could run out meanwhile
+            return False
+        self._looks[notification_id] = looks + 1
+        timer = asyncio.get_running_loop().call_later(DETAILS_GRACE_SECONDS[looks], self._look_again, notification_id)
+        self._graced[notification_id] = (doc, missing, timer)
+        for detail in missing:
+            self._graced_for.setdefault(detail, set()).add(notification_id)
+        return True
+
+    def _look_again(self, notification_id: str) -> None:
+        """Attempt a graced message again, once: its timer and its entries go."""
+        entry = self._graced.pop(notification_id, None)
+        if entry is None:
+            return
+        doc, missing, timer = entry
+        timer.cancel()
+        for detail in missing:
+            waiting = self._graced_for.get(detail, set())
+            waiting.discard(notification_id)
+            if not waiting:
+                self._graced_for.pop(detail, None)
+        self.hand([doc])
 
     async def _wait(self, doc: dict[str, Any], missing: list[str]) -> None:
         decision = delivery.details_missing(as_delivery(doc), missing, utcnow(), self._patience)
