@@ -356,6 +356,20 @@ async def scheme(platform: Platform, infrastructure: Infrastructure) -> AsyncIte
         yield Scheme(platform, app, matching, northgate)
 
 
+def programme_body(programme_id: str, name: str, roles: list[str], **settings: Any) -> dict[str, Any]:
+    """A programme as an administrator creates it, on an academic seniority scale; any setting overridden."""
+    scale = ["Postdoctoral researcher", "Lecturer", "Senior lecturer", "Professor"]
+    return {"programme_id": programme_id, "name": name, "roles_offered": roles, "seniority_scale": scale} | settings
+
+
+async def create_programme(scheme: Scheme, body: dict[str, Any]) -> dict[str, Any]:
+    """Create a programme as the scheme's administrator; its settings as registration answers them."""
+    admin = bearer(scheme.platform.admin_token)
+    created = await scheme.platform.registration.post("/programmes", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
 async def register(
     scheme: Scheme,
     who: str,

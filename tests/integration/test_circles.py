@@ -13,21 +13,30 @@ from pymongo import AsyncMongoClient
 from aimms_shared.contracts.matching import CIRCLES
 from aimms_shared.events import in_namespace
 
-from .conftest import Infrastructure, Scheme, bearer, eventually, mails_to, read_topic, register
+from .conftest import (
+    Infrastructure,
+    Scheme,
+    bearer,
+    create_programme,
+    eventually,
+    mails_to,
+    programme_body,
+    read_topic,
+    register,
+)
 from .test_page_links import problem
 
 pytestmark = pytest.mark.integration
 
-PROGRAMME = {
-    "programme_id": "peer-circles",
-    "name": "Peer Mentoring Circles",
-    "kind": "circles",
-    "roles_offered": ["peer", "facilitator"],
-    "seniority_scale": ["Postdoctoral researcher", "Lecturer", "Senior lecturer", "Professor"],
-    "follow_up_after": "PT4S",  # six months in the scheme; seconds here, so the test sees it come due
-    "audience": "early-career researchers from ethnic minority backgrounds",
-    "description": "Circles of peers who meet monthly with a facilitator.",
-}
+PROGRAMME = programme_body(
+    "peer-circles",
+    "Peer Mentoring Circles",
+    ["peer", "facilitator"],
+    kind="circles",
+    follow_up_after="PT4S",  # six months in the scheme; seconds here, so the test sees it come due
+    audience="early-career researchers from ethnic minority backgrounds",
+    description="Circles of peers who meet monthly with a facilitator.",
+)
 
 
 async def test_a_circles_programme_forms_circles_that_go_on_when_a_member_leaves_and_reach_their_follow_up(
@@ -35,9 +44,7 @@ async def test_a_circles_programme_forms_circles_that_go_on_when_a_member_leaves
 ) -> None:
     registration, matching = scheme.platform.registration, scheme.matching
     admin, namespace = bearer(scheme.platform.admin_token), scheme.platform.namespace
-    created = await registration.post("/programmes", json=PROGRAMME, headers=admin)
-    assert created.status_code == 201, created.text
-    assert created.json()["kind"] == "circles"
+    assert (await create_programme(scheme, PROGRAMME))["kind"] == "circles"
     mixed = PROGRAMME | {"programme_id": "mixed", "roles_offered": ["peer", "mentor"]}
     assert problem(await registration.post("/programmes", json=mixed, headers=admin), 422)["field"] == "roles_offered"
 

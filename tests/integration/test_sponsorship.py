@@ -8,7 +8,17 @@ from email.message import EmailMessage
 
 import pytest
 
-from .conftest import Infrastructure, Scheme, bearer, eventually, has_status, mails_to, register
+from .conftest import (
+    Infrastructure,
+    Scheme,
+    bearer,
+    create_programme,
+    eventually,
+    has_status,
+    mails_to,
+    programme_body,
+    register,
+)
 from .test_page_links import problem
 
 pytestmark = pytest.mark.integration
@@ -19,15 +29,14 @@ QUESTION = {
     "roles": ["sponsor"],
     "required": True,
 }
-SPONSORSHIP = {
-    "programme_id": "aimms-sponsorship",
-    "name": "AIMMS Sponsorship",
-    "roles_offered": ["sponsor", "mentee"],
-    "seniority_scale": ["Postdoctoral researcher", "Lecturer", "Senior lecturer", "Professor"],
-    "matching": {"min_seniority_gap": 2},
-    "profile_questions": [QUESTION],
-    "audience": "women from ethnic minority backgrounds in academic medicine",
-}
+SPONSORSHIP = programme_body(
+    "aimms-sponsorship",
+    "AIMMS Sponsorship",
+    ["sponsor", "mentee"],
+    matching={"min_seniority_gap": 2},
+    profile_questions=[QUESTION],
+    audience="women from ethnic minority backgrounds in academic medicine",
+)
 OPENS = "The faculty promotions panel and the college's fellowship nominations"
 
 
@@ -36,9 +45,7 @@ async def test_sponsors_answer_their_own_question_need_standing_and_are_called_s
 ) -> None:
     registration, matching = scheme.platform.registration, scheme.matching
     admin, namespace = bearer(scheme.platform.admin_token), scheme.platform.namespace
-    created = await registration.post("/programmes", json=SPONSORSHIP, headers=admin)
-    assert created.status_code == 201, created.text
-    assert created.json()["profile_questions"] == [QUESTION]
+    assert (await create_programme(scheme, SPONSORSHIP))["profile_questions"] == [QUESTION]
     both = SPONSORSHIP | {"programme_id": "both-kinds", "roles_offered": ["sponsor", "mentor"]}
     assert problem(await registration.post("/programmes", json=both, headers=admin), 422)["rule"] == "one-giving-role"
 
@@ -81,16 +88,9 @@ async def test_sponsors_answer_their_own_question_need_standing_and_are_called_s
 
 
 async def test_an_ally_registers_as_an_ally(scheme: Scheme, infrastructure: Infrastructure) -> None:
-    registration, admin = scheme.platform.registration, bearer(scheme.platform.admin_token)
     question = {"question_id": "allyship", "text": "How do you act as an ally?", "roles": ["ally"]}
-    allyship = SPONSORSHIP | {
-        "programme_id": "aimms-allyship",
-        "name": "AIMMS Allyship",
-        "roles_offered": ["ally", "mentee"],
-        "matching": {},
-        "profile_questions": [question],
-    }
-    assert (await registration.post("/programmes", json=allyship, headers=admin)).status_code == 201
+    allyship = programme_body("aimms-allyship", "AIMMS Allyship", ["ally", "mentee"], profile_questions=[question])
+    await create_programme(scheme, allyship)
     await register(
         scheme, "sam", role="ally", seniority="Senior lecturer", programme="aimms-allyship", confirmed=(),
         answers={"allyship": "I chair our race equality group"},
