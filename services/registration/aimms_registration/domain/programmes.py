@@ -97,16 +97,12 @@ def define(programme: Programme) -> Programme:
         raise RuleBroken(
             "roles_offered", "one-giving-role", "a pairs programme gives one kind of support: mentor, sponsor or ally"
         )
-    ids = [q.question_id for q in programme.profile_questions]
-    if len(set(ids)) != len(ids):
-        raise RuleBroken("profile_questions", "distinct-ids", "profile questions need distinct ids")
-    for position, question in enumerate(programme.profile_questions):
-        if any(role not in programme.roles_offered for role in question.roles):
-            raise RuleBroken(
-                f"profile_questions.{position}.roles",
-                "roles-offered",
-                "a question names only roles the programme offers",
-            )
+    _check_by_role(
+        programme,
+        "profile_questions",
+        "profile question",
+        [(q.question_id, q.roles) for q in programme.profile_questions],
+    )
     scale = tuple(level.strip() for level in programme.seniority_scale)
     if not scale or len(set(scale)) != len(scale) or not all(scale):
         raise RuleBroken("seniority_scale", "distinct-levels", "the seniority scale needs distinct, non-empty levels")
@@ -117,14 +113,9 @@ def define(programme: Programme) -> Programme:
     for name in ("term", "follow_up_after"):
         if not is_duration(getattr(programme, name)):
             raise RuleBroken(name, "iso-8601-duration", f"{name} must be an ISO 8601 duration such as P6M or PT30S")
-    ids = [s.statement_id for s in programme.eligibility]
-    if len(set(ids)) != len(ids):
-        raise RuleBroken("eligibility", "distinct-ids", "eligibility statements need distinct ids")
-    for position, statement in enumerate(programme.eligibility):
-        if any(role not in programme.roles_offered for role in statement.roles):
-            raise RuleBroken(
-                f"eligibility.{position}.roles", "roles-offered", "a statement names only roles the programme offers"
-            )
+    _check_by_role(
+        programme, "eligibility", "eligibility statement", [(s.statement_id, s.roles) for s in programme.eligibility]
+    )
     unknown = [f for f in programme.sensitive_fields if f not in DEMOGRAPHICS]
     if unknown:
         raise RuleBroken(
@@ -132,6 +123,20 @@ def define(programme: Programme) -> Programme:
         )
     sensitive = tuple(dict.fromkeys((*ALWAYS_SENSITIVE, *programme.sensitive_fields)))
     return Programme(**{**programme.__dict__, "seniority_scale": scale, "sensitive_fields": sensitive})
+
+
+def _check_by_role(
+    programme: Programme, field: str, noun: str, items: list[tuple[str, tuple[str, ...] | list[str]]]
+) -> None:
+    """Statements or questions, each for some roles: distinct ids, and only roles the programme offers."""
+    ids = [item_id for item_id, _ in items]
+    if len(set(ids)) != len(ids):
+        raise RuleBroken(field, "distinct-ids", f"each {noun} needs its own id")
+    for position, (_, roles) in enumerate(items):
+        if any(role not in programme.roles_offered for role in roles):
+            raise RuleBroken(
+                f"{field}.{position}.roles", "roles-offered", f"each {noun} names only roles the programme offers"
+            )
 
 
 def announcement(programme: Programme, *, new: bool) -> ProgrammeOpened | ProgrammeUpdated:
