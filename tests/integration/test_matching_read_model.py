@@ -5,6 +5,8 @@ from typing import Any
 
 import pytest
 
+from aimms_matching.domain.rules import Member
+from aimms_matching.store import MatchingStore
 from aimms_shared.contracts.matching import PREFERENCES
 from aimms_shared.events import in_namespace
 
@@ -114,3 +116,32 @@ async def _when(pending: Any, expected: set[str]) -> bool:
 
 async def _ok(pending: Any) -> bool:
     return (await pending).status_code == 200
+
+
+async def test_her_free_text_arriving_before_her_profile_leaves_her_not_yet_known(scheme: Scheme) -> None:
+    """The text rides the contacts topic and may overtake her profile: until the profile comes she is a
+    retry, not an error; then she is an active member with both."""
+    store: MatchingStore = scheme.matching_app.state.store
+    text = {"participant_id": "text-first", "job_title": "Clinical lecturer", "offers": None, "answers": {}}
+    await store.save_member_text(text)
+
+    assert await store.member("text-first") is None
+    early = await scheme.matching.get("/mentees/text-first/preferences")
+    assert (early.status_code, early.json()["type"]) == (409, "/problems/not-yet-known")
+
+    await store.save_member(
+        Member(
+            "text-first",
+            "aimms-mentoring",
+            "demo-university",
+            ("mentee",),
+            "Lecturer",
+            "clinical",
+            (),
+            None,
+            False,
+            False,
+        )
+    )
+    member = await store.member("text-first")
+    assert member is not None and (member.job_title, member.active, member.load) == ("Clinical lecturer", True, 0)

@@ -126,8 +126,8 @@ class MatchingStore:
         await self._members.update_one({"_id": text["participant_id"]}, {"$set": fields}, upsert=True)
 
     async def member(self, participant_id: str) -> Member | None:
-        """A member by participant id."""
-        doc = await self._members.find_one({"_id": participant_id})
+        """A member by participant id (not yet one while only her free text has arrived)."""
+        doc = await self._members.find_one({"_id": participant_id, "programme_id": {"$exists": True}})
         return _member(doc) if doc else None
 
     async def members(self, programme_id: str) -> list[Member]:
