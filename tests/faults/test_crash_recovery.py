@@ -200,6 +200,7 @@ IN_FLIGHT = asyncio.Semaphore(32)
 async def persistently(call: Callable[[], Awaitable[httpx.Response]], ok: tuple[int, ...]) -> httpx.Response:
     """A client that keeps trying through a crash or an outage (the same request, so idempotent)."""
     deadline: float | None = None  # from its first try: waiting for a turn to send is not the platform's time
+    last = "no answer"
     while True:
         try:
             async with IN_FLIGHT:
@@ -207,12 +208,13 @@ async def persistently(call: Callable[[], Awaitable[httpx.Response]], ok: tuple[
                 response = await call()
             if response.status_code in ok:
                 return response
+            last = f"{response.status_code} {response.text[:300]}"
             if response.status_code < 500 and response.status_code not in (409, 429):
-                raise AssertionError(f"refused: {response.status_code} {response.text[:300]}")
-        except httpx.HTTPError:
-            pass
+                raise AssertionError(f"refused: {last}")
+        except httpx.HTTPError as error:
+            last = repr(error)
         if deadline is not None and time.monotonic() > deadline:
-            raise AssertionError("the platform did not recover in time")
+            raise AssertionError(f"the platform did not recover in time; its last answer: {last}")
         await asyncio.sleep(0.3)
 
 

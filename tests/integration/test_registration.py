@@ -1,6 +1,7 @@
 """Registration against the real store and broker: each event, encryption at rest, erasure, idempotency."""
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -251,6 +252,32 @@ async def test_a_retried_post_with_the_same_idempotency_key_creates_nothing_twic
     assert retry.json()["participant_id"] == first.json()["participant_id"]
     assert retry.headers["Idempotent-Replayed"] == "true"
     assert other.status_code == 422 and other.json()["type"] == "/problems/idempotency-key-reused"
+    assert await stored_participants(infrastructure, platform) == 1
+    assert len(await events(infrastructure, platform, PARTICIPANTS.name, expect=2, timeout=3)) == 1
+
+
+@pytest.mark.parametrize("left_as", ["pending", "released"])
+async def test_a_retry_after_a_crash_between_her_registration_and_its_answer_gets_that_answer(
+    platform: Platform, infrastructure: Infrastructure, left_as: str
+) -> None:
+    """The process died after the write and before it stored the response (the key left pending, and
+    abandoned), or lost its connection as the write was acknowledged (the key released)."""
+    body = participant_body(platform.namespace)
+    key = {"Idempotency-Key": f"crash-{platform.namespace}"}
+    first = await platform.registration.post("/participants", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    client: AsyncMongoClient = AsyncMongoClient(infrastructure.mongodb_uri)
+    try:
+        keys = client[platform.registration_settings.mongodb_database]["idempotency_keys"]
+        crashed = {"state": left_as, "created_at": datetime(2026, 1, 1, tzinfo=UTC)}
+        assert (await keys.update_one({}, {"$set": crashed, "$unset": {"status": "", "body": ""}})).modified_count
+    finally:
+        await client.close()
+
+    retry = await platform.registration.post("/participants", json=body, headers=key)
+
+    assert retry.status_code == 201, retry.text
+    assert retry.json()["participant_id"] == first.json()["participant_id"]
     assert await stored_participants(infrastructure, platform) == 1
     assert len(await events(infrastructure, platform, PARTICIPANTS.name, expect=2, timeout=3)) == 1
 

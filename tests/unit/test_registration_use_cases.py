@@ -2,6 +2,7 @@
 a participant's registration, changes, withdrawal and erasure, and the links to her programme's page."""
 
 import json
+import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -87,8 +88,8 @@ async def scheme(*opened: Programme) -> tuple[FakeRegistrationStore, tuple[str, 
     return store, (credential.client_id, secret)
 
 
-async def registered(store: FakeRegistrationStore, **changes: Any) -> Participant:
-    return await use_cases.register_participant(store, registration(**changes))
+async def registered(store: FakeRegistrationStore, participant_id: str | None = None, **changes: Any) -> Participant:
+    return await use_cases.register_participant(store, registration(**changes), participant_id or str(uuid.uuid4()))
 
 
 def written(store: FakeRegistrationStore, event_type: str) -> list[dict[str, Any]]:
@@ -400,6 +401,17 @@ async def test_an_address_registers_once_per_programme_whatever_its_case_and_may
     assert twice.value.extra["rule"] == "one-registration-per-programme"
     assert set(store.participants_by_id) == {first.participant_id, elsewhere.participant_id}
     assert store.event_types().count("ParticipantRegistered") == 2
+
+
+async def test_a_try_after_a_crash_finds_her_registered_under_its_own_id_and_answers_with_her() -> None:
+    """Every try of one idempotency key registers under the same id: the first wrote, then its process died
+    before it could answer; the next try answers with her instead of refusing her address."""
+    store, _ = await scheme()
+    first = await registered(store, participant_id="p-1")
+
+    again = await registered(store, participant_id="p-1")
+
+    assert again == first and store.event_types().count("ParticipantRegistered") == 1
 
 
 async def test_a_registration_refused_by_a_rule_writes_nothing() -> None:

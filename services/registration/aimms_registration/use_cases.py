@@ -202,21 +202,32 @@ async def ensure_scheme_tenancy(store: RegistrationStore) -> None:
 # -- participants
 
 
-async def register_participant(store: RegistrationStore, registration: Registration) -> Participant:
-    """Register her in a programme: ParticipantRegistered plus her contact record, in one write."""
+async def register_participant(
+    store: RegistrationStore, registration: Registration, participant_id: str
+) -> Participant:
+    """Register her in a programme: ParticipantRegistered plus her contact record, in one write.
+
+    `participant_id` is the same on every try of one request (its idempotency key's): a try after a crash
+    that came between the write and the answer finds her registered under it, and answers with her."""
     institution = await store.recent_institution(registration.institution_id)
     programme = await store.recent_programme(registration.programme_id)
     participant, events = participants.register(
         registration,
         institution,
         programme,
-        participant_id=str(uuid.uuid4()),
+        participant_id=participant_id,
         now=utcnow(),
         background_key=store.background_key,
     )
     interest = await store.interest_of(participant.programme_id, participant.email)
     participant = replace(participant, interest_id=interest["_id"] if interest else None)
-    await store.add_participant(participant, _entries(events, participant.institution_id))
+    try:
+        await store.add_participant(participant, _entries(events, participant.institution_id))
+    except StateConflict:
+        earlier = await store.participant(participant_id)
+        if earlier is None or earlier.email != participant.email:
+            raise
+        return earlier
     return participant
 
 

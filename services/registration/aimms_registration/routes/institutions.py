@@ -88,7 +88,7 @@ async def onboard_institution(
 ) -> Response:
     """Onboard a medical school (InstitutionOnboarded) and issue its portal's first credential."""
 
-    async def run() -> tuple[int, dict, None]:
+    async def run(_: str) -> tuple[int, dict, None]:  # the institution's id is the caller's
         institution, credential, secret = await use_cases.onboard_institution(store, **body.model_dump(mode="json"))
         out = OnboardedOut(
             institution=carried_over(InstitutionOut, institution),
@@ -159,7 +159,7 @@ async def create_credential(
 ) -> Response:
     """A new credential for a portal or an administrator; its secret is shown once."""
 
-    async def run() -> tuple[int, dict, None]:
+    async def run(_: str) -> tuple[int, dict, None]:
         credential, secret = await use_cases.create_credential(store, **body.model_dump())
         out = carried_over(IssuedCredential, credential, client_secret=secret)
         return 201, out.model_dump(mode="json"), None

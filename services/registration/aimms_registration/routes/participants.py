@@ -285,8 +285,8 @@ async def register_participant(
         sensitive={k: v for k, v in {"ethnicity": body.ethnicity, "age_band": body.age_band}.items() if v},
     )
 
-    async def run() -> tuple[int, dict[str, Any], str]:
-        participant = await use_cases.register_participant(store, registration)
+    async def run(participant_id: str) -> tuple[int, dict[str, Any], str]:
+        participant = await use_cases.register_participant(store, registration, participant_id)
         return (201, ParticipantOut.of_participant(participant).model_dump(mode="json"), participant.participant_id)
 
     return await store.idempotency.run(caller.client_id, idempotency_key, body.model_dump(mode="json"), run)
