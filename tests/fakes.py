@@ -282,11 +282,22 @@ class FakeMatchingStore:
     async def circle(self, circle_id: str) -> MentoringCircle | None:
         return self.circles_by_id.get(circle_id)
 
-    async def circles(self, programme_id: str) -> list[MentoringCircle]:
-        return [c for c in self.circles_by_id.values() if c.programme_id == programme_id]
-
-    async def circles_of(self, participant_id: str) -> list[MentoringCircle]:
-        return [c for c in self.circles_by_id.values() if participant_id in c.member_ids]
+    async def circles(
+        self,
+        programme_id: str | None = None,
+        *,
+        institution_id: str | None = None,
+        participant_id: str | None = None,
+        limit: int = 500,
+    ) -> list[MentoringCircle]:
+        found = [
+            c
+            for c in self.circles_by_id.values()
+            if programme_id in (None, c.programme_id)
+            and (institution_id is None or any(m.institution_id == institution_id for m in c.members))
+            and (participant_id is None or participant_id in c.member_ids)
+        ]
+        return sorted(found, key=lambda c: c.formed_at, reverse=True)[:limit]
 
     async def claim_due_circles(self, lease: timedelta, limit: int) -> list[MentoringCircle]:
         now = utcnow()

@@ -349,7 +349,7 @@ async def test_coordinators_sign_in_read_the_dashboard_and_send_a_failed_email_a
     await page.wait_for_selector("text=From interest to follow-up")
     funnel = await page.get_by_role("row", name=re.compile("Registered")).first.inner_text()
     assert int(funnel.split()[-1]) >= 10, funnel
-    assert "3 mentees waiting, 1 mentors: 2 pairs proposed, 1 not matched; blocking pairs: 0" in await main.inner_text()
+    assert "3 mentees waiting, 1 mentor: 2 pairs proposed, 1 not matched; blocking pairs: 0" in await main.inner_text()
     assert "66.7%" in await page.get_by_role("row", name=re.compile("first choice")).first.inner_text()
     await _inspect(page, shots / "12-funnel-and-rounds.png")
 
@@ -651,6 +651,61 @@ async def test_someone_whose_university_is_not_a_member_joins_from_the_schemes_o
     await _eventually(lambda: _arrived(maildir, email), "the welcome pack reaches her")
     missing = await page.goto(f"{portal}/join/no-such-programme")
     assert missing is not None and missing.status == 404
+    await page.close()
+
+
+async def test_a_peer_reads_her_circle_and_coordinators_read_the_programmes_circles(
+    school: School, browser: Browser, shots: Path
+) -> None:
+    """A circles programme of the same school, as data: five peers and a facilitator, one round."""
+    registration, matching, portal = school.urls["registration"], school.urls["matching"], school.urls["portal"]
+    circles = f"{school.programme}-circles"
+    programme = {
+        "programme_id": circles,
+        "name": f"Peer circles (pages {school.run})",
+        "kind": "circles",
+        "roles_offered": ["peer", "facilitator"],
+        "seniority_scale": ["Lecturer", "Professor"],
+    }
+    async with httpx.AsyncClient(timeout=30) as http:
+        await _ok(http.post(f"{registration}/programmes", json=programme, headers=school.admin))
+        people = [await school.register(http, f"peer{i}", "peer", programme_id=circles) for i in range(5)]
+        people.append(await school.register(http, "facil", "facilitator", programme_id=circles, seniority="Professor"))
+        for pid, _ in people:
+            known = f"{matching}/mentees/{pid}/preferences"
+            await _eventually(lambda known=known: _known(http.get(known, headers=school.admin)), "matching knows her")
+        ran = await _ok(http.post(f"{matching}/programmes/{circles}/rounds", headers=school.admin))
+        assert ran.json()["circles"] == 1, ran.text
+        await _ok(http.post(f"{registration}/page-links", json={"email": people[0][1]}))
+
+    # Her page: her circle by school, stage and shared interests, not a partnership or a choice of mentors.
+    [link] = await school.links(people[0][1], "/me/links/")
+    page = await browser.new_page(viewport={"width": 1000, "height": 900})
+    await page.goto(link)
+    await page.get_by_role("button", name="Open my page").click()
+    await page.wait_for_url(re.compile(r"/me$"))
+    main = await page.locator("main").inner_text()
+    assert "Your mentoring circle" in main and "5 peers and a facilitator" in main and "Pages School" in main
+    assert "global health, medical education" in main and "Choose your" not in main and "partnership" not in main
+    await _inspect(page, shots / "32-my-circle.png")
+    await page.close()
+
+    # The coordinators' overview: the round's figures in circles' terms, and the circle.
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    secrets = school.stack.registration_secrets()
+    await page.goto(f"{portal}/coordinators/programmes/{circles}")
+    await page.get_by_label("Client ID").fill(secrets["REGISTRATION_BOOTSTRAP_ADMIN_CLIENT_ID"])
+    await page.get_by_label("Client secret").fill(secrets["REGISTRATION_BOOTSTRAP_ADMIN_SECRET"])
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(re.compile(r"/coordinators$"))
+    await page.get_by_role("link", name=f"Peer circles (pages {school.run})").click()
+    await page.wait_for_selector("text=From interest to follow-up")
+    main = await page.locator("main").inner_text()
+    assert "5 peers waiting, 1 facilitator: 1 circle formed, 5 placed, 0 not placed" in main, main
+    assert "Circles mixing institutions" in main
+    row = await page.get_by_role("row", name=re.compile("5 peers and a facilitator")).inner_text()
+    assert school.programme in row and "Lecturer" in row, row
+    await _inspect(page, shots / "33-circles-overview.png")
     await page.close()
 
 

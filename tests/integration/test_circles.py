@@ -24,7 +24,7 @@ from .conftest import (
     read_topic,
     register,
 )
-from .test_page_links import problem
+from .test_page_links import own_token, problem
 
 pytestmark = pytest.mark.integration
 
@@ -88,8 +88,11 @@ async def test_a_circles_programme_forms_circles_that_go_on_when_a_member_leaves
     assert (await matching.get(f"/circles/{circle['circle_id']}")).status_code == 200
     [formed] = await read_topic(infrastructure, in_namespace(CIRCLES.name, namespace), expect=1)
     assert "peer0" not in formed.value.decode() and "@" not in formed.value.decode()
-    # Each member is introduced to the others by email: their names, schools and addresses.
+    # Her own page's token lists the circle she is in.
     addresses = {who: f"{who}.{namespace}@{at}.ac.uk" for who, at in _people()}
+    hers = (await matching.get("/circles", headers=await own_token(scheme, infrastructure, addresses["peer1"]))).json()
+    assert [c["circle_id"] for c in hers] == [circle["circle_id"]]
+    # Each member is introduced to the others by email: their names, schools and addresses.
     peer1 = await eventually(lambda: _mail(infrastructure, addresses["peer1"], "Introducing your mentoring circle"))
     text = peer1.get_body(("plain",)).get_content()
     assert "Peer0" in text and addresses["peer2"] in text and "Facil" in text and "Northgate" in text

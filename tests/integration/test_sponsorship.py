@@ -4,6 +4,7 @@ answer it and mentees read the answers; a sponsor too close in seniority is neit
 emails call her a sponsor (an ally); the matching report says which support it counts.
 """
 
+import re
 from email.message import EmailMessage
 
 import pytest
@@ -82,6 +83,9 @@ async def test_sponsors_answer_their_own_question_need_standing_and_are_called_s
     to_him = await _mail(infrastructure, f"dean.{namespace}@demo-university.ac.uk", "We propose you as sponsor")
     assert "as your sponsor in" in " ".join(to_her.get_body(("plain",)).get_content().split())
     assert "mentor" not in to_him["Subject"]
+    # Her link's page (the portal renders matching's view of it) calls him her proposed sponsor.
+    token = re.search(r"/answers/(\S+)", to_her.get_body(("plain",)).get_content()).group(1)
+    assert (await matching.get(f"/answer-links/{token}")).json()["giver"] == "sponsor"
     report = await matching.get("/reports/matching", params={"programme_id": "aimms-sponsorship"}, headers=admin)
     assert report.json()["support"] == "sponsor"
     assert report.json()["pairs_by_state"] == {"proposed": 1}

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from aimms_portal.domain.dashboard import bars, email_name, funnel, rounds, survey_tables
+from aimms_portal.domain.dashboard import bars, circles, email_name, funnel, rounds, survey_tables
 
 
 def agreement(counts: dict[int, int]) -> dict[str, Any]:
@@ -110,3 +110,22 @@ def test_rounds_newest_first_with_quality_in_percent() -> None:
 def test_bars_and_email_names() -> None:
     assert [b.width for b in bars([("a", 0), ("b", 0)])] == [0.0, 0.0]
     assert email_name("match_proposed") == "Proposal" and email_name("new_thing") == "New thing"
+
+
+def test_a_circles_round_and_its_circles_in_words() -> None:
+    quality = {"size_min": 5, "size_max": 6, "members_alone_of_their_group": 0, "institutions_mixed_rate": 1.0}
+    quality |= {"sharing_an_interest_rate": 0.958, "facilitated_rate": 0.5}
+    report = {"ran_at": "2026-03-01T09:30:00Z", "kind": "circles", "mentees": 11, "mentors": 1, "circles": 2}
+    [shown] = rounds([report | {"proposed": 11, "unmatched": 0, "stable": quality, "residual": {}}])
+    assert shown.summary == (
+        "11 peers waiting, 1 facilitator: 2 circles formed, 11 placed, 0 not placed; circles of 5 to 6, "
+        "0 members alone of their group."
+    )
+    assert [(q.label, q.value) for q in shown.quality][1] == ("Members sharing an interest in their circle", 95.8)
+    assert shown.ranks == [] and shown.groups == {}
+
+    members = [{"participant_id": f"p{i}", "role": "peer", "institution_id": "ab"[i % 2]} for i in range(5)]
+    circle = {"members": members, "stages": ["Lecturer", "Lecturer"], "shared_interests": [], "left": ["p9"]}
+    [row] = circles([circle | {"formed_at": "2026-03-01T09:30:00Z", "follow_up_at": "2026-09-01T09:30:00Z"}])
+    assert (row.members, row.institutions, row.stages, row.left) == ("5 peers, no facilitator", "a, b", "Lecturer", 1)
+    assert (row.interests, row.follow_up) == ("None in common", "1 September 2026")

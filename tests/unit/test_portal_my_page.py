@@ -135,3 +135,36 @@ def test_a_sponsorship_page_names_sponsors_and_shows_their_answers_to_the_progra
     assert page.mentors[0].answers == [("What can you open doors to?", "The promotions panel")]
     ally = my_page(AMINA | {"roles": ["ally"]}, PROGRAMME | {"roles_offered": ["ally", "mentee"]}, [], [], [], [], {})
     assert (ally.roles, ally.a_giver) == ("an ally", "an ally")
+
+
+def test_a_sponsored_mentee_reads_your_sponsor_on_her_partnership() -> None:
+    sponsorship = PROGRAMME | {"roles_offered": ["sponsor", "mentee"]}
+    page = my_page(AMINA, sponsorship, [pair("mentoring")], PROFILES, [], [], SCHOOLS)
+    assert page.partnerships[0].with_whom == "Your sponsor, Prof Grace Mensah"
+
+
+def test_a_peer_sees_her_circle_by_school_and_stage_without_names() -> None:
+    circles = PROGRAMME | {"kind": "circles", "roles_offered": ["peer", "facilitator"]}
+    members = [("p-amina", "peer", "northgate"), ("p-bea", "peer", "demo"), ("p-cy", "peer", "northgate")]
+    circle = {
+        "circle_id": "circle-1",
+        "members": [
+            {"participant_id": pid, "role": role, "institution_id": school}
+            for pid, role, school in [*members, ("p-dee", "facilitator", "demo")]
+        ],
+        "stages": ["Lecturer", "Senior lecturer"],
+        "shared_interests": ["global-health"],
+        "formed_at": "2026-12-01T09:00:00+00:00",
+        "follow_up_at": "2027-06-01T09:00:00+00:00",
+    }
+    page = my_page(AMINA | {"roles": ["peer"]}, circles, [], [], [], [], SCHOOLS, circles=[circle])
+
+    assert page.in_circles and not page.may_choose
+    [shown] = page.circles
+    assert (shown.her_role, shown.members, shown.stages) == (
+        "Peer",
+        "3 peers and a facilitator",
+        "Lecturer to Senior lecturer",
+    )
+    assert shown.schools == "Northgate Medical School, demo" and shown.interests == "global health"
+    assert shown.dates == [("Formed", "1 December 2026"), ("Follow-up questionnaire", "1 June 2027")]

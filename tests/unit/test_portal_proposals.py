@@ -58,6 +58,14 @@ def test_a_mentor_is_told_she_was_chosen_and_a_fallback_is_explained() -> None:
     assert fallback.startswith("The mentors you named had no place left")
 
 
+def test_the_giving_side_is_called_what_the_programme_calls_it() -> None:
+    sponsored = view(choice_rank=None, fallback_reason="choices-declined") | {"giver": "ally"}
+    shown = proposal(sponsored)
+    assert shown.headline == "Your proposed ally" and shown.other_role == "ally"
+    assert shown.reasons[0].startswith("An ally you named declined before")
+    assert proposal(sponsored | {"side": "mentor"}).headline == "A mentee proposed to you"
+
+
 def test_an_answered_or_closed_proposal_offers_no_button() -> None:
     answered = proposal(view(answers={"mentee": "accepted"}))
     assert not answered.answerable and answered.status == "You already accepted this proposal."

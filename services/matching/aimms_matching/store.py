@@ -385,14 +385,24 @@ class MatchingStore:
         doc = await self._circles.find_one({"_id": circle_id}, {"outbox": 0})
         return _circle(doc) if doc else None
 
-    async def circles(self, programme_id: str) -> list[MentoringCircle]:
-        """A programme's circles, newest first."""
-        cursor = self._circles.find({"programme_id": programme_id}, {"outbox": 0}).sort("formed_at", DESCENDING)
+    async def circles(
+        self,
+        programme_id: str | None = None,
+        *,
+        institution_id: str | None = None,
+        participant_id: str | None = None,
+        limit: int = 500,
+    ) -> list[MentoringCircle]:
+        """Circles by programme, a member's institution or a member; newest first."""
+        query: dict[str, Any] = {}
+        if programme_id:
+            query["programme_id"] = programme_id
+        if institution_id:
+            query["members.institution_id"] = institution_id
+        if participant_id:
+            query["member_ids"] = participant_id
+        cursor = self._circles.find(query, {"outbox": 0}).sort("formed_at", DESCENDING).limit(limit)
         return [_circle(doc) async for doc in cursor]
-
-    async def circles_of(self, participant_id: str) -> list[MentoringCircle]:
-        """The circles she is in."""
-        return [_circle(doc) async for doc in self._circles.find({"member_ids": participant_id}, {"outbox": 0})]
 
     async def claim_due_circles(self, lease: timedelta, limit: int) -> list[MentoringCircle]:
         """Circles whose follow-up is due, each leased to this worker."""

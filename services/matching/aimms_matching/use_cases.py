@@ -367,15 +367,17 @@ class Matchmaker:
         pair_id, side, action = self.links.read(token)
         return await self.answer(pair_id, side, action == "accept", reason), action == "accept"
 
-    async def proposal_by_link(self, token: str) -> tuple[Pair, Side, Action, Member | None]:
-        """The pair an answer link names, as it is now, and the other side as matching knows her."""
+    async def proposal_by_link(self, token: str) -> tuple[Pair, Side, Action, Member | None, str]:
+        """The pair an answer link names, as it is now, the other side as matching knows her, and what the
+        programme calls its giving side (mentor, sponsor or ally)."""
         pair_id, side, action = self.links.read(token)
         pair = await self._store.pair(pair_id)
         if pair is None:
             # A held pair is deleted when a side leaves before it was proposed; its links go nowhere.
             raise Missing("token", "existing-pair", "this proposal was withdrawn; your coordinator will be in touch")
         other = await self._store.member(pair.participant("mentor" if side == "mentee" else "mentee"))
-        return pair, side, action, other
+        programme = await self._store.programme(pair.programme_id)
+        return pair, side, action, other, programme.giver if programme else "mentor"
 
     async def record_meeting(
         self, caller: Principal, pair_id: str, side: Side | None, held_on: date, notes: str | None
@@ -527,7 +529,7 @@ class Circles:
 
     async def member_left(self, participant_id: str) -> None:
         """She withdrew or was erased: each circle she is in goes on without her."""
-        for circle in await self._store.circles_of(participant_id):
+        for circle in await self._store.circles(participant_id=participant_id):
             await self._change(circle.circle_id, lambda c: mentoring_circles.leave(c, participant_id))
 
     async def run_due(self, limit: int) -> int:

@@ -77,6 +77,7 @@ class Overview:
     rounds: list[dashboard.Round]
     meetings: dict[str, Any]  # per partnership that started: partnerships, mean, min, max
     ideas: dict[str, Any] | None  # ideas for change without names, where the programme collects them
+    circles: list[dashboard.CircleRow] | None = None  # a circles programme's circles
 
 
 @dataclass(frozen=True)
@@ -126,10 +127,13 @@ class Coordinators:
             self._apis.get("matching", f"/programmes/{quote(programme_id, safe='')}/rounds", token),
         )
         funnel = dashboard.funnel(programme_id, pipeline, pairs, survey)
-        ideas = None
+        ideas, circles = None, None
         if programme.get("ideas_for_change"):
             ideas = await self._apis.get("matching", f"/programmes/{quote(programme_id, safe='')}/ideas", token)
-        return Overview(programme, funnel, dashboard.rounds(reports), pairs.get("meetings") or {}, ideas)
+        if programme.get("kind") == "circles":
+            found = await self._apis.get("matching", "/circles", token, programme_id=programme_id)
+            circles = dashboard.circles(found)
+        return Overview(programme, funnel, dashboard.rounds(reports), pairs.get("meetings") or {}, ideas, circles)
 
     async def evaluation(self, token: str, programme_id: str) -> Evaluation:
         """The evaluation's tables, roles side by side."""
@@ -236,15 +240,16 @@ class MyProgramme:
         return await self._apis.open_page(secret)
 
     async def page(self, token: str) -> MyPage:
-        """Her record, her programme, her pairs and, for a mentee, the mentors she may choose."""
+        """Her record, her programme, her pairs and circles and, for a mentee, the mentors she may choose."""
         pid = participant_of(token)
         participant = await self._apis.get("registration", f"/participants/{quote(pid, safe='')}", token)
         programme_id = participant["programme_id"]
-        programme, profiles, institutions, pairs = await asyncio.gather(
+        programme, profiles, institutions, pairs, circles = await asyncio.gather(
             self._apis.get("registration", f"/programmes/{quote(programme_id, safe='')}", token),
             self._apis.get("registration", "/mentor-profiles", token, programme_id=programme_id),
             self._apis.get("registration", "/institutions", token),
             self._apis.get("matching", "/pairs", token),
+            self._apis.get("matching", "/circles", token),
         )
         directory, choices = [], []
         if "mentee" in participant["roles"]:
@@ -256,7 +261,7 @@ class MyProgramme:
         )
         meetings = dict(zip(going_on, logs, strict=True))
         return my_page(
-            participant, programme, pairs, profiles, directory, choices, schools, meetings, datetime.now(UTC)
+            participant, programme, pairs, profiles, directory, choices, schools, meetings, datetime.now(UTC), circles
         )
 
     async def _choosing(self, token: str, pid: str, programme_id: str) -> tuple[list[Any], list[str]]:

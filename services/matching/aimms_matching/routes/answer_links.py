@@ -24,6 +24,7 @@ class LinkedProposal(BaseModel):
     action: Literal["accept", "decline"]
     proposal: PairOut
     proposed: Profile | None = Field(description="The other side's profile; null once she left the scheme.")
+    giver: str = Field(description="What the programme calls its giving side: mentor, sponsor or ally.")
 
 
 class LinkAnswerIn(BaseModel):
@@ -35,12 +36,13 @@ class LinkAnswerIn(BaseModel):
 @router.get("/answer-links/{token}", response_model=LinkedProposal, responses=problem_responses(404))
 async def linked_proposal(token: str, matching: Matching) -> LinkedProposal:
     """The proposal behind an emailed answer link, for a page to show before she confirms (the link is the key)."""
-    pair, side, action, other = await matching.proposal_by_link(token)
+    pair, side, action, other, giver = await matching.proposal_by_link(token)
     return LinkedProposal(
         side=side,
         action=action,
         proposal=PairOut.of_pair(pair),
         proposed=carried_over(Profile, other) if other else None,
+        giver=giver,
     )
 
 

@@ -39,6 +39,17 @@ async def list_circles(programme_id: str, store: Store, caller: Principal = requ
     return [carried_over(CircleOut, c) for c in await store.circles(programme_id)]
 
 
+@router.get("/circles", response_model=list[CircleOut])
+async def list_own_circles(
+    store: Store, programme_id: str | None = None, caller: Principal = require(PARTICIPANTS_READ, participant=True)
+) -> list[CircleOut]:
+    """Circles she is in (her own token), with a member at a portal's institution, or any (coordinators); newest
+    first."""
+    institution_id = None if caller.is_admin or caller.is_participant else caller.institution_id
+    found = await store.circles(programme_id, institution_id=institution_id, participant_id=caller.participant_id)
+    return [carried_over(CircleOut, c) for c in found]
+
+
 @router.get("/circles/{circle_id}", response_model=CircleOut, responses=problem_responses(404))
 async def get_circle(
     circle_id: str, matching: Matching, caller: Principal = require(PARTICIPANTS_READ, participant=True)

@@ -100,14 +100,10 @@ def funnel(programme_id: str, pipeline: list[dict[str, Any]], pairs: dict[str, A
 @dataclass(frozen=True)
 class Round:
     ran_at: str
-    mentees: int
-    mentors: int
-    proposed: int
-    unmatched: int
-    quality: list[Bar]  # first choice %, any of three %
-    blocking_pairs: int
-    ranks: list[Bar]
-    groups: dict[str, list[dict[str, Any]]]  # "institution"/"career stage" -> rows
+    summary: str  # who was waiting and what the round made of them, in a sentence
+    quality: list[Bar]  # pairs: first choice %, any of three %; circles: mixed, sharing an interest, facilitated
+    ranks: list[Bar] = field(default_factory=list)  # pairs only: which of her choices each mentee got
+    groups: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # "institution"/"career stage" -> rows
 
 
 RANKS = {"choice_1": "First choice", "choice_2": "Second choice", "choice_3": "Third choice"}
@@ -115,45 +111,105 @@ RANKS |= {"fallback": "Proposed by score", "unmatched": "Not matched"}
 
 
 def rounds(reports: list[dict[str, Any]]) -> list[Round]:
-    """Each round's quality, newest first, from matching's stable round (the residual adds its count)."""
-    shown = []
-    for report in sorted(reports, key=lambda r: r["ran_at"], reverse=True):
-        stable = report["stable"]
-        ranks = dict(stable.get("rank_profile", {}))
-        ranks["unmatched"] = report["unmatched"]
-        groups = {
-            name: [
-                {
-                    "group": group,
-                    "mentees": figures["mentees"],
-                    "matched": figures["matched"],
-                    "match_rate": _percent(figures["match_rate"]),
-                    "first_choice_rate": _percent(figures["first_choice_rate"]),
-                }
-                for group, figures in stable.get(key, {}).items()
-            ]
-            for name, key in (("institution", "by_institution"), ("career stage", "by_seniority"))
-        }
-        shown.append(
-            Round(
-                ran_at=report["ran_at"][:16].replace("T", " "),
-                mentees=report["mentees"],
-                mentors=report["mentors"],
-                proposed=report["proposed"],
-                unmatched=report["unmatched"],
-                quality=bars(
-                    [
-                        ("Matched to her first choice", _percent(stable["first_choice_rate"])),
-                        ("Matched to one of her three", _percent(stable["any_choice_rate"])),
-                    ],
-                    scale=100,
-                ),
-                blocking_pairs=stable["blocking_pairs"] + report["residual"]["blocking_pairs"],
-                ranks=bars([(label, ranks.get(key, 0)) for key, label in RANKS.items()]),
-                groups=groups,
+    """Each round's quality, newest first: a pairs round from matching's stable round (the residual adds its
+    count), a circles round from the circles it formed."""
+    ordered = sorted(reports, key=lambda r: r["ran_at"], reverse=True)
+    return [_circles_round(r) if r.get("kind") == "circles" else _pairs_round(r) for r in ordered]
+
+
+def _pairs_round(report: dict[str, Any]) -> Round:
+    stable = report["stable"]
+    ranks = dict(stable.get("rank_profile", {}))
+    ranks["unmatched"] = report["unmatched"]
+    groups = {
+        name: [
+            {
+                "group": group,
+                "mentees": figures["mentees"],
+                "matched": figures["matched"],
+                "match_rate": _percent(figures["match_rate"]),
+                "first_choice_rate": _percent(figures["first_choice_rate"]),
+            }
+            for group, figures in stable.get(key, {}).items()
+        ]
+        for name, key in (("institution", "by_institution"), ("career stage", "by_seniority"))
+    }
+    blocking = stable["blocking_pairs"] + report["residual"]["blocking_pairs"]
+    return Round(
+        ran_at=_minute(report["ran_at"]),
+        summary=f"{words.counted(report['mentees'], 'mentee')} waiting, {words.counted(report['mentors'], 'mentor')}: "
+        f"{words.counted(report['proposed'], 'pair')} proposed, {report['unmatched']} not matched; "
+        f"blocking pairs: {blocking}.",
+        quality=bars(
+            [
+                ("Matched to her first choice", _percent(stable["first_choice_rate"])),
+                ("Matched to one of her three", _percent(stable["any_choice_rate"])),
+            ],
+            scale=100,
+        ),
+        ranks=bars([(label, ranks.get(key, 0)) for key, label in RANKS.items()]),
+        groups=groups,
+    )
+
+
+def _circles_round(report: dict[str, Any]) -> Round:
+    quality = report["stable"]
+    summary = (
+        f"{words.counted(report['mentees'], 'peer')} waiting, {words.counted(report['mentors'], 'facilitator')}: "
+        f"{words.counted(report['circles'], 'circle')} formed, {report['proposed']} placed, "
+        f"{report['unmatched']} not placed"
+    )
+    if report["circles"]:
+        alone = words.counted(quality["members_alone_of_their_group"], "member")
+        summary += f"; circles of {quality['size_min']} to {quality['size_max']}, {alone} alone of their group"
+    measures = [
+        ("Circles mixing institutions", "institutions_mixed_rate"),
+        ("Members sharing an interest in their circle", "sharing_an_interest_rate"),
+        ("Circles with a facilitator", "facilitated_rate"),
+    ]
+    return Round(
+        ran_at=_minute(report["ran_at"]),
+        summary=summary + ".",
+        quality=bars([(label, _percent(quality.get(key, 0))) for label, key in measures], scale=100),
+    )
+
+
+@dataclass(frozen=True)
+class CircleRow:
+    """A circle as coordinators follow it: its size, mix and dates (the members' names are in registration)."""
+
+    formed: str
+    members: str  # "5 peers and a facilitator", "6 peers, no facilitator"
+    institutions: str
+    stages: str
+    interests: str
+    left: int
+    follow_up: str
+
+
+def circles(found: list[dict[str, Any]]) -> list[CircleRow]:
+    """A circles programme's circles, as matching lists them (newest first)."""
+    rows = []
+    for circle in found:
+        peers = sum(m["role"] == "peer" for m in circle["members"])
+        facilitated = any(m["role"] == "facilitator" for m in circle["members"])
+        low, high = circle["stages"]
+        rows.append(
+            CircleRow(
+                formed=words.day(circle["formed_at"]) or "",
+                members=words.counted(peers, "peer") + (" and a facilitator" if facilitated else ", no facilitator"),
+                institutions=", ".join(sorted({m["institution_id"] for m in circle["members"]})),
+                stages=low if low == high else f"{low} to {high}",
+                interests=words.listed(circle["shared_interests"]) or "None in common",
+                left=len(circle["left"]),
+                follow_up=words.day(circle["follow_up_at"]) or "",
             )
         )
-    return shown
+    return rows
+
+
+def _minute(ran_at: str) -> str:
+    return ran_at[:16].replace("T", " ")
 
 
 def _percent(rate: float) -> float:

@@ -1,8 +1,8 @@
-"""A participant's own page, in her words: where she stands, her dates, the mentors she may choose.
+"""A participant's own page, in her words: where she stands, her dates, the mentors she may choose, her circle.
 
 Pure: no I/O. Registration gives her record, her programme and the published mentors' names;
-matching gives her pairs, the directory's places left and her choices. Matching knows no names,
-so a partner is named only where her profile is published (a mentor); the introduction email
+matching gives her pairs and circles, the directory's places left and her choices. Matching knows no
+names, so a partner is named only where her profile is published (a mentor); the introduction email
 names everyone.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aimms_portal.domain.words import day, label, listed, with_article
+from aimms_portal.domain.words import counted, day, label, listed, with_article
 from aimms_shared.contracts.registration import giver_of
 from aimms_shared.durations import in_words
 
@@ -60,6 +60,20 @@ class Partnership:
 
 
 @dataclass(frozen=True)
+class Circle:
+    """A circle she is in: who is in it by school and stage, why they are together, its dates (the
+    introduction email names everyone and gives their addresses)."""
+
+    circle_id: str
+    her_role: str  # "Peer", "Facilitator"
+    members: str  # "5 peers and a facilitator"
+    schools: str
+    stages: str
+    interests: str
+    dates: list[tuple[str, str]]  # (label, day)
+
+
+@dataclass(frozen=True)
 class MyPage:
     participant_id: str
     name: str
@@ -74,6 +88,8 @@ class MyPage:
     choices: list[str]  # mentors' ids, best first; "" where a place in the three is empty
     ideas_for_change: bool = False  # the programme asks pairs for ideas for change (reverse mentoring)
     giver: str = "mentor"  # who gives the programme's support: mentor, sponsor or ally
+    in_circles: bool = False  # a circles programme: she meets in a circle, not a pair
+    circles: list[Circle] = field(default_factory=list)
 
     @property
     def a_giver(self) -> str:
@@ -91,6 +107,7 @@ def my_page(
     schools: dict[str, str],
     meetings: dict[str, list[dict[str, Any]]] | None = None,
     now: datetime | None = None,
+    circles: list[dict[str, Any]] | None = None,
 ) -> MyPage:
     """Her page, from registration's and matching's answers."""
     pid, active = participant["participant_id"], participant["status"] == "active"
@@ -98,6 +115,7 @@ def my_page(
     is_mentee = "mentee" in participant["roles"]
     mentees_pairs = [p for p in pairs if p["mentee_id"] == pid]
     questions = {q["question_id"]: q["text"] for q in (programme or {}).get("profile_questions", ())}
+    giver = giver_of((programme or {}).get("roles_offered", ()))
     return MyPage(
         participant_id=pid,
         name=participant["name"],
@@ -107,13 +125,16 @@ def my_page(
         withdrawn_on=day(participant.get("withdrawn_at")),
         term=in_words(programme["term"]) if programme else None,
         partnerships=[
-            _partnership(pid, pair, names, active, (meetings or {}).get(pair["pair_id"], []), now) for pair in pairs
+            _partnership(pid, pair, names, active, (meetings or {}).get(pair["pair_id"], []), now, giver)
+            for pair in pairs
         ],
         may_choose=active and is_mentee and not any(p["state"] in OPEN_STATES for p in mentees_pairs),
         mentors=[_mentor(entry, names, schools, questions) for entry in directory if entry["participant_id"] != pid],
         choices=(list(choices) + [""] * MAX_CHOICES)[:MAX_CHOICES],
         ideas_for_change=bool(programme and programme.get("ideas_for_change")),
-        giver=giver_of((programme or {}).get("roles_offered", ())),
+        giver=giver,
+        in_circles=(programme or {}).get("kind") == "circles",
+        circles=[_circle(pid, circle, schools) for circle in circles or ()],
     )
 
 
@@ -142,6 +163,27 @@ def _mentor(entry: dict[str, Any], names: dict[str, str], schools: dict[str, str
     )
 
 
+def _circle(pid: str, circle: dict[str, Any], schools: dict[str, str]) -> Circle:
+    members = circle["members"]
+    peers = sum(m["role"] == "peer" for m in members)
+    facilitated = any(m["role"] == "facilitator" for m in members)
+    her = next((m["role"] for m in members if m["participant_id"] == pid), "peer")
+    low, high = circle["stages"]
+    return Circle(
+        circle_id=circle["circle_id"],
+        her_role=her.capitalize(),
+        members=counted(peers, "peer") + (" and a facilitator" if facilitated else ""),
+        schools=", ".join(sorted({schools.get(m["institution_id"], m["institution_id"]) for m in members})),
+        stages=low if low == high else f"{low} to {high}",
+        interests=listed(circle["shared_interests"]) or "None in common yet",
+        dates=[
+            (name, shown)
+            for name, value in (("Formed", circle["formed_at"]), ("Follow-up questionnaire", circle["follow_up_at"]))
+            if (shown := day(value))
+        ],
+    )
+
+
 def _partnership(
     pid: str,
     pair: dict[str, Any],
@@ -149,10 +191,12 @@ def _partnership(
     active: bool,
     meetings: list[dict[str, Any]],
     now: datetime | None,
+    giver: str,
 ) -> Partnership:
     as_mentee = pair["mentee_id"] == pid
     if as_mentee:
-        with_whom = f"Your mentor, {names[pair['mentor_id']]}" if pair["mentor_id"] in names else "Your mentor"
+        mentor = names.get(pair["mentor_id"])
+        with_whom = f"Your {giver}, {mentor}" if mentor else f"Your {giver}"
     else:
         with_whom = "Your mentee"
     state = pair["state"]

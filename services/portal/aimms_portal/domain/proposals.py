@@ -8,14 +8,15 @@ The background component of the score is never shown: it would disclose special 
 from dataclasses import dataclass
 from typing import Any
 
-from aimms_portal.domain.words import day, label, listed
+from aimms_portal.domain.words import day, label, listed, with_article
 
 ORDINALS = {1: "first", 2: "second", 3: "third"}
+# {giver} is what the programme calls its giving side: mentor, sponsor or ally.
 FALLBACKS = {
-    "no-choices": "You did not name mentors, so the scheme proposed the best-fitting mentor with a place free.",
-    "choices-full": "The mentors you named had no place left, so the scheme proposed the best fit with a place free.",
-    "choices-declined": "A mentor you named declined before, so the scheme proposed the best fit with a place free.",
-    "choices-ineligible": "The mentors you named could not take you on in this programme, so the scheme proposed "
+    "no-choices": "You did not name {giver}s, so the scheme proposed the best-fitting {giver} with a place free.",
+    "choices-full": "The {giver}s you named had no place left, so the scheme proposed the best fit with a place free.",
+    "choices-declined": "{A_giver} you named declined before, so the scheme proposed the best fit with a place free.",
+    "choices-ineligible": "The {giver}s you named could not take you on in this programme, so the scheme proposed "
     "the best fit with a place free.",
 }
 STATES = {
@@ -43,8 +44,8 @@ class Proposal:
 
 def proposal(view: dict[str, Any]) -> Proposal:
     """The page for matching's `GET /answer-links/{token}` answer."""
-    side, pair, other = view["side"], view["proposal"], view.get("proposed")
-    other_role = "mentor" if side == "mentee" else "mentee"
+    side, pair, other, giver = view["side"], view["proposal"], view.get("proposed"), view.get("giver", "mentor")
+    other_role = giver if side == "mentee" else "mentee"
     headline = f"Your proposed {other_role}" if side == "mentee" else "A mentee proposed to you"
     answered = pair["answers"].get(side)
     if pair["state"] == "proposed" and answered:
@@ -59,7 +60,7 @@ def proposal(view: dict[str, Any]) -> Proposal:
         other_role=other_role,
         headline=headline,
         profile=_profile(other) if other else [],
-        reasons=_reasons(side, pair),
+        reasons=_reasons(side, pair, giver),
         reply_by=day(pair.get("reply_by")),
         answerable=status is None,
         status=status,
@@ -78,7 +79,7 @@ def _profile(other: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _reasons(side: str, pair: dict[str, Any]) -> list[str]:
+def _reasons(side: str, pair: dict[str, Any], giver: str) -> list[str]:
     """Why these two, from the explanation matching recorded when it proposed them."""
     reasons = []
     if pair.get("note"):
@@ -88,7 +89,7 @@ def _reasons(side: str, pair: dict[str, Any]) -> list[str]:
         nth = ORDINALS.get(rank, f"number {rank}")
         reasons.append(f"She was your {nth} choice." if side == "mentee" else f"You were her {nth} choice.")
     elif side == "mentee" and pair.get("fallback_reason") in FALLBACKS:
-        reasons.append(FALLBACKS[pair["fallback_reason"]])
+        reasons.append(FALLBACKS[pair["fallback_reason"]].format(giver=giver, A_giver=with_article(giver).capitalize()))
     if pair.get("shared_interests"):
         reasons.append(f"You share research interests: {listed(pair['shared_interests'])}.")
     gap = pair.get("seniority_gap") or 0

@@ -20,6 +20,11 @@ def listed(slugs: list[str]) -> str:
     return ", ".join(slug.replace("-", " ") for slug in slugs)
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 peer', '5 peers'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def with_article(word: str) -> str:
     """'a mentor', 'an ally'."""
     return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
