@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from pymongo.errors import ConnectionFailure
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,6 +44,8 @@ class Problem(BaseModel):
     errors: list[dict[str, str]] | None = None
 
 
+STORE_RETRY_AFTER_SECONDS = 2
+
 PROBLEM_TEXT = {
     400: "Bad request",
     401: "No valid access token",
@@ -52,6 +55,7 @@ PROBLEM_TEXT = {
     410: "The link is unknown, used or expired (indistinguishable on purpose)",
     429: "Too many requests from this caller: try again after Retry-After seconds",
     422: "Invalid input: each field and the rule it breaks",
+    503: "The service cannot reach its store just now: try again after Retry-After seconds",
 }
 
 
@@ -77,9 +81,10 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def api_router(*tags: str, **kwargs: Any) -> APIRouter:
-    """The router of one area of a service's API. Every route of it documents 422 as problem+json once,
-    here: any body, path or query value can break a rule, and the app answers each such case alike."""
-    return APIRouter(tags=list(tags), responses=problem_responses(422), **kwargs)
+    """The router of one area of a service's API. Every route of it documents 422 and 503 as problem+json
+    once, here: any body, path or query value can break a rule, any route can find its store out of reach,
+    and the app answers each such case alike."""
+    return APIRouter(tags=list(tags), responses=problem_responses(422, 503), **kwargs)
 
 
 def problem(
@@ -151,6 +156,14 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
         return _refusal(request, exc.status_code, title, str(exc.detail), code=f"http-{exc.status_code}")
+
+    @app.exception_handler(ConnectionFailure)
+    async def store_unreachable(request: Request, exc: ConnectionFailure) -> Response:
+        # The store restarting or out of reach is an outage to wait out, not a fault in the request.
+        log.warning("http.store_unreachable", error=type(exc).__name__)
+        detail = "The service cannot reach its store just now; retry shortly (with the same Idempotency-Key, if any)."
+        headers = {"Retry-After": str(STORE_RETRY_AFTER_SECONDS)}
+        return _refusal(request, 503, "Service unavailable", detail, code="unavailable", headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -3,6 +3,7 @@
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, EmailStr
+from pymongo.errors import AutoReconnect
 
 from aimms_shared.errors import Conflict, NotYetKnown
 from aimms_shared.http import install_problem_handlers
@@ -22,6 +23,10 @@ def app() -> FastAPI:
     @api.get("/mentees/{mentee_id}")
     async def mentee(mentee_id: str) -> None:
         raise NotYetKnown("mentee_id", f"participant '{mentee_id}' has not reached this service yet")
+
+    @api.get("/store-down")
+    async def store_down() -> None:
+        raise AutoReconnect("127.0.0.1:27017: connection closed")
 
     @api.get("/boom")
     async def boom() -> None:
@@ -74,3 +79,10 @@ def test_something_not_known_here_yet_is_a_409_with_retry_after_not_a_404() -> N
         "known-here",
     )
     assert "retry after 2 s" in problem["detail"]
+
+
+def test_a_store_out_of_reach_is_a_503_to_retry_not_an_internal_error() -> None:
+    response = TestClient(app(), raise_server_exceptions=False).get("/store-down")
+
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "2")
+    assert response.json()["type"] == "/problems/unavailable" and "27017" not in response.text
