@@ -191,15 +191,12 @@ def circles(found: list[dict[str, Any]]) -> list[CircleRow]:
     """A circles programme's circles, as matching lists them (newest first)."""
     rows = []
     for circle in found:
-        peers = sum(m["role"] == "peer" for m in circle["members"])
-        facilitated = any(m["role"] == "facilitator" for m in circle["members"])
-        low, high = circle["stages"]
         rows.append(
             CircleRow(
                 formed=words.day(circle["formed_at"]) or "",
-                members=words.counted(peers, "peer") + (" and a facilitator" if facilitated else ", no facilitator"),
+                members=words.circle_members(circle["members"], unfacilitated=", no facilitator"),
                 institutions=", ".join(sorted({m["institution_id"] for m in circle["members"]})),
-                stages=low if low == high else f"{low} to {high}",
+                stages=words.stage_span(circle["stages"]),
                 interests=words.listed(circle["shared_interests"]) or "None in common",
                 left=len(circle["left"]),
                 follow_up=words.day(circle["follow_up_at"]) or "",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aimms_portal.domain.words import counted, day, label, listed, with_article
+from aimms_portal.domain.words import circle_members, day, label, listed, stage_span, with_article
 from aimms_shared.contracts.registration import giver_of
 from aimms_shared.durations import in_words
 
@@ -165,16 +165,13 @@ def _mentor(entry: dict[str, Any], names: dict[str, str], schools: dict[str, str
 
 def _circle(pid: str, circle: dict[str, Any], schools: dict[str, str]) -> Circle:
     members = circle["members"]
-    peers = sum(m["role"] == "peer" for m in members)
-    facilitated = any(m["role"] == "facilitator" for m in members)
     her = next((m["role"] for m in members if m["participant_id"] == pid), "peer")
-    low, high = circle["stages"]
     return Circle(
         circle_id=circle["circle_id"],
         her_role=her.capitalize(),
-        members=counted(peers, "peer") + (" and a facilitator" if facilitated else ""),
+        members=circle_members(members),
         schools=", ".join(sorted({schools.get(m["institution_id"], m["institution_id"]) for m in members})),
-        stages=low if low == high else f"{low} to {high}",
+        stages=stage_span(circle["stages"]),
         interests=listed(circle["shared_interests"]) or "None in common yet",
         dates=[
             (name, shown)
